@@ -1,0 +1,37 @@
+# The README's commands. Every target starts with the same idempotent set-up.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+export BENTOML_DO_NOT_TRACK := true
+
+.PHONY: install serve test test-unit lint format data
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make install | serve | test | test-unit | lint | format | data"
+
+install: $(VENV)/.installed
+
+# torch==2.13.0 (pinned in pyproject.toml) is the CPU build that lies on disk; pip takes it from there.
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+serve: install
+	@echo "make serve: the BentoML service is not built yet (see the service issue); nothing to serve." >&2; exit 1
+
+test: install
+	$(PY) -m pytest
+
+test-unit: install
+	$(PY) -m pytest -m "not integration"
+
+lint: install
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+
+data: install
+	$(VENV)/bin/hat data build --out data

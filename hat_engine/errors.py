@@ -1,0 +1,21 @@
+"""Typed errors raised by the engine. Each message names the bad value and how to fix it."""
+
+
+class HatError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class DataError(HatError):
+    """A corpus source or output is missing, corrupt or unusable."""
+
+
+class InvalidArchError(HatError, ValueError):
+    """An architecture does not fit the search space."""
+
+
+class ConfigError(HatError, ValueError):
+    """A YAML or dataclass configuration is malformed (unknown key, wrong type)."""
+
+
+class CheckpointError(HatError):
+    """A checkpoint file is missing, corrupt, or was built from another configuration."""

