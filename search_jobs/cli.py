@@ -6,7 +6,7 @@ import os
 import sys
 
 from hat_engine.errors import HatError
-from search_jobs import data_build
+from search_jobs import data_build, supernet_evaluate, supernet_train, translate
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,6 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.required = True
     data_build.register(data)
+    supernet = commands.add_parser("supernet", help="the SuperTransformer").add_subparsers(
+        dest="supernet_command", metavar="ACTION", parser_class=_Parser
+    )
+    supernet.required = True
+    supernet_train.register(supernet)
+    supernet_evaluate.register(supernet)
+    translate.register(commands)
     return parser
 
 

@@ -1,0 +1,97 @@
+"""Tokenised parallel data and token-bucketed batches (fairseq-style: similar lengths, a token budget)."""
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from hat_engine.data import load_manifest
+from hat_engine.errors import DataError
+from hat_engine.tokenizer import Tokenizer
+
+
+@dataclass
+class ParallelData:
+    """Token ids without specials; `Batch` adds BOS/EOS."""
+
+    src: list[list[int]]
+    tgt: list[list[int]]
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def target_tokens(self) -> int:
+        return sum(len(t) + 1 for t in self.tgt)
+
+
+@dataclass
+class Batch:
+    src: Tensor  # (B, S) source ids + EOS, right-padded
+    prev: Tensor  # (B, T) BOS + target ids
+    target: Tensor  # (B, T) target ids + EOS
+    ntokens: int  # non-pad target tokens
+
+
+def read_split(data_dir: Path, name: str) -> tuple[list[str], list[str]]:
+    """The English and (first reference) German lines of a split named in the manifest."""
+    manifest = load_manifest(data_dir)
+    if name not in manifest["splits"]:
+        raise DataError(f"{data_dir}: no split {name!r}; the manifest has {sorted(manifest['splits'])}")
+    files = manifest["splits"][name]["files"]
+    src = (data_dir / files["en"]["path"]).read_text(encoding="utf-8").splitlines()
+    tgt = (data_dir / files["de"]["path"]).read_text(encoding="utf-8").splitlines()
+    return src, tgt
+
+
+def splits_with_role(data_dir: Path, role: str) -> list[str]:
+    return [name for name, s in load_manifest(data_dir)["splits"].items() if s["role"] == role]
+
+
+def tokenize(tokenizer: Tokenizer, src: list[str], tgt: list[str], repeat: int = 1) -> ParallelData:
+    return ParallelData(tokenizer.encode(src) * repeat, tokenizer.encode(tgt) * repeat)
+
+
+def concat(parts: list[ParallelData]) -> ParallelData:
+    return ParallelData([s for p in parts for s in p.src], [t for p in parts for t in p.tgt])
+
+
+def make_batch(data: ParallelData, indices: list[int], pad: int, bos: int, eos: int) -> Batch:
+    srcs = [data.src[i] + [eos] for i in indices]
+    tgts = [data.tgt[i] for i in indices]
+    s_len, t_len = max(map(len, srcs)), max(len(t) for t in tgts) + 1
+    src = torch.full((len(indices), s_len), pad, dtype=torch.long)
+    prev = torch.full((len(indices), t_len), pad, dtype=torch.long)
+    target = torch.full((len(indices), t_len), pad, dtype=torch.long)
+    for row, (s, t) in enumerate(zip(srcs, tgts, strict=True)):
+        src[row, : len(s)] = torch.tensor(s)
+        prev[row, : len(t) + 1] = torch.tensor([bos] + t)
+        target[row, : len(t) + 1] = torch.tensor(t + [eos])
+    return Batch(src, prev, target, sum(len(t) + 1 for t in tgts))
+
+
+def token_buckets(data: ParallelData, max_tokens: int, seed: int) -> list[list[int]]:
+    """Index lists of similar-length pairs whose padded size (rows x longest side) stays within `max_tokens`."""
+    rng = random.Random(seed)
+    lengths = [max(len(s) + 1, len(t) + 1) for s, t in zip(data.src, data.tgt, strict=True)]
+    order = sorted(range(len(data)), key=lambda i: (lengths[i], rng.random()))
+    buckets, current, longest = [], [], 0
+    for i in order:
+        longest_next = max(longest, lengths[i])
+        if current and longest_next * (len(current) + 1) > max_tokens:
+            buckets.append(current)
+            current, longest_next = [], lengths[i]
+        current.append(i)
+        longest = longest_next
+    if current:
+        buckets.append(current)
+    return buckets
+
+
+def epoch_batches(data: ParallelData, max_tokens: int, seed: int, epoch: int) -> Iterator[list[int]]:
+    """The buckets of one epoch in a seeded random order."""
+    buckets = token_buckets(data, max_tokens, seed + epoch)
+    random.Random(seed * 1000 + epoch).shuffle(buckets)
+    yield from buckets

@@ -1,0 +1,78 @@
+"""Translate text with an extracted SubTransformer and score it with sacrebleu (BLEU + chrF, corpus level)."""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import sacrebleu
+import torch
+
+from hat_engine.data import load_manifest
+from hat_engine.decoding import beam_search, greedy_search
+from hat_engine.tokenizer import Tokenizer
+from hat_engine.transformer import Transformer
+
+MAX_SOURCE_TOKENS = 200  # the corpus' length filter; longer input is cut to keep within max_positions
+
+
+def translate(
+    model: Transformer,
+    tokenizer: Tokenizer,
+    lines: list[str],
+    beam: int = 4,
+    batch_size: int = 32,
+    on_batch: Callable[[int], None] = lambda _: None,
+) -> list[str]:
+    """English lines -> German lines. Sentences are batched by length; the output keeps the input order."""
+    ids = [ids[:MAX_SOURCE_TOKENS] + [tokenizer.eos_id] for ids in tokenizer.encode(list(lines))]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    out: list[str] = [""] * len(ids)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        src = torch.full((len(chunk), max(len(ids[i]) for i in chunk)), tokenizer.pad_id, dtype=torch.long)
+        for row, i in enumerate(chunk):
+            src[row, : len(ids[i])] = torch.tensor(ids[i])
+        hyps = greedy_search(model, src) if beam == 1 else beam_search(model, src, beam=beam)
+        for i, hyp in zip(chunk, tokenizer.decode(hyps), strict=True):
+            out[i] = hyp
+        on_batch(len(chunk))
+    return out
+
+
+def score(hypotheses: list[str], references: list[list[str]]) -> dict:
+    """Corpus BLEU and chrF against one or more reference streams, with sacrebleu's signatures."""
+    bleu, chrf = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
+    b, c = bleu.corpus_score(hypotheses, references), chrf.corpus_score(hypotheses, references)
+    return {
+        "bleu": round(b.score, 2),
+        "chrf": round(c.score, 2),
+        "bleu_signature": str(bleu.get_signature()),
+        "chrf_signature": str(chrf.get_signature()),
+    }
+
+
+def test_sets(data_dir: Path) -> dict[str, tuple[list[str], list[list[str]]]]:
+    """Every test split of a built corpus: (sources, reference streams). Extra references (`de2`) are used."""
+    sets = {}
+    for name, split in load_manifest(data_dir)["splits"].items():
+        if split["role"] != "test":
+            continue
+        files = {k: (data_dir / f["path"]).read_text(encoding="utf-8").splitlines() for k, f in split["files"].items()}
+        sets[name] = (files["en"], [files[k] for k in ("de", "de2") if k in files])
+    return sets
+
+
+def evaluate(
+    model: Transformer,
+    tokenizer: Tokenizer,
+    data_dir: Path,
+    beam: int = 4,
+    limit: int | None = None,
+    on_batch: Callable[[int], None] = lambda _: None,
+) -> dict[str, dict]:
+    """BLEU/chrF on each test set (the first `limit` sentences when given)."""
+    results = {}
+    for name, (src, refs) in test_sets(data_dir).items():
+        src, refs = src[:limit], [r[:limit] for r in refs]
+        hyps = translate(model, tokenizer, src, beam=beam, on_batch=on_batch)
+        results[name] = {**score(hyps, refs), "sentences": len(src), "references": len(refs)}
+    return results

@@ -1,0 +1,258 @@
+"""SuperTransformer training (HAT §3.2): one sampled SubTransformer per update, weights shared by all.
+
+Token-bucketed batches, label-smoothed cross entropy, Adam with inverse-sqrt warm-up, bf16 autocast on CPU.
+The sampled arch of step `n` depends only on (seed, n), as in HAT, so a resumed or distributed run trains the
+same sequence of SubTransformers. Checkpoints hold everything needed to resume exactly where training stopped.
+"""
+
+import dataclasses
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import yaml
+
+from hat_engine.batching import ParallelData, concat, epoch_batches, make_batch, read_split, splits_with_role, tokenize
+from hat_engine.config import ArchConfig, ModelConfig, SearchSpace
+from hat_engine.errors import ConfigError
+from hat_engine.supernet import SuperTransformer, load_supernet, save_supernet
+from hat_engine.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run depends on; stored in every checkpoint."""
+
+    data_dir: str = "data"
+    space: str = "configs/space.yaml"
+    out_dir: str = "runs/supernet"
+    seed: int = 1
+    max_tokens: int = 4096
+    lr: float = 1e-3
+    warmup_steps: int = 400
+    adam_betas: tuple[float, float] = (0.9, 0.98)
+    weight_decay: float = 0.0
+    clip_norm: float = 1.0
+    label_smoothing: float = 0.1
+    dropout: float = 0.1
+    sampling: str = "uniform"  # HAT's rule; "sandwich" = largest + smallest + one random per update
+    max_minutes: float = 90.0
+    max_steps: int = 1_000_000
+    checkpoint_minutes: float = 5.0
+    validate_every: int = 250
+    valid_sentences: int = 300
+    upsample: dict[str, int] = field(default_factory=lambda: {"ding_train": 4})
+    bf16: bool = True
+    init_from: str | None = None  # start from a saved supernet's weights (fresh optimizer)
+
+    def __post_init__(self) -> None:
+        if self.sampling not in ("uniform", "sandwich"):
+            raise ConfigError(f"sampling={self.sampling!r}: use 'uniform' or 'sandwich'")
+        if self.max_tokens < 64 or self.lr <= 0 or self.warmup_steps < 1:
+            raise ConfigError("max_tokens must be >= 64, lr > 0 and warmup_steps >= 1")
+        object.__setattr__(self, "adam_betas", tuple(self.adam_betas))
+
+    @classmethod
+    def from_yaml(cls, text: str) -> "TrainConfig":
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"training config is not valid YAML: {exc}") from exc
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - names)
+        if unknown:
+            raise ConfigError(f"unknown training config key(s) {unknown}; known: {sorted(names)}")
+        try:
+            return cls(**raw)
+        except TypeError as exc:
+            raise ConfigError(f"training config: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["adam_betas"] = list(self.adam_betas)
+        return d
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to `lr`, then inverse square root decay (Vaswani et al.)."""
+    step = max(step, 1)
+    return cfg.lr * min(step / cfg.warmup_steps, math.sqrt(cfg.warmup_steps / step))
+
+
+def archs_for_step(space: SearchSpace, cfg: TrainConfig, step: int) -> list[ArchConfig]:
+    sampled = space.sample(random.Random(cfg.seed * 1_000_003 + step))
+    if cfg.sampling == "sandwich":
+        return [space.largest(), space.smallest(), sampled]
+    return [sampled]
+
+
+def loss_on(model: torch.nn.Module, batch, label_smoothing: float, bf16: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(label-smoothed loss, plain NLL), both summed over non-pad target tokens."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        logits = model(batch.src, batch.prev)  # (B, T, V)
+    logits = logits.float().flatten(0, 1)
+    target = batch.target.flatten()
+    pad = model.model_config.pad_id
+    loss = F.cross_entropy(logits, target, ignore_index=pad, label_smoothing=label_smoothing, reduction="sum")
+    nll = F.cross_entropy(logits.detach(), target, ignore_index=pad, reduction="sum")
+    return loss, nll
+
+
+@torch.no_grad()
+def validation_loss(model: SuperTransformer, arch: ArchConfig, valid: ParallelData, max_tokens: int, bf16: bool):
+    """Per-token NLL of one SubTransformer (inherited weights) on a fixed validation set."""
+    was_training = model.training
+    model.eval()
+    model.set_active(arch)
+    cfg = model.model_config
+    total, tokens = 0.0, 0
+    for indices in epoch_batches(valid, max_tokens, seed=0, epoch=0):
+        batch = make_batch(valid, indices, cfg.pad_id, cfg.bos_id, cfg.eos_id)
+        total += loss_on(model, batch, 0.0, bf16)[1].item()
+        tokens += batch.ntokens
+    model.train(was_training)
+    return total / max(tokens, 1)
+
+
+class Trainer:
+    """Builds data, model and optimizer from a `TrainConfig`; `run()` trains until a limit and checkpoints."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False):
+        self.cfg, self.out = cfg, Path(cfg.out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        data_dir = Path(cfg.data_dir)
+        self.tokenizer = Tokenizer(data_dir / "spm.model")
+        self.space = SearchSpace.from_yaml(Path(cfg.space).read_text())
+        parts = []
+        for name in splits_with_role(data_dir, "train"):
+            parts.append(tokenize(self.tokenizer, *read_split(data_dir, name), repeat=cfg.upsample.get(name, 1)))
+        self.train_data = concat(parts)
+        self.valid = {}
+        for name in splits_with_role(data_dir, "valid"):
+            src, tgt = read_split(data_dir, name)
+            self.valid[name] = tokenize(self.tokenizer, src[: cfg.valid_sentences], tgt[: cfg.valid_sentences])
+        t = self.tokenizer
+        model_config = ModelConfig(
+            t.vocab_size, pad_id=t.pad_id, unk_id=t.unk_id, bos_id=t.bos_id, eos_id=t.eos_id, dropout=cfg.dropout
+        )
+        self.state = {"step": 0, "epoch": 0, "position": 0, "elapsed": 0.0, "tokens": 0}
+        checkpoint = self.out / CHECKPOINT
+        if resume and checkpoint.is_file():
+            self.model, extra = load_supernet(checkpoint)
+            self._optimizer()
+            self.optimizer.load_state_dict(extra["optimizer"])
+            self.state.update(extra["state"])
+            log.info("resumed from %s at step %d", checkpoint, self.state["step"])
+        elif cfg.init_from:
+            self.model, _ = load_supernet(cfg.init_from)
+            self._optimizer()
+            log.info("initialised weights from %s", cfg.init_from)
+        else:
+            torch.manual_seed(cfg.seed)
+            self.model = SuperTransformer(self.space, model_config)
+            self._optimizer()
+        if self.model.model_config.vocab_size != t.vocab_size:
+            raise ConfigError(f"supernet vocab {self.model.model_config.vocab_size} != tokenizer vocab {t.vocab_size}")
+
+    def _optimizer(self) -> None:
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=self.cfg.lr, betas=self.cfg.adam_betas, weight_decay=self.cfg.weight_decay
+        )
+
+    def checkpoint(self) -> None:
+        tmp = self.out / (CHECKPOINT + ".tmp")
+        extra = {
+            "optimizer": self.optimizer.state_dict(),
+            "state": dict(self.state),
+            "train_config": self.cfg.to_dict(),
+        }
+        save_supernet(tmp, self.model, extra)
+        tmp.replace(self.out / CHECKPOINT)
+
+    def export(self, path: Path) -> None:
+        """The trained supernet alone, fp16, with its training config and state: what the product ships."""
+        extra = {"state": dict(self.state), "train_config": self.cfg.to_dict()}
+        save_supernet(path, self.model, extra, dtype=torch.float16)
+
+    def _metric(self, record: dict) -> None:
+        with open(self.out / METRICS, "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def validate(self) -> dict[str, float]:
+        result = {}
+        for label, arch in (("largest", self.space.largest()), ("smallest", self.space.smallest())):
+            for name, data in self.valid.items():
+                result[f"{label}/{name}"] = validation_loss(self.model, arch, data, self.cfg.max_tokens, self.cfg.bf16)
+        self._metric({"step": self.state["step"], "tokens": self.state["tokens"], "valid": result})
+        return result
+
+    def _buckets(self, epoch: int) -> list[list[int]]:
+        if getattr(self, "_epoch_buckets", (None,))[0] != epoch:
+            self._epoch_buckets = (
+                epoch,
+                list(epoch_batches(self.train_data, self.cfg.max_tokens, self.cfg.seed, epoch)),
+            )
+        return self._epoch_buckets[1]
+
+    def run(self, on_progress: Callable[[dict], None] = lambda _: None) -> dict:
+        cfg, st, model = self.cfg, self.state, self.model
+        model.train()
+        started, last_ckpt = time.time() - st["elapsed"], time.time()
+        pad, bos, eos = model.model_config.pad_id, model.model_config.bos_id, model.model_config.eos_id
+        window: list[tuple[float, int]] = []
+        while st["step"] < cfg.max_steps and (time.time() - started) < cfg.max_minutes * 60:
+            buckets = self._buckets(st["epoch"])
+            if st["position"] >= len(buckets):
+                st["epoch"], st["position"] = st["epoch"] + 1, 0
+                continue
+            batch = make_batch(self.train_data, buckets[st["position"]], pad, bos, eos)
+            st["position"] += 1
+            st["step"] += 1
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr_at(st["step"], cfg)
+            self.optimizer.zero_grad(set_to_none=True)
+            archs = archs_for_step(self.space, cfg, st["step"])
+            nll_sum = 0.0
+            for arch in archs:
+                model.set_active(arch)
+                loss, nll = loss_on(model, batch, cfg.label_smoothing, cfg.bf16)
+                (loss / (batch.ntokens * len(archs))).backward()
+                nll_sum += nll.item() / batch.ntokens / len(archs)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+            self.optimizer.step()
+            st["tokens"] += batch.ntokens
+            st["elapsed"] = time.time() - started
+            window = (window + [(nll_sum, batch.ntokens)])[-50:]
+            if st["step"] % 50 == 0:
+                self._metric(
+                    {"step": st["step"], "tokens": st["tokens"], "train_nll": nll_sum, "lr": lr_at(st["step"], cfg)}
+                )
+            if st["step"] % cfg.validate_every == 0:
+                st["last_valid"] = self.validate()
+            if time.time() - last_ckpt > cfg.checkpoint_minutes * 60:
+                self.checkpoint()
+                last_ckpt = time.time()
+            on_progress(
+                {
+                    **st,
+                    "loss": sum(x * n for x, n in window) / sum(n for _, n in window),
+                    "epoch_fraction": st["position"] / len(buckets),
+                    "limit_seconds": cfg.max_minutes * 60,
+                }
+            )
+        st["last_valid"] = self.validate()
+        self.checkpoint()
+        return dict(st)

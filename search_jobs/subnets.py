@@ -1,0 +1,43 @@
+"""Shared by the jobs that pick a SubTransformer out of a trained supernet: `--supernet CKPT --arch SPEC`."""
+
+import argparse
+from pathlib import Path
+
+from hat_engine.config import ArchConfig, SearchSpace
+from hat_engine.errors import ConfigError, DataError
+from hat_engine.supernet import SuperTransformer, load_supernet
+from hat_engine.tokenizer import Tokenizer
+
+
+def add_supernet_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--supernet", type=Path, required=True, help="a trained supernet (catalog/supernet.pt)")
+    p.add_argument("--tokenizer", type=Path, help="SentencePiece model (default: spm.model beside the supernet)")
+    p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+
+
+def arch_from_spec(space: SearchSpace, spec: str) -> ArchConfig:
+    """`largest`, `smallest`, or a path to an arch YAML file."""
+    if spec == "largest":
+        return space.largest()
+    if spec == "smallest":
+        return space.smallest()
+    path = Path(spec)
+    if not path.is_file():
+        raise ConfigError(f"--arch {spec!r}: use 'largest', 'smallest' or the path of an arch YAML file")
+    arch = ArchConfig.from_yaml(path.read_text())
+    space.validate(arch)
+    return arch
+
+
+def load(args: argparse.Namespace) -> tuple[SuperTransformer, Tokenizer]:
+    supernet, _ = load_supernet(args.supernet)
+    tokenizer_path = args.tokenizer or args.supernet.parent / "spm.model"
+    if not tokenizer_path.is_file():
+        raise DataError(f"no tokenizer at {tokenizer_path}; pass --tokenizer PATH (e.g. data/spm.model)")
+    tokenizer = Tokenizer(tokenizer_path)
+    if tokenizer.vocab_size != supernet.model_config.vocab_size:
+        raise DataError(
+            f"{tokenizer_path} has {tokenizer.vocab_size} pieces but the supernet expects "
+            f"{supernet.model_config.vocab_size}; pass the tokenizer it was trained with"
+        )
+    return supernet, tokenizer

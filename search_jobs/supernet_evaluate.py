@@ -1,0 +1,64 @@
+"""`hat supernet evaluate`: BLEU + chrF (sacrebleu) of SubTransformers with inherited weights on the test sets."""
+
+import argparse
+import json
+import random
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from hat_engine.evaluation import evaluate, test_sets
+from search_jobs.subnets import add_supernet_args, arch_from_spec, load
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("evaluate", help="score SubTransformers (inherited weights) on the test sets")
+    add_supernet_args(p)
+    p.add_argument("--arch", action="append", default=[], help="largest | smallest | ARCH.yaml (repeatable)")
+    p.add_argument("--random", type=int, default=0, help="also score N random SubTransformers")
+    p.add_argument("--seed", type=int, default=1, help="seed of the random SubTransformers")
+    p.add_argument("--beam", type=int, default=4)
+    p.add_argument("--data", type=Path, default=Path("data"), help="corpus folder with the test sets")
+    p.add_argument("--limit", type=int, help="score only the first N sentences of each test set")
+    p.add_argument("--json", type=Path, help="also write the results here")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    supernet, tokenizer = load(args)
+    space = supernet.space
+    archs = [(spec, arch_from_spec(space, spec)) for spec in (args.arch or ["largest", "smallest"])]
+    rng = random.Random(args.seed)
+    archs += [(f"random-{i + 1}", space.sample(rng)) for i in range(args.random)]
+    sentences = sum(min(len(src), args.limit or len(src)) for src, _ in test_sets(args.data).values())
+    results = []
+    with Progress(console=Console(stderr=True)) as progress:
+        task = progress.add_task("translating", total=sentences * len(archs))
+        for label, arch in archs:
+            model = supernet.extract(arch).eval()
+            scores = evaluate(model, tokenizer, args.data, args.beam, args.limit, lambda n: progress.advance(task, n))
+            results.append(
+                {
+                    "label": label,
+                    "arch_id": arch.arch_id(),
+                    "params": model.num_parameters(),
+                    "arch": arch.to_dict(),
+                    "scores": scores,
+                }
+            )
+    table = Table(title=f"inherited weights, beam {args.beam}")
+    for column in ("SubTransformer", "params", *(f"{n} BLEU/chrF" for n in results[0]["scores"])):
+        table.add_column(column)
+    for r in results:
+        cells = [f"{s['bleu']:.1f} / {s['chrf']:.1f}" for s in r["scores"].values()]
+        table.add_row(f"{r['label']} ({r['arch_id']})", f"{r['params'] / 1e6:.2f}M", *cells)
+    first = next(iter(results[0]["scores"].values()))
+    table.caption = f"{first['bleu_signature']}\n{first['chrf_signature']}"
+    Console().print(table)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
