@@ -19,3 +19,7 @@ class ConfigError(HatError, ValueError):
 
 class CheckpointError(HatError):
     """A checkpoint file is missing, corrupt, or was built from another configuration."""
+
+
+class HardwareError(HatError, ValueError):
+    """A hardware profile was asked for with an unknown backend or a bad thread count."""

@@ -6,7 +6,7 @@ import os
 import sys
 
 from hat_engine.errors import HatError
-from search_jobs import data_build, supernet_evaluate, supernet_train, translate
+from search_jobs import data_build, detect, supernet_evaluate, supernet_train, translate
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     supernet_train.register(supernet)
     supernet_evaluate.register(supernet)
     translate.register(commands)
+    detect.register(commands)
     return parser
 
 
@@ -48,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     except HatError as exc:
         sys.stderr.write(f"hat: error: {exc}\n")
         return 1
+    except BrokenPipeError:  # `hat ... | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         sys.stderr.write("hat: interrupted\n")
         return 130

@@ -3,10 +3,6 @@
 import argparse
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
-from hat_engine.data import BuildOptions, build_corpus
 from hat_engine.data.splits import CUSTOM_KEYS
 
 
@@ -24,6 +20,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from hat_engine.data import BuildOptions, build_corpus
+
     custom = {k: getattr(args, k.replace("-", "_")) for k in CUSTOM_KEYS if getattr(args, k.replace("-", "_"))}
     if not 1000 <= args.vocab_size <= 64000:
         raise SystemExit(f"hat: error: --vocab-size {args.vocab_size} is outside 1000..64000")

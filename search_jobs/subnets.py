@@ -2,11 +2,14 @@
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hat_engine.config import ArchConfig, SearchSpace
 from hat_engine.errors import ConfigError, DataError
-from hat_engine.supernet import SuperTransformer, load_supernet
-from hat_engine.tokenizer import Tokenizer
+
+if TYPE_CHECKING:
+    from hat_engine.supernet import SuperTransformer
+    from hat_engine.tokenizer import Tokenizer
 
 
 def add_supernet_args(p: argparse.ArgumentParser) -> None:
@@ -29,7 +32,10 @@ def arch_from_spec(space: SearchSpace, spec: str) -> ArchConfig:
     return arch
 
 
-def load(args: argparse.Namespace) -> tuple[SuperTransformer, Tokenizer]:
+def load(args: argparse.Namespace) -> tuple["SuperTransformer", "Tokenizer"]:
+    from hat_engine.supernet import load_supernet
+    from hat_engine.tokenizer import Tokenizer
+
     supernet, _ = load_supernet(args.supernet)
     tokenizer_path = args.tokenizer or args.supernet.parent / "spm.model"
     if not tokenizer_path.is_file():

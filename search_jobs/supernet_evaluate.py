@@ -5,13 +5,7 @@ import json
 import random
 from pathlib import Path
 
-import torch
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
-
-from hat_engine.evaluation import evaluate, test_sets
-from search_jobs.subnets import add_supernet_args, arch_from_spec, load
+from search_jobs.subnets import add_supernet_args
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -28,6 +22,15 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Heavy imports (torch, matplotlib) stay inside run() so that every `hat` command starts fast.
+    import torch
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from hat_engine.evaluation import evaluate, test_sets
+    from search_jobs.subnets import arch_from_spec, load
+
     torch.set_num_threads(args.threads)
     supernet, tokenizer = load(args)
     space = supernet.space

@@ -7,11 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
-from hat_engine.plots import plot_training
-from hat_engine.training import METRICS, TrainConfig, Trainer
-
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("train", help="train or resume the SuperTransformer")
@@ -39,6 +34,12 @@ def _progress(info: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Heavy imports (torch, matplotlib) stay inside run() so that every `hat` command starts fast.
+    import torch
+
+    from hat_engine.plots import plot_training
+    from hat_engine.training import METRICS, TrainConfig, Trainer
+
     if not args.config.is_file():
         raise SystemExit(f"hat: error: --config {args.config} does not exist")
     cfg = TrainConfig.from_yaml(args.config.read_text())

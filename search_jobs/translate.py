@@ -3,10 +3,7 @@
 import argparse
 import sys
 
-import torch
-
-from hat_engine.evaluation import translate
-from search_jobs.subnets import add_supernet_args, arch_from_spec, load
+from search_jobs.subnets import add_supernet_args
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -18,6 +15,12 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Heavy imports (torch, matplotlib) stay inside run() so that every `hat` command starts fast.
+    import torch
+
+    from hat_engine.evaluation import translate
+    from search_jobs.subnets import arch_from_spec, load
+
     if not 1 <= args.beam <= 32:
         raise SystemExit(f"hat: error: --beam {args.beam} must lie in 1..32")
     torch.set_num_threads(args.threads)
