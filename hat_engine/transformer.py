@@ -12,7 +12,6 @@ Serving, latency measurement and export use only this model, extracted from the 
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import tempfile
@@ -40,19 +39,26 @@ Cache = dict[str, Tensor]
 # --- shared maths ---------------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=64)
+_POSITION_TABLES: dict[tuple[int, int], Tensor] = {}
+
+
 def sinusoidal_table(num_positions: int, dim: int) -> Tensor:
     """fairseq's sinusoidal positions for width `dim`: [sin | cos] halves, zero-padded when `dim` is odd.
     Positions count from 0 (fairseq starts at padding_idx + 1; a fixed offset changes nothing learnable).
 
-    Cached and shared: callers must not modify the returned tensor in place.
+    Cached and shared: callers must not modify the returned tensor in place. Only real tensors are cached: a
+    table first computed inside an ONNX/torch.export trace is a fake tensor and must not outlive the trace.
     """
-    half = dim // 2
-    scale = math.log(10000.0) / max(half - 1, 1)
-    freqs = torch.exp(torch.arange(half, dtype=torch.float32) * -scale)  # (half,)
-    angles = torch.arange(num_positions, dtype=torch.float32)[:, None] * freqs[None, :]  # (N, half)
-    table = torch.cat([angles.sin(), angles.cos()], dim=1)  # (N, 2 * half)
-    return F.pad(table, (0, dim % 2))  # (N, dim)
+    table = _POSITION_TABLES.get((num_positions, dim))
+    if table is None:
+        half = dim // 2
+        scale = math.log(10000.0) / max(half - 1, 1)
+        freqs = torch.exp(torch.arange(half, dtype=torch.float32) * -scale)  # (half,)
+        angles = torch.arange(num_positions, dtype=torch.float32)[:, None] * freqs[None, :]  # (N, half)
+        table = F.pad(torch.cat([angles.sin(), angles.cos()], dim=1), (0, dim % 2))  # (N, dim)
+        if type(table) is Tensor:
+            _POSITION_TABLES[(num_positions, dim)] = table
+    return table
 
 
 def embed(tokens: Tensor, weight: Tensor, dim: int, positions: Tensor | slice, max_positions: int) -> Tensor:

@@ -16,19 +16,6 @@ from hat_engine.data.text import normalise
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="session")
-def real_data(repo_root):
-    out = repo_root / "data"
-    result = subprocess.run(
-        [sys.executable, "-m", "search_jobs.cli", "data", "build", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return out
-
-
 def _lines(folder, name):
     return (folder / name).read_text(encoding="utf-8").splitlines()
 
