@@ -8,6 +8,7 @@
   candidates; its score is its log-probability / (generated length incl. EOS) ** length_penalty. A sentence
   is done once `beam` hypotheses have ended; the best-scoring one is returned.
 - PAD and BOS are never generated. Results exclude BOS and EOS.
+- `min_len` bans EOS before that many tokens (a fixed-length workload for latency measurement).
 - `use_cache=False` recomputes the whole decoder prefix each step: the reference path the tests compare with.
 """
 
@@ -72,6 +73,13 @@ def _force_eos(lprobs: Tensor, rows: Tensor, eos_id: int) -> Tensor:
     return torch.where(rows[:, None], only_eos, lprobs)
 
 
+def _ban_eos(lprobs: Tensor, ban: bool, eos_id: int) -> Tensor:
+    """Before `min_len` tokens, EOS is not allowed (the latency workload decodes a fixed number of steps)."""
+    if ban:
+        lprobs[:, eos_id] = -torch.inf
+    return lprobs
+
+
 def _until_eos(seq: list[int], eos_id: int) -> list[int]:
     return seq[: seq.index(eos_id)] if eos_id in seq else seq
 
@@ -83,6 +91,7 @@ def greedy_search(
     max_len_a: float = 1.2,
     max_len_b: int = 10,
     use_cache: bool = True,
+    min_len: int = 0,
 ) -> list[list[int]]:
     """Arg-max decoding of src_tokens (B, S) -> one token list per sentence."""
     cfg = model.model_config
@@ -96,7 +105,7 @@ def greedy_search(
         finished = torch.zeros(bsz, dtype=torch.bool, device=src_tokens.device)
         stepper = _Stepper(model, model.encode(src_tokens), use_cache)
         for step in range(max_len + 1):
-            lprobs = _force_eos(stepper(tokens, step), limit <= step, cfg.eos_id)  # (B, V)
+            lprobs = _force_eos(_ban_eos(stepper(tokens, step), step < min_len, cfg.eos_id), limit <= step, cfg.eos_id)
             next_tokens = lprobs.argmax(dim=-1)  # (B,)
             tokens[:, step + 1] = next_tokens
             finished |= next_tokens.eq(cfg.eos_id)
@@ -114,6 +123,7 @@ def beam_search(
     max_len_a: float = 1.2,
     max_len_b: int = 10,
     use_cache: bool = True,
+    min_len: int = 0,
 ) -> list[list[int]]:
     """Beam search over src_tokens (B, S), all B sentences x `beam` hypotheses in one batch of B * beam rows."""
     if beam < 1:
@@ -135,7 +145,8 @@ def beam_search(
         done = [False] * bsz
 
         for step in range(max_len + 1):
-            lprobs = _force_eos(stepper(tokens, step), limit <= step, cfg.eos_id)  # (B*K, V)
+            lprobs = _ban_eos(stepper(tokens, step), step < min_len, cfg.eos_id)  # (B*K, V)
+            lprobs = _force_eos(lprobs, limit <= step, cfg.eos_id)
             vocab = lprobs.size(1)
             if step == 0:
                 # All beams of a sentence are identical at the start: expand only the first.

@@ -1,0 +1,118 @@
+"""Latency on real hardware (HAT §3.3): the reference workload, timed on the artifact that would be served.
+
+The reference workload (CONTRACT §3) is batch 1, 30 source tokens, 30 decoder steps, beam 4: beam search with
+EOS banned until the last step, so every run decodes exactly the same number of steps whatever the weights.
+Timing: warm-up runs, then >= 20 timed runs, one model at a time, threads set explicitly by the caller's runner.
+"""
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import torch
+
+from hat_engine.config import ModelConfig
+from hat_engine.decoding import beam_search, greedy_search
+
+FIRST_TOKEN_ID = 4  # ids below are pad/unk/bos/eos
+
+
+@dataclass(frozen=True)
+class Workload:
+    batch_size: int = 1
+    source_tokens: int = 30
+    target_tokens: int = 30
+    beam: int = 4
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Workload":
+        return cls(**d)
+
+
+REFERENCE_WORKLOAD = Workload()
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Milliseconds over the timed runs."""
+
+    p50: float
+    p95: float
+    mean: float
+    trimmed_mean: float  # mean of the runs between the 10th and 90th percentiles
+    runs: int
+
+    def to_dict(self) -> dict:
+        return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+
+def reference_source(workload: Workload, model_config: ModelConfig, seed: int = 0) -> torch.Tensor:
+    """(batch, source_tokens) ids: random non-special tokens ending in EOS."""
+    gen = torch.Generator().manual_seed(seed)
+    shape = (workload.batch_size, workload.source_tokens - 1)
+    body = torch.randint(FIRST_TOKEN_ID, model_config.vocab_size, shape, generator=gen)
+    eos = torch.full((workload.batch_size, 1), model_config.eos_id)
+    return torch.cat([body, eos], dim=1)
+
+
+def run_workload(model, src: torch.Tensor, workload: Workload) -> list[list[int]]:
+    """One decode of exactly `target_tokens` steps (the last one EOS) on a torch `Transformer` or an
+    `OrtTranslator` (both offer the interface `hat_engine.decoding` drives)."""
+    steps = workload.target_tokens - 1
+    if workload.beam == 1:
+        return greedy_search(model, src, max_len_a=0.0, max_len_b=steps, min_len=steps)
+    return beam_search(model, src, beam=workload.beam, max_len_a=0.0, max_len_b=steps, min_len=steps)
+
+
+def stats(samples_ms: list[float]) -> LatencyStats:
+    ordered = sorted(samples_ms)
+    n = len(ordered)
+    lo, hi = int(n * 0.1), max(int(n * 0.9), int(n * 0.1) + 1)
+    return LatencyStats(
+        p50=statistics.median(ordered),
+        p95=ordered[min(n - 1, round(0.95 * (n - 1)))],
+        mean=statistics.fmean(ordered),
+        trimmed_mean=statistics.fmean(ordered[lo:hi]),
+        runs=n,
+    )
+
+
+def time_cpu(fn: Callable[[], object], warmup: int = 3, runs: int = 20) -> LatencyStats:
+    """Wall-clock milliseconds of `fn()` on the CPU (perf_counter), after `warmup` untimed calls."""
+    if runs < 1:
+        raise ValueError(f"runs={runs} must be >= 1")
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000.0)
+    return stats(samples)
+
+
+def time_cuda(fn: Callable[[], object], warmup: int = 3, runs: int = 20) -> LatencyStats:
+    """Milliseconds of `fn()` on a CUDA device, synchronising before and after each run."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    samples = []
+    for _ in range(runs):
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        samples.append((time.perf_counter() - start) * 1000.0)
+    return stats(samples)
+
+
+def measure(model, workload: Workload = REFERENCE_WORKLOAD, warmup: int = 3, runs: int = 20) -> LatencyStats:
+    """Latency of the reference workload on `model` (torch `Transformer` or `OrtTranslator`), on the CPU.
+    The caller sets the threads: `torch.set_num_threads` for torch, the session options for ONNX Runtime."""
+    src = reference_source(workload, model.model_config)
+    with torch.inference_mode():
+        return time_cpu(lambda: run_workload(model, src, workload), warmup, runs)

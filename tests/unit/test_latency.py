@@ -1,0 +1,27 @@
+"""The reference workload decodes a fixed number of steps; the timer's statistics are right."""
+
+import random
+
+import pytest
+
+from hat_engine.latency import Workload, measure, reference_source, run_workload, stats
+
+
+def test_workload_decodes_exactly_the_target_steps(tiny_supernet, tiny_space):
+    workload = Workload(batch_size=2, source_tokens=7, target_tokens=9, beam=3)
+    for seed in range(3):
+        model = tiny_supernet.extract(tiny_space.sample(random.Random(seed)))
+        src = reference_source(workload, model.model_config)
+        assert src.shape == (2, 7) and (src[:, -1] == model.model_config.eos_id).all()
+        hyps = run_workload(model, src, workload)
+        assert [len(h) for h in hyps] == [8, 8]  # 8 tokens + EOS = 9 decoder steps
+        greedy = run_workload(model, src, Workload(2, 7, 9, beam=1))
+        assert [len(h) for h in greedy] == [8, 8]
+
+
+def test_stats_and_measure(tiny_supernet):
+    s = stats([float(x) for x in range(1, 21)])
+    assert s.p50 == pytest.approx(10.5) and s.p95 == 19.0 and s.runs == 20
+    assert s.trimmed_mean == pytest.approx(sum(range(3, 19)) / 16)
+    result = measure(tiny_supernet.extract(), Workload(1, 5, 5, 2), warmup=1, runs=3)
+    assert result.runs == 3 and 0 < result.p50 <= result.p95
