@@ -32,3 +32,18 @@ def plot_training(metrics_path: Path, png_path: Path) -> None:
     fig.tight_layout()
     fig.savefig(png_path, dpi=110)
     plt.close(fig)
+
+
+def plot_predictions(measured: list[float], predicted: list[float], title: str, png_path: Path) -> None:
+    """Predicted vs measured latency on held-out architectures, with the y = x line."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(measured, predicted, s=10, alpha=0.7)
+    lo, hi = min(measured + predicted), max(measured + predicted)
+    ax.plot([lo, hi], [lo, hi], color="0.5", lw=0.8, ls="--")
+    ax.set_xlabel("measured latency (ms)")
+    ax.set_ylabel("predicted latency (ms)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)

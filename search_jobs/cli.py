@@ -6,7 +6,7 @@ import os
 import sys
 
 from hat_engine.errors import HatError
-from search_jobs import data_build, detect, supernet_evaluate, supernet_train, translate
+from search_jobs import data_build, detect, latency, supernet_evaluate, supernet_train, translate
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     supernet_train.register(supernet)
     supernet_evaluate.register(supernet)
     translate.register(commands)
+    latency.register(commands)
     detect.register(commands)
     return parser
 

@@ -1,0 +1,138 @@
+"""The latency dataset: sampled SubTransformers measured on this host, one JSONL file per hardware profile.
+
+Each file starts with a header line (the profile's fingerprint, the workload, the search space) and holds one
+line per measured architecture, so a run can stop at any point and resume where it left off. Every architecture
+is exported once and measured under every requested thread count, one model at a time.
+"""
+
+import json
+import logging
+import random
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from hat_engine.config import ArchConfig, SearchSpace
+from hat_engine.errors import DataError
+from hat_engine.hardware import detect
+from hat_engine.latency import REFERENCE_WORKLOAD, Workload, measure
+from hat_engine.supernet import SuperTransformer
+
+log = logging.getLogger(__name__)
+
+DATASET_FORMAT = "hat-latency-dataset/1"
+SAMPLE_SEED_STRIDE = 1_000_003
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where an arch is timed: a runtime and a thread count (together with the host: a hardware profile)."""
+
+    backend: str  # "onnxruntime" or "torch"
+    threads: int
+
+
+def sample_arch(space: SearchSpace, seed: int, index: int) -> ArchConfig:
+    """The index-th architecture of a dataset: the largest and smallest first, then uniform samples."""
+    if index == 0:
+        return space.largest()
+    if index == 1:
+        return space.smallest()
+    return space.sample(random.Random(seed * SAMPLE_SEED_STRIDE + index))
+
+
+def read_dataset(path: Path) -> tuple[dict, list[dict]]:
+    """(header, rows) of a dataset file."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise DataError(f"cannot read latency dataset {path}: {exc}") from exc
+    if not lines:
+        raise DataError(f"{path} is empty; run `hat latency measure` first")
+    header = json.loads(lines[0])
+    if header.get("format") != DATASET_FORMAT:
+        raise DataError(f"{path} is not a latency dataset ({DATASET_FORMAT})")
+    return header, [json.loads(line) for line in lines[1:] if line.strip()]
+
+
+def dataset_archs(rows: list[dict]) -> tuple[list[ArchConfig], list[float]]:
+    return [ArchConfig.from_dict(r["arch"]) for r in rows], [r["p50"] for r in rows]
+
+
+class DatasetWriter:
+    """One file per target, resumable: indices already in every file are skipped."""
+
+    def __init__(self, out_dir: Path, targets: list[Target], space: SearchSpace, workload: Workload, seed: int):
+        self.out_dir, self.targets = Path(out_dir), targets
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.paths: dict[Target, Path] = {}
+        self.done: dict[Target, set[int]] = {}
+        for target in targets:
+            profile = detect(target.backend, target.threads).to_dict()
+            path = self.out_dir / f"{profile['profile_id']}.jsonl"
+            header = {"format": DATASET_FORMAT, "profile": profile, "workload": workload.to_dict(),
+                      "space": space.to_dict(), "seed": seed}  # fmt: skip
+            if path.is_file():
+                old, rows = read_dataset(path)
+                if (old["space"], old["workload"], old["seed"]) != (header["space"], header["workload"], seed):
+                    raise DataError(f"{path} was measured with another space, workload or seed; use another --out")
+                self.done[target] = {r["index"] for r in rows}
+            else:
+                path.write_text(json.dumps(header) + "\n")
+                self.done[target] = set()
+            self.paths[target] = path
+
+    def pending(self, indices: range) -> Iterator[int]:
+        for i in indices:
+            if any(i not in self.done[t] for t in self.targets):
+                yield i
+
+    def append(self, target: Target, row: dict) -> None:
+        with open(self.paths[target], "a") as f:
+            f.write(json.dumps(row) + "\n")
+        self.done[target].add(row["index"])
+
+
+def measure_arch(
+    supernet: SuperTransformer, arch: ArchConfig, targets: list[Target], export: Callable, workload: Workload,
+    runs: int, warmup: int,
+) -> dict[Target, dict]:  # fmt: skip
+    """Extract once, export once (ONNX targets), then time under every target in turn."""
+    from hat_engine.ort_decoding import OrtTranslator  # onnxruntime only when measuring
+
+    model = supernet.extract(arch).eval()
+    results: dict[Target, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="hat-latency-") as tmp:
+        if any(t.backend == "onnxruntime" for t in targets):
+            export(model, Path(tmp))
+        threads_before = torch.get_num_threads()
+        for target in targets:
+            if target.backend == "onnxruntime":
+                runner = OrtTranslator.load(tmp, threads=target.threads)
+            else:
+                torch.set_num_threads(target.threads)
+                runner = model
+            results[target] = measure(runner, workload, warmup, runs).to_dict()
+            del runner
+        torch.set_num_threads(threads_before)
+    return results
+
+
+def build_dataset(
+    supernet: SuperTransformer, targets: list[Target], out_dir: Path, samples: int, export: Callable,
+    seed: int = 1, runs: int = 20, warmup: int = 3, workload: Workload = REFERENCE_WORKLOAD,
+    on_arch: Callable[[int, ArchConfig, dict], None] = lambda *_: None,
+) -> dict[Target, Path]:  # fmt: skip
+    """Measure `samples` architectures (resuming a previous run) and return the file of each target."""
+    writer = DatasetWriter(out_dir, targets, supernet.space, workload, seed)
+    for index in writer.pending(range(samples)):
+        arch = sample_arch(supernet.space, seed, index)
+        results = measure_arch(supernet, arch, targets, export, workload, runs, warmup)
+        for target, stats in results.items():
+            if index not in writer.done[target]:
+                writer.append(target, {"index": index, "arch_id": arch.arch_id(), "arch": arch.to_dict(), **stats})
+        on_arch(index, arch, {f"{t.backend}-{t.threads}t": s["p50"] for t, s in results.items()})
+    return writer.paths

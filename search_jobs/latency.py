@@ -1,0 +1,139 @@
+"""`hat latency measure | fit | adapt`: the latency dataset on this host, the predictor, few-shot adaptation."""
+
+import argparse
+import json
+from pathlib import Path
+
+DEFAULT_SUPERNET = Path("catalog/supernet.pt")
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    latency = commands.add_parser("latency", help="latency datasets and predictors").add_subparsers(
+        dest="latency_command", metavar="ACTION"
+    )
+    latency.required = True
+    m = latency.add_parser("measure", help="measure sampled SubTransformers on this host (resumable)")
+    m.add_argument("--samples", type=int, required=True, help="architectures to measure (resumes an earlier run)")
+    m.add_argument("--out", type=Path, default=Path("latency"), help="folder of per-profile JSONL files")
+    m.add_argument("--supernet", type=Path, default=DEFAULT_SUPERNET, help="weights to extract from")
+    m.add_argument("--targets", default="onnxruntime:1,onnxruntime:2", help="backend:threads list")
+    m.add_argument("--exporter", choices=("graph", "dynamo"), default="graph", help="ONNX builder (default graph)")
+    m.add_argument("--runs", type=int, default=20)
+    m.add_argument("--warmup", type=int, default=3)
+    m.add_argument("--seed", type=int, default=1)
+    m.set_defaults(run=run_measure)
+    f = latency.add_parser("fit", help="train the latency predictor of one profile")
+    f.add_argument("--data", type=Path, required=True, help="a dataset file written by `hat latency measure`")
+    f.add_argument("--out", type=Path, required=True, help="predictor file to write (.pt); a .png lands beside it")
+    f.add_argument("--features", choices=("hat", "per_layer", "both"), default="both")
+    f.add_argument("--test", type=int, default=100, help="held-out architectures (fixed, seeded split)")
+    f.add_argument("--epochs", type=int, default=3000)
+    f.set_defaults(run=run_fit)
+    a = latency.add_parser("adapt", help="map a predictor onto another profile from a few measurements")
+    a.add_argument("--predictor", type=Path, required=True, help="the source profile's predictor")
+    a.add_argument("--data", type=Path, required=True, help="the target profile's dataset")
+    a.add_argument("--shots", type=int, default=20, help="target measurements used (default 20)")
+    a.add_argument("--test", type=int, default=100, help="the target's held-out architectures")
+    a.add_argument("--out", type=Path, help="write the adapted predictor here")
+    a.set_defaults(run=run_adapt)
+
+
+def _targets(spec: str):
+    from hat_engine.latency_dataset import Target
+
+    targets = []
+    for item in spec.split(","):
+        backend, _, threads = item.strip().partition(":")
+        if backend not in ("onnxruntime", "torch") or not threads.isdigit() or int(threads) < 1:
+            raise SystemExit(f"hat: error: --targets item {item!r}: use backend:threads, e.g. onnxruntime:2")
+        targets.append(Target(backend, int(threads)))
+    return targets
+
+
+def run_measure(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from hat_engine.latency_dataset import build_dataset
+    from hat_engine.supernet import load_supernet
+
+    targets = _targets(args.targets)
+    if args.samples < 1 or args.runs < 1:
+        raise SystemExit("hat: error: --samples and --runs must be >= 1")
+    supernet, _ = load_supernet(args.supernet)
+    if args.exporter == "graph":
+        from hat_engine.onnx_graph import build_onnx as export
+    else:
+        from hat_engine.onnx_export import export_onnx as export
+    columns = (
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
+    )  # fmt: skip
+    with Progress(*columns) as progress:
+        task = progress.add_task("measuring", total=args.samples, last="")
+
+        def on_arch(index, arch, p50s):
+            progress.update(task, completed=index + 1, last=" ".join(f"{k} {v:.0f}ms" for k, v in p50s.items()))
+
+        paths = build_dataset(supernet, targets, args.out, args.samples, export, args.seed, args.runs, args.warmup,
+                              on_arch=on_arch)  # fmt: skip
+    for target, path in paths.items():
+        print(f"{target.backend} {target.threads}t -> {path}")
+    return 0
+
+
+def _fit_one(space, archs, ms, train, test, feature_set, epochs):
+    from hat_engine.predictor import fit, metrics
+
+    predictor = fit(space, [archs[i] for i in train], [ms[i] for i in train], feature_set, epochs=epochs)
+    predicted = predictor.predict([archs[i] for i in test])
+    return predictor, predicted, metrics(predicted, [ms[i] for i in test])
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    from hat_engine.config import SearchSpace
+    from hat_engine.latency_dataset import dataset_archs, read_dataset
+    from hat_engine.plots import plot_predictions
+    from hat_engine.predictor import split_indices
+
+    header, rows = read_dataset(args.data)
+    if len(rows) < args.test + 10:
+        raise SystemExit(f"hat: error: {args.data} has {len(rows)} rows; need more than --test {args.test} + 10")
+    space = SearchSpace.from_dict(header["space"])
+    archs, ms = dataset_archs(rows)
+    train, test = split_indices(len(rows), args.test)
+    feature_sets = ("hat", "per_layer") if args.features == "both" else (args.features,)
+    results = {fs: _fit_one(space, archs, ms, train, test, fs, args.epochs) for fs in feature_sets}
+    for fs, (_, _, m) in results.items():
+        print(f"{fs:>10}: MAPE {m['mape']:.2f} %  RMSE {m['rmse_ms']:.2f} ms  Kendall tau {m['kendall_tau']:.3f}")
+    best = min(results, key=lambda fs: results[fs][2]["mape"])
+    predictor, predicted, m = results[best]
+    profile_id = header["profile"]["profile_id"]
+    extra = {"profile_id": profile_id, "n_train": len(train), "n_test": len(test), **m,
+             "compared": {fs: r[2] for fs, r in results.items()}}  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    predictor.save(args.out, extra)
+    title = f"{profile_id}: {best} features, MAPE {m['mape']:.1f} %, tau {m['kendall_tau']:.3f} (n_test={len(test)})"
+    plot_predictions([ms[i] for i in test], predicted, title, args.out.with_suffix(".png"))
+    print(json.dumps({"kept": best, **extra}, indent=2))
+    return 0
+
+
+def run_adapt(args: argparse.Namespace) -> int:
+    from hat_engine.latency_dataset import dataset_archs, read_dataset
+    from hat_engine.predictor import LatencyPredictor, adapt, metrics, split_indices
+
+    source = LatencyPredictor.load(args.predictor)
+    header, rows = read_dataset(args.data)
+    archs, ms = dataset_archs(rows)
+    train, test = split_indices(len(rows), args.test)
+    shots = train[: args.shots]
+    adapted = adapt(source, [archs[i] for i in shots], [ms[i] for i in shots])
+    measured = [ms[i] for i in test]
+    before = metrics(source.predict([archs[i] for i in test]), measured)
+    after = metrics(adapted.predict([archs[i] for i in test]), measured)
+    result = {"target_profile": header["profile"]["profile_id"], "shots": len(shots), "n_test": len(test),
+              "before": before, "after": after, "scale": adapted.scale, "offset": adapted.offset}  # fmt: skip
+    if args.out:
+        adapted.save(args.out, {"adapted_from": str(args.predictor), **result})
+    print(json.dumps(result, indent=2))
+    return 0

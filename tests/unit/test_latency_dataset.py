@@ -1,0 +1,28 @@
+"""The latency dataset: one file per profile with its fingerprint, resumable, refusing mixed settings."""
+
+import pytest
+
+from hat_engine.errors import DataError
+from hat_engine.latency import Workload
+from hat_engine.latency_dataset import Target, build_dataset, dataset_archs, read_dataset, sample_arch
+
+
+def test_build_resume_and_mismatch(tiny_supernet, tmp_path):
+    workload = Workload(1, 5, 4, 2)
+    targets = [Target("torch", 1)]
+    never = lambda *_: pytest.fail("torch targets need no export")  # noqa: E731
+    paths = build_dataset(tiny_supernet, targets, tmp_path, 3, never, runs=2, warmup=0, workload=workload)
+    header, rows = read_dataset(paths[targets[0]])
+    assert (
+        header["profile"]["profile_id"].endswith("-1t-torch")
+        and paths[targets[0]].stem == header["profile"]["profile_id"]
+    )
+    assert [r["index"] for r in rows] == [0, 1, 2]
+    assert dataset_archs(rows)[0][:2] == [tiny_supernet.space.largest(), tiny_supernet.space.smallest()]
+    seen = []
+    build_dataset(tiny_supernet, targets, tmp_path, 5, never, runs=2, warmup=0, workload=workload,
+                  on_arch=lambda i, *_: seen.append(i))  # fmt: skip
+    assert seen == [3, 4] and len(read_dataset(paths[targets[0]])[1]) == 5
+    assert sample_arch(tiny_supernet.space, 1, 4) == dataset_archs(read_dataset(paths[targets[0]])[1])[0][4]
+    with pytest.raises(DataError, match="another space, workload or seed"):
+        build_dataset(tiny_supernet, targets, tmp_path, 5, never, seed=2, runs=2, warmup=0, workload=workload)
