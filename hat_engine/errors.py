@@ -23,3 +23,7 @@ class CheckpointError(HatError):
 
 class HardwareError(HatError, ValueError):
     """A hardware profile was asked for with an unknown backend or a bad thread count."""
+
+
+class CatalogError(HatError):
+    """A catalog is missing, malformed, or refers to files that are missing or altered."""
