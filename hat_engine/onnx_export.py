@@ -183,6 +183,7 @@ def export_onnx(model: Transformer, out_dir: str | Path) -> dict[str, Path]:
     log.info("exported %s in %.1fs (encoder) + %.1fs (decoder)", arch.arch_id(), seconds["encoder"], seconds["decoder"])
     meta = {
         "format": ONNX_FORMAT,
+        "builder": "dynamo",  # hat_engine.onnx_graph.build_onnx writes "onnx-graph"
         "arch": arch.to_dict(),
         "model_config": cfg.to_dict(),
         "qkv_dim": model.qkv_dim,
