@@ -1,0 +1,106 @@
+"""Materialise catalog entries: rebuild a served artifact from the catalog's weights, verified by sha256.
+
+Entries cut from one SuperTransformer share its weights, so the catalog stores the SuperTransformer once (plus
+any fine-tuned weights) and each entry records how to rebuild its artifact (CONTRACT §3): the source weights
+and their sha256, the arch, and the sha256 of the extracted weights. Building checks both hashes, so an altered
+or corrupted source is refused rather than served; a cache folder whose files no longer match the stamp written
+when it was built is rebuilt.
+"""
+
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from hat_engine.catalog import Artifact, Catalog, CatalogEntry, sha256_file
+from hat_engine.errors import CatalogError
+from hat_engine.supernet import load_supernet
+from hat_engine.transformer import Transformer
+
+log = logging.getLogger(__name__)
+
+STAMP = "materialized.json"
+FORMATS = ("onnx", "onnx-int8", "torch")
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """A checksum of a model's weights (fp32 bytes, keys in sorted order): independent of the file format."""
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(tensor.detach().to(torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _dir_files(folder: Path) -> dict[str, str]:
+    return {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != STAMP}
+
+
+def _cache_ok(folder: Path, weights_sha: str) -> bool:
+    stamp = folder / STAMP
+    if not stamp.is_file():
+        return False
+    try:
+        recorded = json.loads(stamp.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return recorded.get("weights_sha256") == weights_sha and recorded.get("files") == _dir_files(folder)
+
+
+def extract_verified(catalog_dir: Path, catalog: Catalog, entry: CatalogEntry, artifact: Artifact) -> Transformer:
+    """The entry's standalone model, from the supernet or from its own fine-tuned weights, both checksummed."""
+    recipe = artifact.materialize or {}
+    source = recipe.get("source", catalog.supernet.path)
+    source_path = Path(catalog_dir) / source
+    if not source_path.is_file():
+        raise CatalogError(f"entry {entry.id}: source weights {source_path} are missing")
+    expected_source = recipe.get("source_sha256", catalog.supernet.sha256)
+    if sha256_file(source_path) != expected_source:
+        raise CatalogError(f"entry {entry.id}: {source_path} does not match its sha256 in the catalog; refused")
+    if source == catalog.supernet.path:
+        supernet, _ = load_supernet(source_path)
+        model = supernet.extract(entry.arch)
+    else:
+        model = Transformer.load(source_path)
+        if model.arch != entry.arch:
+            raise CatalogError(f"entry {entry.id}: {source_path} holds another arch than the entry's")
+    actual = weights_sha256(model)
+    if actual != artifact.sha256:
+        raise CatalogError(
+            f"entry {entry.id}: extracted weights have sha256 {actual[:12]}…, the catalog says "
+            f"{artifact.sha256[:12]}…; refused"
+        )
+    return model.eval()
+
+
+def materialize(catalog_dir: Path, catalog: Catalog, entry: CatalogEntry, fmt: str, cache_dir: Path) -> Path:
+    """The folder holding the entry's artifact of format `fmt` (ONNX export or torch file), built on first use."""
+    artifact = next((a for a in entry.artifacts if a.format == fmt), None)
+    if artifact is None:
+        raise CatalogError(f"entry {entry.id} has no {fmt!r} artifact; it has {[a.format for a in entry.artifacts]}")
+    folder = Path(cache_dir) / entry.id / fmt
+    if _cache_ok(folder, artifact.sha256):
+        return folder
+    model = extract_verified(catalog_dir, catalog, entry, artifact)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    if fmt == "torch":
+        model.save(tmp / "model.pt")
+    else:
+        from hat_engine.onnx_export import quantize_export
+        from hat_engine.onnx_graph import build_onnx
+
+        build_onnx(model, tmp)
+        if fmt == "onnx-int8":
+            quantize_export(tmp)
+    (tmp / STAMP).write_text(json.dumps({"entry": entry.id, "weights_sha256": artifact.sha256,
+                                         "files": _dir_files(tmp)}, indent=2))  # fmt: skip
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.replace(folder)
+    log.info("materialised %s (%s) into %s", entry.id, fmt, folder)
+    return folder

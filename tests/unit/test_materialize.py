@@ -1,0 +1,62 @@
+"""Materialising catalog entries from the SuperTransformer: verified, cached, refused when altered."""
+
+import pytest
+
+from hat_engine.catalog import (
+    Artifact,
+    Catalog,
+    CatalogEntry,
+    CatalogError,
+    FileRef,
+    HardwareProfileRecord,
+    sha256_file,
+)
+from hat_engine.latency import Workload
+from hat_engine.materialize import materialize, weights_sha256
+from hat_engine.ort_decoding import OrtTranslator
+from hat_engine.supernet import save_supernet
+
+
+@pytest.fixture
+def catalog(tiny_supernet, tiny_space, tmp_path):
+    save_supernet(tmp_path / "supernet.pt", tiny_supernet, dtype=None)
+    (tmp_path / "spm.model").write_bytes(b"tok")
+    arch = tiny_space.smallest()
+    sha = weights_sha256(tiny_supernet.extract(arch))
+    recipe = {"source": "supernet.pt", "source_sha256": sha256_file(tmp_path / "supernet.pt")}
+    artifacts = tuple(Artifact(fmt, f".cache/e1/{fmt}", sha, recipe) for fmt in ("onnx", "torch"))
+    entry = CatalogEntry("e1", "p", 10.0, arch, 1, {"p50": 1.0, "p95": 1.0}, 1.0, {}, {}, artifacts)
+    return Catalog("en-de", FileRef("spm.model", sha256_file(tmp_path / "spm.model")),
+                   FileRef("supernet.pt", sha256_file(tmp_path / "supernet.pt")), Workload(),
+                   (HardwareProfileRecord("p", {}),), (entry,))  # fmt: skip
+
+
+def test_materialize_builds_once_and_matches(catalog, tiny_supernet, tiny_space, tmp_path):
+    entry = catalog.entries[0]
+    folder = materialize(tmp_path, catalog, entry, "onnx", tmp_path / ".cache")
+    stamp = (folder / "materialized.json").stat().st_mtime_ns
+    assert materialize(tmp_path, catalog, entry, "onnx", tmp_path / ".cache") == folder
+    assert (folder / "materialized.json").stat().st_mtime_ns == stamp  # cached: nothing rebuilt
+    translator = OrtTranslator.load(folder)
+    assert translator.arch == tiny_space.smallest()
+    (folder / "decoder.onnx").write_bytes(b"corrupt")  # a damaged cache is rebuilt, not served
+    materialize(tmp_path, catalog, entry, "onnx", tmp_path / ".cache")
+    OrtTranslator.load(folder)
+    torch_dir = materialize(tmp_path, catalog, entry, "torch", tmp_path / ".cache")
+    assert (torch_dir / "model.pt").is_file()
+
+
+def test_altered_source_or_wrong_weights_are_refused(catalog, tmp_path):
+    entry = catalog.entries[0]
+    bad_sha = Artifact("onnx", "x", "0" * 64, entry.artifacts[0].materialize)
+    with pytest.raises(CatalogError, match="extracted weights"):
+        materialize(
+            tmp_path, catalog, CatalogEntry(**{**entry.__dict__, "artifacts": (bad_sha,)}), "onnx", tmp_path / "c"
+        )
+    with pytest.raises(CatalogError, match="no 'onnx-int8' artifact"):
+        materialize(tmp_path, catalog, entry, "onnx-int8", tmp_path / "c")
+    data = bytearray((tmp_path / "supernet.pt").read_bytes())
+    data[-100] ^= 0xFF
+    (tmp_path / "supernet.pt").write_bytes(bytes(data))
+    with pytest.raises(CatalogError, match="refused"):
+        materialize(tmp_path, catalog, entry, "onnx", tmp_path / "c2")
