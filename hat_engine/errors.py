@@ -27,3 +27,7 @@ class HardwareError(HatError, ValueError):
 
 class CatalogError(HatError):
     """A catalog is missing, malformed, or refers to files that are missing or altered."""
+
+
+class InfeasibleBudgetError(HatError, ValueError):
+    """No (or too few) SubTransformers of the space are predicted to fit the latency budget."""

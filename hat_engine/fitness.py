@@ -1,0 +1,93 @@
+"""The evolutionary search's fitness (HAT Sec. 3.4): validation loss of a SubTransformer with inherited weights.
+
+Every architecture is scored on one fixed validation subset, so scores are comparable across generations and
+budgets; `hat_engine.evolution.FitnessCache` keeps each score. Lower is better (per-token NLL).
+
+The score is `training.validation_loss` (a unit test holds the equality), computed faster because the search
+runs it thousands of times: the subset's batches are built once, and the log-softmax over the vocabulary runs
+once, on non-pad positions only (`validation_loss` runs it twice over padded batches: ~40 % of its time).
+"""
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from hat_engine.batching import (
+    ParallelData,
+    concat,
+    make_batch,
+    read_split,
+    splits_with_role,
+    token_buckets,
+    tokenize,
+)
+from hat_engine.config import ArchConfig
+from hat_engine.errors import ConfigError, DataError
+from hat_engine.supernet import SuperTransformer
+from hat_engine.tokenizer import Tokenizer
+
+
+class ValidationFitness:
+    """`fitness(archs)` -> per-token validation NLL of each SubTransformer, weights inherited from `supernet`.
+
+    Keeps the time spent (`seconds`) and the number of architectures scored (`evaluations`) to report the
+    search cost."""
+
+    def __init__(self, supernet: SuperTransformer, valid: ParallelData, max_tokens: int = 4096, bf16: bool = True):
+        if len(valid) == 0:
+            raise DataError("the validation subset is empty; pass more --valid-sentences or check the corpus")
+        self.supernet, self.valid, self.max_tokens, self.bf16 = supernet.eval(), valid, max_tokens, bf16
+        cfg = supernet.model_config
+        # The buckets `validation_loss` uses (seed 0), built once; their order does not change the sum.
+        self.batches = [
+            make_batch(valid, indices, cfg.pad_id, cfg.bos_id, cfg.eos_id)
+            for indices in token_buckets(valid, max_tokens, seed=0)
+        ]
+        self.tokens = sum(batch.ntokens for batch in self.batches)
+        self.seconds, self.evaluations = 0.0, 0
+
+    def __call__(self, archs: Sequence[ArchConfig]) -> list[float]:
+        started = time.perf_counter()
+        self.supernet.eval()  # no dropout: the score of an arch must not depend on when it is computed
+        with torch.inference_mode():
+            losses = [self._loss(arch) for arch in archs]
+        self.seconds += time.perf_counter() - started
+        self.evaluations += len(archs)
+        return losses
+
+    def _loss(self, arch: ArchConfig) -> float:
+        model, pad = self.supernet, self.supernet.model_config.pad_id
+        model.set_active(arch)
+        total = 0.0
+        for batch in self.batches:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+                logits = model(batch.src, batch.prev)  # (B, T, V)
+            keep = batch.target != pad  # (B, T)
+            total += F.cross_entropy(logits[keep].float(), batch.target[keep], reduction="sum").item()
+        return total / self.tokens
+
+    @property
+    def seconds_per_evaluation(self) -> float:
+        return self.seconds / max(self.evaluations, 1)
+
+
+def validation_subset(data_dir: str | Path, tokenizer: Tokenizer, sentences: int) -> ParallelData:
+    """The first `sentences` pairs of every valid split, tokenised and sorted by length (tight batches).
+
+    Fixed and deterministic: the same corpus always gives the same subset, so fitness values can be cached."""
+    if sentences < 1:
+        raise ConfigError(f"valid sentences={sentences} must be >= 1")
+    data_dir = Path(data_dir)
+    names = splits_with_role(data_dir, "valid")
+    if not names:
+        raise DataError(f"{data_dir}: the manifest lists no valid split; run `hat data build`")
+    parts = []
+    for name in names:
+        src, tgt = read_split(data_dir, name)
+        parts.append(tokenize(tokenizer, src[:sentences], tgt[:sentences]))
+    data = concat(parts)
+    order = sorted(range(len(data)), key=lambda i: (max(len(data.src[i]), len(data.tgt[i])), i))
+    return ParallelData([data.src[i] for i in order], [data.tgt[i] for i in order])

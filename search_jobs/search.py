@@ -1,0 +1,184 @@
+"""`hat search`: HAT's evolutionary search (Sec. 3.4), one SubTransformer per latency budget.
+
+Latency comes from a trained predictor (`hat latency fit`), fitness is the validation loss of the SubTransformer
+with the SuperTransformer's weights on a fixed subset. `--measure-one` times the fitness to size that subset.
+"""
+
+import argparse
+import json
+import math
+import random
+import time
+from pathlib import Path
+
+from search_jobs.subnets import add_supernet_args
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("search", help="evolutionary search: one SubTransformer per latency budget")
+    p.add_argument("--budgets", default="20,40,80", help="comma-separated latency budgets in ms (default 20,40,80)")
+    p.add_argument("--predictor", type=Path, help="latency predictor of this host (`hat latency fit`)")
+    add_supernet_args(p)
+    p.add_argument("--data", type=Path, default=Path("data"), help="corpus folder with the valid splits")
+    help_valid = "first N pairs of each valid split (default 25; size it with --measure-one)"
+    p.add_argument("--valid-sentences", type=int, default=25, help=help_valid)
+    p.add_argument("--max-tokens", type=int, default=4096, help="tokens per validation batch")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True, help="bf16 autocast (default on)")
+    p.add_argument("--population", type=int, default=125)
+    p.add_argument("--parents", type=int, default=25)
+    p.add_argument("--mutations", type=int, default=50)
+    p.add_argument("--crossovers", type=int, default=50)
+    p.add_argument("--generations", type=int, default=30)
+    p.add_argument("--mutation-prob", type=float, default=0.3)
+    p.add_argument("--max-resample", type=int, default=1000, help="draws per child before a budget is infeasible")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", type=Path, help="results JSON (rewritten after every budget)")
+    p.add_argument("--measure-one", action="store_true", help="only time the fitness of a few archs and exit")
+    p.set_defaults(run=run)
+
+
+def parse_budgets(spec: str) -> list[float]:
+    """'20,40,80' -> [20.0, 40.0, 80.0]; anything else is one clear error line."""
+    budgets = []
+    for item in spec.split(","):
+        try:
+            value = float(item)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise SystemExit(f"hat: error: --budgets item {item.strip()!r}: use positive milliseconds, e.g. 20,40,80")
+        budgets.append(value)
+    return sorted(set(budgets))
+
+
+def _config(args: argparse.Namespace):
+    from hat_engine.evolution import EvolutionConfig
+
+    return EvolutionConfig(
+        population=args.population, parents=args.parents, mutations=args.mutations, crossovers=args.crossovers,
+        generations=args.generations, mutation_prob=args.mutation_prob, seed=args.seed,
+        max_resample=args.max_resample,
+    )  # fmt: skip
+
+
+def _fitness(args: argparse.Namespace):
+    """Supernet, tokenizer, fixed validation subset -> ValidationFitness."""
+    from hat_engine.fitness import ValidationFitness, validation_subset
+    from search_jobs.subnets import load
+
+    if args.tokenizer is None and not (args.supernet.parent / "spm.model").is_file():
+        args.tokenizer = args.data / "spm.model"
+    supernet, tokenizer = load(args)
+    valid = validation_subset(args.data, tokenizer, args.valid_sentences)
+    return ValidationFitness(supernet, valid, args.max_tokens, args.bf16)
+
+
+def _measure_one(args: argparse.Namespace, cfg, fitness) -> int:
+    space = fitness.supernet.space
+    rng = random.Random(args.seed)
+    archs = [("largest", space.largest()), ("smallest", space.smallest())]
+    archs += [(f"random-{i + 1}", space.sample(rng)) for i in range(3)]
+    fitness([space.smallest()])  # warm-up: first-call allocations and bf16 kernels
+    fitness.seconds, fitness.evaluations = 0.0, 0
+    valid = fitness.valid
+    print(f"validation subset: {len(valid)} pairs, {valid.target_tokens()} target tokens, bf16={args.bf16}")
+    for label, arch in archs:
+        started = time.perf_counter()
+        loss = fitness([arch])[0]
+        print(f"{label:>10} {arch.arch_id()}: loss {loss:.4f} in {time.perf_counter() - started:.3f} s")
+    per_eval = fitness.seconds_per_evaluation
+    budgets = len(parse_budgets(args.budgets))
+    # Generation 0 of every budget after the first is the previous final population: already scored.
+    worst = cfg.population + budgets * (cfg.generations - 1) * (cfg.mutations + cfg.crossovers)
+    print(
+        f"mean {per_eval:.3f} s per evaluation ({args.threads} thread(s)); {budgets} budget(s) need at most "
+        f"{worst} evaluations = {worst * per_eval / 60:.1f} min; repeats come from the cache (a simulated "
+        "sweep needed ~87 % of that)"
+    )
+    return 0
+
+
+def _write(path: Path, settings: dict, results: list, fitness, started: float) -> None:
+    minutes = [r["minutes"] for r in results]
+    payload = {
+        "settings": settings,
+        "search": {
+            "budgets": [r["budget_ms"] for r in results],
+            "generations": settings["evolution"]["generations"],
+            "population": settings["evolution"]["population"],
+            "minutes_per_budget": minutes,
+            "total_minutes": (time.perf_counter() - started) / 60,
+            "evaluations": fitness.evaluations,
+            "seconds_per_evaluation": fitness.seconds_per_evaluation,
+        },
+        "results": results,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from hat_engine.errors import ConfigError
+    from hat_engine.evolution import check_budget, sweep
+
+    budgets, cfg = parse_budgets(args.budgets), _config(args)
+    if not args.measure_one and (args.out is None or args.predictor is None):
+        raise SystemExit("hat: error: --predictor and --out are required (or pass --measure-one)")
+    if args.valid_sentences < 1 or args.max_tokens < 64 or args.threads < 1:
+        raise SystemExit("hat: error: --valid-sentences and --threads must be >= 1, --max-tokens >= 64")
+    torch.set_num_threads(args.threads)
+    if args.measure_one:
+        return _measure_one(args, cfg, _fitness(args))
+    from hat_engine.predictor import LatencyPredictor
+
+    predictor = LatencyPredictor.load(args.predictor)
+    for budget in budgets:  # fail before the supernet and the validation data are read
+        check_budget(predictor.space, predictor.predict, budget)
+    fitness = _fitness(args)
+    if predictor.space != fitness.supernet.space:
+        raise ConfigError(f"{args.predictor} was fit for another search space than {args.supernet}; refit it")
+    settings = {
+        "evolution": cfg.to_dict(), "budgets_ms": budgets, "supernet": str(args.supernet),
+        "predictor": str(args.predictor), "data": str(args.data), "valid_sentences_per_split": args.valid_sentences,
+        "valid_pairs": len(fitness.valid), "valid_target_tokens": fitness.valid.target_tokens(),
+        "max_tokens": args.max_tokens, "bf16": args.bf16, "threads": args.threads,
+        "fitness": "per-token validation NLL, weights inherited from the supernet",
+        "warm_start": "each budget starts from the previous (smaller) budget's final population",
+    }  # fmt: skip
+
+    def progress(s) -> None:
+        print(
+            f"budget {s.budget_ms:g} ms | gen {s.generation + 1:2d}/{cfg.generations} | best loss "
+            f"{s.best_fitness:.4f} at {s.best_latency_ms:.1f} ms | mean {s.mean_fitness:.4f} | "
+            f"evals {s.evaluations} | {s.elapsed_s:.0f} s",
+            flush=True,
+        )
+
+    started, results = time.perf_counter(), []
+
+    def save(result) -> None:
+        results.append(result.to_dict())
+        _write(args.out, settings, results, fitness, started)
+
+    sweep(predictor.space, predictor.predict, fitness, budgets, cfg, on_generation=progress, on_result=save)
+    table = Table(title=f"hat search: {cfg.generations} generations x {cfg.population} (seed {cfg.seed})")
+    for column in ("budget ms", "arch_id", "predicted ms", "valid loss", "embed enc/dec", "dec layers", "evals", "min"):
+        table.add_column(column)
+    for r in results:
+        arch = r["arch"]
+        table.add_row(
+            f"{r['budget_ms']:g}", r["arch_id"], f"{r['predicted_latency_ms']:.1f}", f"{r['fitness']:.4f}",
+            f"{arch['encoder_embed_dim']}/{arch['decoder_embed_dim']}", str(len(arch["decoder_layers"])),
+            str(r["evaluations"]), f"{r['minutes']:.1f}",
+        )  # fmt: skip
+    total = (time.perf_counter() - started) / 60
+    table.caption = (
+        f"{fitness.evaluations} evaluations, {fitness.seconds_per_evaluation:.3f} s each, {total:.1f} min in all; "
+        f"results in {args.out}"
+    )
+    Console().print(table)
+    return 0

@@ -1,0 +1,251 @@
+"""Evolutionary search (HAT Sec. 3.4) with a fake predictor and a fake fitness; the real fitness on a tiny supernet."""
+
+import json
+import math
+import random
+
+import pytest
+import torch
+
+from hat_engine.batching import ParallelData, read_split, splits_with_role
+from hat_engine.config import ArchConfig, SearchSpace
+from hat_engine.errors import ConfigError
+from hat_engine.evolution import (
+    EvolutionConfig,
+    FitnessCache,
+    InfeasibleBudgetError,
+    crossover,
+    evolve,
+    mutate,
+    sweep,
+)
+from hat_engine.fitness import ValidationFitness, validation_subset
+from hat_engine.training import validation_loss
+
+SMALL = EvolutionConfig(population=20, parents=5, mutations=8, crossovers=7, generations=8, seed=3)
+# More choices per gene than tiny_space, and depths where cross_layers can exceed the encoder depth.
+WIDE = SearchSpace((16, 32), (32, 48, 64), (1, 2, 4), (1, 2, 3), (1, 2, 3), (1, 2, 3), qkv_dim=16)
+
+
+def fake_ms(arch: ArchConfig) -> float:
+    """Grows with every gene; on the tiny space: smallest 11 ms, largest 40 ms."""
+    ms = arch.encoder_embed_dim / 16 + arch.decoder_embed_dim / 16
+    ms += sum(layer.ffn_dim / 32 + layer.self_heads for layer in arch.encoder_layers)
+    ms += sum(g.ffn_dim / 32 + g.self_heads + g.cross_heads + g.cross_layers for g in arch.decoder_layers)
+    return ms
+
+
+def fake_latency(archs: list[ArchConfig]) -> list[float]:
+    return [fake_ms(a) for a in archs]
+
+
+class FakeFitness:
+    """Loss falls with capacity, plus a fixed per-arch wobble so that the ranking is not just the latency's."""
+
+    def __init__(self) -> None:
+        self.seen: list[ArchConfig] = []
+
+    def __call__(self, archs: list[ArchConfig]) -> list[float]:
+        self.seen += archs
+        return [10.0 - fake_ms(a) / 5 + int(a.arch_id(), 16) % 7 * 0.05 for a in archs]
+
+
+def test_every_result_and_every_evaluated_arch_respects_its_budget(tiny_space):
+    fitness = FakeFitness()
+    results = sweep(tiny_space, fake_latency, fitness, [30, 15, 22], SMALL)
+    assert [r.budget_ms for r in results] == [15, 22, 30]
+    for r in results:
+        assert r.latency_ms == fake_ms(r.best) <= r.budget_ms
+        assert all(fake_ms(a) <= r.budget_ms for a in r.population)
+        tiny_space.validate(r.best)
+    assert all(fake_ms(a) <= 30 for a in fitness.seen)
+
+
+def test_best_fitness_never_worsens_and_the_search_improves(tiny_space):
+    result = evolve(tiny_space, fake_latency, FakeFitness(), 25, SMALL)
+    best = [g.best_fitness for g in result.history]
+    assert len(best) == SMALL.generations
+    assert all(later <= earlier for earlier, later in zip(best, best[1:], strict=False))
+    assert result.fitness == best[-1] and result.fitness <= min(g.mean_fitness for g in result.history)
+    assert [g.generation for g in result.history] == list(range(SMALL.generations))
+
+
+def test_same_seed_same_search(tiny_space):
+    def run(seed: int):
+        cfg = EvolutionConfig(population=20, parents=5, mutations=8, crossovers=7, generations=6, seed=seed)
+        r = evolve(tiny_space, fake_latency, FakeFitness(), 25, cfg)
+        return r.best, [g.best_fitness for g in r.history], [a.arch_id() for a in r.population]
+
+    assert run(7) == run(7)
+
+
+def test_cache_evaluates_each_arch_once_across_budgets(tiny_space):
+    fitness, cache = FakeFitness(), FitnessCache()
+    results = sweep(tiny_space, fake_latency, fitness, [20, 30], SMALL, cache=cache)
+    ids = [a.arch_id() for a in fitness.seen]
+    assert len(ids) == len(set(ids)) == cache.evaluations == sum(r.evaluations for r in results)
+    assert set(cache.scores) == set(ids)
+    again = evolve(tiny_space, fake_latency, fitness, 20, SMALL, cache=cache)  # same search, all cached
+    assert again.evaluations == 0 and again.best == results[0].best
+
+
+def test_sweep_warm_starts_from_the_previous_population(tiny_space):
+    first, second = sweep(tiny_space, fake_latency, FakeFitness(), [18, 28], SMALL)
+    # The previous population fills generation 0 entirely (all of it fits 28 ms) and is already scored.
+    assert second.history[0].evaluations == 0
+    assert second.history[0].best_fitness == first.fitness
+    assert second.fitness <= first.fitness
+
+
+def test_infeasible_budget_is_a_typed_error(tiny_space):
+    with pytest.raises(InfeasibleBudgetError, match=r"budget 5 ms .*smallest SubTransformer \(11\.00 ms\)"):
+        evolve(tiny_space, fake_latency, FakeFitness(), 5, SMALL)
+    with pytest.raises(InfeasibleBudgetError, match="budget 5 ms"):
+        sweep(tiny_space, fake_latency, FakeFitness(), [20, 5], SMALL)
+    # Only the smallest arch fits 11 ms: random draws almost never hit it, so resampling gives up clearly.
+    cfg = EvolutionConfig(population=20, parents=5, mutations=8, crossovers=7, generations=2, max_resample=3)
+    with pytest.raises(InfeasibleBudgetError, match="fit after 3 draws"):
+        evolve(tiny_space, fake_latency, FakeFitness(), 11, cfg)
+
+
+def test_config_errors_name_the_values():
+    with pytest.raises(ConfigError, match="population=100 must equal"):
+        EvolutionConfig(population=100)
+    with pytest.raises(ConfigError, match="mutation_prob=1.5"):
+        EvolutionConfig(mutation_prob=1.5)
+
+
+def test_mutate_and_crossover_children_always_validate(tiny_space):
+    rng = random.Random(0)
+    for space in (tiny_space, WIDE):
+        for _ in range(800):
+            a, b = space.sample(rng), space.sample(rng)
+            child = mutate(a, space, rng, rng.random())
+            space.validate(child)
+            mixed = crossover(a, b, space, rng)
+            space.validate(mixed)
+            assert mixed.encoder_embed_dim in (a.encoder_embed_dim, b.encoder_embed_dim)
+            assert mixed.decoder_depth in (a.decoder_depth, b.decoder_depth)
+            assert mutate(a, space, rng, 0.0) == a
+            assert crossover(a, a, space, rng) == a
+
+
+def test_mutation_keeps_layers_position_wise_when_the_depth_changes():
+    rng = random.Random(1)
+    kept = compared = 0
+    for _ in range(500):
+        a = WIDE.sample(rng)
+        child = mutate(a, WIDE, rng, 0.3)
+        for i in range(min(a.encoder_depth, child.encoder_depth)):
+            kept += child.encoder_layers[i] == a.encoder_layers[i]
+            compared += 1
+    # Kept layers stay with probability 0.7 ** 2 = 0.49 (both genes unmutated); a fresh draw matches 1 in 9.
+    assert kept / compared > 0.4
+
+
+def test_crossover_copies_layers_only_the_deeper_parent_has():
+    rng = random.Random(2)
+    for _ in range(500):
+        a, b = WIDE.sample(rng), WIDE.sample(rng)
+        child = crossover(a, b, WIDE, rng)
+        deeper = a if a.decoder_depth >= b.decoder_depth else b
+        for i in range(min(a.decoder_depth, b.decoder_depth), child.decoder_depth):
+            got, want = child.decoder_layers[i], deeper.decoder_layers[i]
+            assert (got.ffn_dim, got.self_heads, got.cross_heads) == (want.ffn_dim, want.self_heads, want.cross_heads)
+            assert got.cross_layers == want.cross_layers or want.cross_layers > child.encoder_depth
+
+
+def test_validation_fitness_matches_validation_loss(tiny_supernet, tiny_space):
+    gen = torch.Generator().manual_seed(0)
+    lengths = (3, 5, 7, 4, 6)
+    src = [torch.randint(4, 50, (n,), generator=gen).tolist() for n in lengths]
+    tgt = [torch.randint(4, 50, (n + 1,), generator=gen).tolist() for n in lengths]
+    valid = ParallelData(src, tgt)
+    fitness = ValidationFitness(tiny_supernet, valid, max_tokens=64, bf16=False)
+    archs = [tiny_space.largest(), tiny_space.smallest(), tiny_space.sample(random.Random(2))]
+    losses = fitness(archs)
+    assert all(math.isfinite(x) and x > 0 for x in losses)
+    assert fitness.evaluations == 3 and fitness.seconds > 0
+    for arch, loss in zip(archs, losses, strict=True):
+        assert loss == pytest.approx(validation_loss(tiny_supernet, arch, valid, 64, False), rel=1e-6)
+    assert not tiny_supernet.training
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """A tiny built corpus (valid split of 12 pairs) with its SentencePiece model."""
+    from hat_engine.data import BuildOptions, build_corpus
+
+    folder = tmp_path_factory.mktemp("corpus")
+    rng = random.Random(0)
+    words = "alpha beta gamma delta epsilon zeta eta theta".split()
+    files = {}
+    for role, n in (("train", 60), ("valid", 12), ("test", 5)):
+        lines = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 8))) for _ in range(n)]
+        (folder / f"{role}.txt").write_text("\n".join(lines))
+        files[f"{role}-src"] = files[f"{role}-tgt"] = folder / f"{role}.txt"
+    build_corpus(BuildOptions(out=folder / "data", custom=files, vocab_size=40))
+    return folder / "data"
+
+
+def test_validation_subset_takes_the_first_pairs_sorted_by_length(corpus):
+    from hat_engine.tokenizer import Tokenizer
+
+    tokenizer = Tokenizer(corpus / "spm.model")
+    subset = validation_subset(corpus, tokenizer, 5)
+    (name,) = splits_with_role(corpus, "valid")
+    first = tokenizer.encode(read_split(corpus, name)[0][:5])
+    assert sorted(subset.src) == sorted(first) and len(subset) == 5
+    lengths = [len(s) for s in subset.src]
+    assert lengths == sorted(lengths)
+    with pytest.raises(ConfigError):
+        validation_subset(corpus, tokenizer, 0)
+
+
+def test_search_command_writes_one_result_per_budget(corpus, tiny_space, tmp_path, capsys):
+    from hat_engine.config import ModelConfig
+    from hat_engine.predictor import LatencyMLP, LatencyPredictor, features
+    from hat_engine.supernet import SuperTransformer, save_supernet
+    from hat_engine.tokenizer import Tokenizer
+    from search_jobs.cli import main
+
+    t = Tokenizer(corpus / "spm.model")
+    torch.manual_seed(0)
+    config = ModelConfig(t.vocab_size, pad_id=t.pad_id, unk_id=t.unk_id, bos_id=t.bos_id, eos_id=t.eos_id)
+    save_supernet(tmp_path / "supernet.pt", SuperTransformer(tiny_space, config))
+    n = len(features(tiny_space.largest(), tiny_space, "hat"))
+    ones = torch.ones(n)
+    # Untrained MLP, scaled to a constant 20 ms (fitting one would cost seconds of optimizer start-up).
+    LatencyPredictor(tiny_space, "hat", LatencyMLP(n, 8, 2), 0 * ones, ones, 0.0, 1.0, scale=0.0, offset=20.0).save(
+        tmp_path / "pred.pt"
+    )
+    out = tmp_path / "results.json"
+    small = ["--population", "8", "--parents", "2", "--mutations", "3", "--crossovers", "3", "--generations", "2"]
+    files = ["--predictor", str(tmp_path / "pred.pt"), "--supernet", str(tmp_path / "supernet.pt")]
+    argv = ["search", "--budgets", "40,30", *files, "--data", str(corpus), "--valid-sentences", "4", "--out", str(out)]
+    argv += small
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "budget 30 ms | gen  2/2" in printed and "budget 40 ms | gen  1/2" in printed
+    report = json.loads(out.read_text())
+    assert [r["budget_ms"] for r in report["results"]] == [30, 40]
+    for r in report["results"]:
+        assert r["predicted_latency_ms"] == pytest.approx(20.0) and len(r["history"]) == 2
+        assert r["arch_id"] == ArchConfig.from_dict(r["arch"]).arch_id() and math.isfinite(r["fitness"])
+    assert report["settings"]["evolution"]["population"] == 8 and report["settings"]["valid_pairs"] == 4
+
+
+def test_bad_budgets_are_one_clear_line():
+    from search_jobs.search import parse_budgets
+
+    assert parse_budgets("40, 20,20") == [20.0, 40.0]
+    for spec in ("20,abc", "0", "-5", "inf", ""):
+        with pytest.raises(SystemExit, match="hat: error: --budgets item"):
+            parse_budgets(spec)
+
+
+def test_tight_budget_fills_the_first_population_from_mutations_of_what_fits(tiny_space):
+    # About 1 in 37 uniform samples fits 13 ms: 20 draws per slot leave gaps that mutations of the fitting fill.
+    cfg = EvolutionConfig(population=20, parents=5, mutations=8, crossovers=7, generations=3, max_resample=20)
+    result = evolve(tiny_space, fake_latency, FakeFitness(), 13, cfg)
+    assert all(fake_ms(a) <= 13 for a in result.population) and result.latency_ms <= 13
