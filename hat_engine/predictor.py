@@ -8,7 +8,7 @@ least squares), after HELP (NeurIPS'21) in spirit: the shape of the latency land
 
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -72,6 +72,7 @@ class LatencyPredictor:
     y_std: float
     scale: float = 1.0  # few-shot adaptation: ms = scale * mlp_ms + offset
     offset: float = 0.0
+    extra: dict = field(default_factory=dict)  # provenance: the profile's fingerprint, fit metrics
 
     def _raw(self, archs: list[ArchConfig]) -> torch.Tensor:
         x = torch.tensor([features(a, self.space, self.feature_set) for a in archs], dtype=torch.float32)
@@ -85,12 +86,13 @@ class LatencyPredictor:
         return self.predict([arch])[0]
 
     def save(self, path: Path, extra: dict | None = None) -> None:
+        extra = {**self.extra, **(extra or {})}
         payload = {
             "format": PREDICTOR_FORMAT, "space": self.space.to_dict(), "feature_set": self.feature_set,
             "hidden": self.mlp.net[0].out_features, "layers": len(self.mlp.net) // 2 + 1,
             "state_dict": self.mlp.state_dict(), "x_mean": self.x_mean, "x_std": self.x_std,
             "y_mean": self.y_mean, "y_std": self.y_std, "scale": self.scale, "offset": self.offset,
-            "extra": extra or {},
+            "extra": extra,
         }  # fmt: skip
         torch.save(payload, path)
 
@@ -107,7 +109,8 @@ class LatencyPredictor:
         mlp = LatencyMLP(n, payload["hidden"], payload["layers"])
         mlp.load_state_dict(payload["state_dict"])
         return cls(space, payload["feature_set"], mlp.eval(), payload["x_mean"], payload["x_std"],
-                   payload["y_mean"], payload["y_std"], payload["scale"], payload["offset"])  # fmt: skip
+                   payload["y_mean"], payload["y_std"], payload["scale"], payload["offset"],
+                   dict(payload.get("extra") or {}))  # fmt: skip
 
 
 def fit(

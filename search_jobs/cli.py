@@ -6,7 +6,7 @@ import os
 import sys
 
 from hat_engine.errors import HatError
-from search_jobs import data_build, detect, latency, search, supernet_evaluate, supernet_train, translate
+from search_jobs import catalog_cmd, data_build, detect, latency, search, supernet_evaluate, supernet_train, translate
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     supernet_evaluate.register(supernet)
     translate.register(commands)
     latency.register(commands)
+    catalog_cmd.register(commands)
     search.register(commands)
     detect.register(commands)
     return parser

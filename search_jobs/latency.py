@@ -108,7 +108,7 @@ def run_fit(args: argparse.Namespace) -> int:
     best = min(results, key=lambda fs: results[fs][2]["mape"])
     predictor, predicted, m = results[best]
     profile_id = header["profile"]["profile_id"]
-    extra = {"profile_id": profile_id, "n_train": len(train), "n_test": len(test), **m,
+    extra = {"profile_id": profile_id, "profile": header["profile"], "n_train": len(train), "n_test": len(test), **m,
              "compared": {fs: r[2] for fs, r in results.items()}}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     predictor.save(args.out, extra)

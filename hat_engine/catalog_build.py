@@ -1,0 +1,153 @@
+"""From search results to catalog entries: extract -> ONNX -> measured latency -> BLEU/chrF (HAT §4, our way).
+
+Every entry (and every baseline) is measured and scored exactly alike: the served artifact (materialised from
+the SuperTransformer and checksummed), the reference workload on the profile's backend and threads, and
+sacrebleu on the held-out test sets with beam 4. Scores depend on the weights, not on the host, so they are
+computed once per (arch, format) and shared across profiles.
+"""
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from hat_engine.catalog import Artifact, Catalog, CatalogEntry, FileRef, HardwareProfileRecord, PredictorRef
+from hat_engine.checksums import sha256_file
+from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, SearchSpace
+from hat_engine.evaluation import evaluate
+from hat_engine.latency import REFERENCE_WORKLOAD, Workload, measure
+from hat_engine.materialize import materialize, weights_sha256
+from hat_engine.supernet import load_supernet
+from hat_engine.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+SUPERNET_FILE, TOKENIZER_FILE, CACHE_DIR = "supernet.pt", "spm.model", ".cache"
+
+
+@dataclass(frozen=True)
+class ProfileTarget:
+    """A hardware profile as the catalog build needs it: its id and fingerprint, runtime and threads."""
+
+    profile_id: str
+    backend: str
+    threads: int
+    fingerprint: dict
+
+    @classmethod
+    def from_fingerprint(cls, fingerprint: dict) -> "ProfileTarget":
+        return cls(fingerprint["profile_id"], fingerprint["backend"], int(fingerprint["threads"]), fingerprint)
+
+
+def homogeneous_arch(
+    space: SearchSpace, embed: int, ffn: int, heads: int, dec_depth: int, cross: int = 1
+) -> ArchConfig:
+    """A hand-scaled baseline: the same width, FFN and heads in every layer."""
+    enc = tuple(EncoderLayerArch(ffn, heads) for _ in range(space.max_encoder_depth))
+    dec = tuple(DecoderLayerArch(ffn, heads, heads, cross) for _ in range(dec_depth))
+    arch = ArchConfig(embed, embed, enc, dec)
+    space.validate(arch)
+    return arch
+
+
+def baseline_archs(space: SearchSpace) -> dict[str, ArchConfig]:
+    """Hand-scaled homogeneous SubTransformers spanning the space: scale depth at full width, scale width at
+    full depth (what one would try without a search)."""
+    big, small = (max(space.embed_dims), max(space.ffn_dims), max(space.heads)), (
+        min(space.embed_dims), min(space.ffn_dims), min(space.heads))  # fmt: skip
+    archs = {f"depth-{d}": homogeneous_arch(space, *big, d) for d in space.decoder_depths}
+    archs[f"width-{small[0]}-ffn{small[1]}"] = homogeneous_arch(space, *small, space.max_decoder_depth)
+    archs[f"width-{small[0]}-ffn{small[1]}-depth-1"] = homogeneous_arch(space, *small, min(space.decoder_depths))
+    return archs
+
+
+class EntryBuilder:
+    """Builds entries into `catalog_dir`, which gets a copy of the supernet and tokenizer."""
+
+    def __init__(self, catalog_dir: Path, supernet_path: Path, tokenizer_path: Path, data_dir: Path,
+                 workload: Workload = REFERENCE_WORKLOAD, runs: int = 20, warmup: int = 3,
+                 eval_limit: int | None = None, eval_threads: int = 2):  # fmt: skip
+        self.dir = Path(catalog_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for src, name in ((supernet_path, SUPERNET_FILE), (tokenizer_path, TOKENIZER_FILE)):
+            if Path(src).resolve() != (self.dir / name).resolve():
+                shutil.copyfile(src, self.dir / name)
+        self.supernet, _ = load_supernet(self.dir / SUPERNET_FILE)
+        self.tokenizer = Tokenizer(self.dir / TOKENIZER_FILE)
+        self.data_dir, self.workload, self.runs, self.warmup = Path(data_dir), workload, runs, warmup
+        self.eval_limit, self.eval_threads = eval_limit, eval_threads
+        self.stub = Catalog("en-de", self.file_ref(TOKENIZER_FILE), self.file_ref(SUPERNET_FILE), workload, (), ())
+        self._scores: dict[tuple[str, str], dict] = {}
+
+    def file_ref(self, name: str) -> FileRef:
+        return FileRef(name, sha256_file(self.dir / name))
+
+    def _runner(self, folder: Path, fmt: str, threads: int):
+        from hat_engine.ort_decoding import OrtTranslator
+        from hat_engine.transformer import Transformer
+
+        if fmt == "torch":
+            torch.set_num_threads(threads)
+            return Transformer.load(folder / "model.pt").eval()
+        return OrtTranslator.load(folder, threads=threads, int8=fmt == "onnx-int8")
+
+    def build(self, entry_id: str, arch: ArchConfig, target: ProfileTarget, budget_ms: float, predicted_ms: float,
+              fmt: str = "onnx") -> CatalogEntry:  # fmt: skip
+        model = self.supernet.extract(arch)
+        recipe = {"source": SUPERNET_FILE, "source_sha256": self.stub.supernet.sha256, "builder": "onnx-graph"}
+        artifact = Artifact(fmt, f"{CACHE_DIR}/{entry_id}/{fmt}", weights_sha256(model), recipe)
+        entry = CatalogEntry(entry_id, target.profile_id, budget_ms, arch, model.num_parameters(), {}, predicted_ms,
+                             {}, {}, (artifact,))  # fmt: skip
+        folder = materialize(self.dir, self.stub, entry, fmt, self.dir / CACHE_DIR)
+        latency = measure(self._runner(folder, fmt, target.threads), self.workload, self.warmup, self.runs)
+        key = (arch.arch_id(), fmt)
+        if key not in self._scores:
+            threads = torch.get_num_threads()
+            self._scores[key] = evaluate(self._runner(folder, fmt, self.eval_threads), self.tokenizer, self.data_dir,
+                                         beam=self.workload.beam, limit=self.eval_limit)  # fmt: skip
+            torch.set_num_threads(threads)
+        scores = self._scores[key]
+        log.info("%s: p50 %.1f ms, BLEU %s", entry_id, latency.p50, {k: v["bleu"] for k, v in scores.items()})
+        return CatalogEntry(
+            entry_id, target.profile_id, budget_ms, arch, model.num_parameters(),
+            {"p50": round(latency.p50, 3), "p95": round(latency.p95, 3)}, round(predicted_ms, 3),
+            {k: v["bleu"] for k, v in scores.items()}, {k: v["chrf"] for k, v in scores.items()}, (artifact,),
+        )  # fmt: skip
+
+    def signatures(self) -> dict:
+        first = next(iter(self._scores.values()), {})
+        sample = next(iter(first.values()), {})
+        return {"bleu": sample.get("bleu_signature"), "chrf": sample.get("chrf_signature")}
+
+    def catalog(self, profiles: list[HardwareProfileRecord], entries: list[CatalogEntry], extra: dict) -> Catalog:
+        return Catalog("en-de", self.stub.tokenizer, self.stub.supernet, self.workload, tuple(profiles),
+                       tuple(entries), extra={"sacrebleu": self.signatures(), **extra})  # fmt: skip
+
+
+def predictor_record(catalog_dir: Path, predictor_path: Path, target: ProfileTarget) -> HardwareProfileRecord:
+    """Copy a profile's predictor into the catalog and describe it."""
+    from hat_engine.predictor import LatencyPredictor
+
+    predictor = LatencyPredictor.load(predictor_path)
+    name = f"predictors/{target.profile_id}.pt"
+    (Path(catalog_dir) / "predictors").mkdir(parents=True, exist_ok=True)
+    if Path(predictor_path).resolve() != (Path(catalog_dir) / name).resolve():
+        shutil.copyfile(predictor_path, Path(catalog_dir) / name)
+    e = predictor.extra
+    ref = PredictorRef(name, sha256_file(Path(catalog_dir) / name), int(e.get("n_train", 0)), int(e.get("n_test", 0)),
+                       float(e.get("mape", 0.0)), float(e.get("kendall_tau", 0.0)))  # fmt: skip
+    return HardwareProfileRecord(target.profile_id, target.fingerprint, ref)
+
+
+def build_all(builder: EntryBuilder, jobs: list[tuple[str, ArchConfig, ProfileTarget, float, float]],
+              on_entry: Callable[[CatalogEntry], None] = lambda _: None) -> list[CatalogEntry]:  # fmt: skip
+    """Build entries one at a time (one model measured at a time)."""
+    entries = []
+    for entry_id, arch, target, budget, predicted in jobs:
+        entry = builder.build(entry_id, arch, target, budget, predicted)
+        entries.append(entry)
+        on_entry(entry)
+    return entries

@@ -1,0 +1,47 @@
+"""`hat catalog validate`: schema, files and checksums of a catalog folder, and its Pareto sanity."""
+
+from pathlib import Path
+
+from hat_engine.catalog import Catalog, dominated, load_catalog, verify_file
+from hat_engine.checksums import sha256_file
+from hat_engine.errors import CatalogError
+
+
+def validate_catalog(folder: Path, materialized: bool = False) -> tuple[Catalog, list[str]]:
+    """The parsed catalog and a list of problems (empty when valid). `materialized` also rebuilds every
+    artifact from its recipe into the cache and checks the extracted weights' sha256."""
+    catalog = load_catalog(folder)
+    problems: list[str] = []
+
+    def check(fn, *args) -> None:
+        try:
+            fn(*args)
+        except CatalogError as exc:
+            problems.append(str(exc))
+
+    check(verify_file, folder, catalog.tokenizer, "tokenizer")
+    check(verify_file, folder, catalog.supernet, "supernet")
+    for p in catalog.hardware_profiles:
+        if p.predictor is not None:
+            check(verify_file, folder, p.predictor, f"hardware profile {p.id} predictor")
+        entries = catalog.entries_for(p.id)
+        if not entries:
+            problems.append(f"hardware profile {p.id} has no entries")
+        for slow, fast in dominated(entries):
+            problems.append(f"entry {slow} is dominated by {fast} (slower and no better) in profile {p.id}")
+    for e in catalog.entries:
+        for a in e.artifacts:
+            recipe = a.materialize
+            if recipe is None:
+                check(verify_file, folder, a, f"entry {e.id} artifact {a.format}")
+                continue
+            source = Path(folder) / recipe.get("source", catalog.supernet.path)
+            if not source.is_file():
+                problems.append(f"entry {e.id}: source weights {source} are missing")
+            elif sha256_file(source) != recipe.get("source_sha256", catalog.supernet.sha256):
+                problems.append(f"entry {e.id}: source weights {source} do not match their sha256")
+            elif materialized:
+                from hat_engine.materialize import materialize
+
+                check(materialize, folder, catalog, e, a.format, Path(folder) / ".cache")
+    return catalog, problems

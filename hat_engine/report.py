@@ -1,0 +1,112 @@
+"""The evidence beside the catalog: searched entries vs hand-scaled baselines, per hardware profile.
+
+For each baseline: the BLEU difference at equal latency (the searched curve interpolated at the baseline's
+latency) and the latency ratio at equal BLEU (the searched curve's latency where it reaches the baseline's
+BLEU). Quality is the mean BLEU over the test sets; latency the measured p50 on the reference workload.
+"""
+
+from pathlib import Path
+
+from hat_engine.catalog import CatalogEntry
+
+
+def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """(latency, quality) points not dominated by a faster-and-no-worse point, by latency."""
+    front, best = [], float("-inf")
+    for lat, q in sorted(points):
+        if q > best:
+            front.append((lat, q))
+            best = q
+    return front
+
+
+def _interp(xs: list[float], ys: list[float], x: float) -> float | None:
+    """Linear interpolation of y at x within the range of xs (sorted ascending); None outside it."""
+    if not xs or x < xs[0] or x > xs[-1]:
+        return None
+    for (x0, y0), (x1, y1) in zip(zip(xs, ys, strict=True), zip(xs[1:], ys[1:], strict=True), strict=False):
+        if x0 <= x <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return ys[-1]
+
+
+def compare(searched: list[CatalogEntry], baselines: dict[str, CatalogEntry]) -> list[dict]:
+    """Per baseline: its latency and BLEU, the searched BLEU at that latency, the searched latency at its BLEU."""
+    front = pareto([(e.latency_ms["p50"], e.mean_bleu) for e in searched])
+    lats, bleus = [p[0] for p in front], [p[1] for p in front]
+    rows = []
+    for name, b in baselines.items():
+        lat, bleu = b.latency_ms["p50"], b.mean_bleu
+        at_latency = _interp(lats, bleus, lat)
+        # the searched front's latency where its BLEU first reaches the baseline's (BLEU rises along the front)
+        at_bleu = _interp(bleus, lats, bleu) if bleus and bleus[0] <= bleu <= bleus[-1] else None
+        if at_bleu is None and bleus and bleus[0] >= bleu:
+            at_bleu = lats[0]  # even the fastest searched entry is at least as good: an upper bound on its latency
+        rows.append({
+            "baseline": name, "latency_p50_ms": lat, "bleu": round(bleu, 2),
+            "searched_bleu_at_equal_latency": None if at_latency is None else round(at_latency, 2),
+            "bleu_gain": None if at_latency is None else round(at_latency - bleu, 2),
+            "searched_latency_at_equal_bleu_ms": None if at_bleu is None else round(at_bleu, 2),
+            "speedup_at_equal_bleu": None if at_bleu is None else round(lat / at_bleu, 2),
+        })  # fmt: skip
+    return rows
+
+
+def plot_pareto(profile_id: str, searched: list[CatalogEntry], baselines: dict[str, CatalogEntry], png: Path) -> None:
+    from hat_engine.plots import plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    pts = sorted((e.latency_ms["p50"], e.mean_bleu) for e in searched)
+    ax.plot(*zip(*pts, strict=True), "o-", label="searched (HAT)", color="tab:blue")
+    for name, b in baselines.items():
+        ax.plot(b.latency_ms["p50"], b.mean_bleu, "x", color="tab:red", ms=8)
+        ax.annotate(name, (b.latency_ms["p50"], b.mean_bleu), fontsize=7, xytext=(4, -8), textcoords="offset points")
+    ax.plot([], [], "x", color="tab:red", label="hand-scaled baselines")
+    ax.set_xlabel("measured latency p50 (ms), reference workload")
+    ax.set_ylabel("mean BLEU (Bible test, Ding test)")
+    ax.set_title(profile_id, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+def write_report(out: Path, catalog, baselines: list[CatalogEntry], searches: dict[str, dict]) -> dict:
+    """`report.json` (baselines measured like entries, comparisons, search cost) and `REPORT.md` with a Pareto
+    plot per profile."""
+    import json
+
+    report = {"baselines": [b.to_dict() for b in baselines], "search": searches, "comparisons": {},
+              "sacrebleu": catalog.extra.get("sacrebleu")}  # fmt: skip
+    lines = ["# Catalog report", "", "Measured on the hosts named by each profile; latency is the p50 of the",
+             "reference workload (batch 1, 30 source tokens, 30 decoder steps, beam 4); BLEU is the mean of the",
+             "Bible and Ding test sets (sacrebleu, beam 4).", ""]  # fmt: skip
+    for p in catalog.hardware_profiles:
+        searched = catalog.entries_for(p.id)
+        mine = {b.id.split("@baseline-", 1)[1]: b for b in baselines if b.hardware_profile == p.id}
+        rows = compare(searched, mine) if searched else []
+        report["comparisons"][p.id] = rows
+        png = f"pareto-{p.id}.png"
+        if searched:
+            plot_pareto(p.id, searched, mine, Path(out) / png)
+        lines += [f"## {p.id}", "", f"![Pareto: {p.id}]({png})", ""]
+        lines += ["| entry | budget ms | p50 ms | params | BLEU bible / ding |", "|---|---:|---:|---:|---|"]
+        for e in searched:
+            bleu = " / ".join(f"{v:.1f}" for v in e.bleu.values())
+            lines.append(f"| {e.id} | {e.latency_budget_ms:g} | {e.latency_ms['p50']:.1f} | {e.params:,} | {bleu} |")
+        lines += ["", "| baseline | p50 ms | BLEU | searched BLEU at equal latency | gain "
+                  "| searched ms at equal BLEU | speed-up |", "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+        for r in rows:
+            cells = [r["searched_bleu_at_equal_latency"], r["bleu_gain"], r["searched_latency_at_equal_bleu_ms"],
+                     r["speedup_at_equal_bleu"]]  # fmt: skip
+            shown = " | ".join("n/a" if c is None else f"{c:g}" for c in cells)
+            lines.append(f"| {r['baseline']} | {r['latency_p50_ms']:.1f} | {r['bleu']:.2f} | {shown} |")
+        cost = searches.get(p.id, {})
+        if cost:
+            lines += ["", f"Search: budgets {cost.get('budgets')}, {cost.get('generations')} generations x "
+                      f"{cost.get('population')}, minutes per budget {cost.get('minutes_per_budget')}."]  # fmt: skip
+        lines.append("")
+    (Path(out) / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (Path(out) / "REPORT.md").write_text("\n".join(lines) + "\n")
+    return report
