@@ -278,7 +278,7 @@ def build_onnx(model: Transformer, out_dir: str | Path) -> dict[str, Path]:
         start = time.perf_counter()
         onnx.save_model(build(model), str(paths[part]))
         seconds[part] = time.perf_counter() - start
-    log.info("built %s in %.2fs (encoder) + %.2fs (decoder)", arch.arch_id(), seconds["encoder"], seconds["decoder"])
+    log.debug("built %s in %.2fs (encoder) + %.2fs (decoder)", arch.arch_id(), seconds["encoder"], seconds["decoder"])
     meta = {
         "format": ONNX_FORMAT,
         "builder": BUILDER,

@@ -91,7 +91,8 @@ def write_report(out: Path, catalog, baselines: list[CatalogEntry], searches: di
         if searched:
             plot_pareto(p.id, searched, mine, Path(out) / png)
         lines += [f"## {p.id}", "", f"![Pareto: {p.id}]({png})", ""]
-        lines += ["| entry | budget ms | p50 ms | params | BLEU bible / ding |", "|---|---:|---:|---:|---|"]
+        test_sets = " / ".join(searched[0].bleu) if searched else "test sets"
+        lines += [f"| entry | budget ms | p50 ms | params | BLEU {test_sets} |", "|---|---:|---:|---:|---|"]
         for e in searched:
             bleu = " / ".join(f"{v:.1f}" for v in e.bleu.values())
             lines.append(f"| {e.id} | {e.latency_budget_ms:g} | {e.latency_ms['p50']:.1f} | {e.params:,} | {bleu} |")
@@ -105,7 +106,8 @@ def write_report(out: Path, catalog, baselines: list[CatalogEntry], searches: di
         cost = searches.get(p.id, {})
         if cost:
             lines += ["", f"Search: budgets {cost.get('budgets')}, {cost.get('generations')} generations x "
-                      f"{cost.get('population')}, minutes per budget {cost.get('minutes_per_budget')}."]  # fmt: skip
+                      f"{cost.get('population')}, minutes per budget "
+                      f"{[round(m, 2) for m in cost.get('minutes_per_budget', [])]}."]  # fmt: skip
         lines.append("")
     (Path(out) / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (Path(out) / "REPORT.md").write_text("\n".join(lines) + "\n")

@@ -36,7 +36,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_build(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from hat_engine.catalog import save_catalog
+    from hat_engine.catalog import dominated, save_catalog
     from hat_engine.catalog_build import EntryBuilder, ProfileTarget, baseline_archs, build_all, predictor_record
     from hat_engine.config import ArchConfig
     from hat_engine.errors import ConfigError
@@ -70,7 +70,14 @@ def run_build(args: argparse.Namespace) -> int:
     built = build_all(builder, jobs, on_entry)
     entries = [e for e in built if "@baseline-" not in e.id]
     baselines = [e for e in built if "@baseline-" in e.id]
-    catalog = builder.catalog(profiles, entries, {"built_with": "hat catalog build"})
+    # A searched entry that is slower and no better than another of its profile is of no use to anyone.
+    dropped = {slow for p in profiles for slow, _ in dominated([e for e in entries if e.hardware_profile == p.id])}
+    for entry_id in sorted(dropped):
+        console.print(f"dropped {entry_id}: dominated (slower and no better) by another entry of its profile")
+    entries = [e for e in entries if e.id not in dropped]
+    catalog = builder.catalog(
+        profiles, entries, {"built_with": "hat catalog build", "dropped_dominated": sorted(dropped)}
+    )
     save_catalog(catalog, args.out)
     write_report(args.out, catalog, baselines, searches)
     print(f"wrote {args.out / 'catalog.json'} ({len(entries)} entries), report.json and REPORT.md")

@@ -6,7 +6,18 @@ import os
 import sys
 
 from hat_engine.errors import HatError
-from search_jobs import catalog_cmd, data_build, detect, latency, search, supernet_evaluate, supernet_train, translate
+from search_jobs import (
+    catalog_cmd,
+    data_build,
+    detect,
+    latency,
+    pipeline,
+    search,
+    serve,
+    supernet_evaluate,
+    supernet_train,
+    translate,
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,8 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     translate.register(commands)
     latency.register(commands)
     catalog_cmd.register(commands)
+    pipeline.register(commands)
     search.register(commands)
     detect.register(commands)
+    serve.register(commands)
     return parser
 
 

@@ -1,0 +1,115 @@
+"""`hat pipeline --preset quick|full --out DIR`: the whole offline job, stage by stage, resuming finished stages.
+
+corpus -> SuperTransformer -> latency dataset per profile -> predictor per profile -> search per profile ->
+catalog (entries + baselines, measured and scored) -> validate. Each stage runs the same `hat` command a user
+would, and is skipped when its output already exists.
+"""
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import yaml
+
+PRESETS = {"quick": Path("configs/pipeline-quick.yaml"), "full": Path("configs/pipeline-full.yaml")}
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("pipeline", help="the whole offline job end to end (resumes finished stages)")
+    p.add_argument("--preset", choices=sorted(PRESETS), required=True)
+    p.add_argument("--out", type=Path, required=True, help="working folder; the catalog lands in OUT/catalog")
+    p.add_argument("--data", type=Path, default=Path("data"), help="the real corpus (built here if missing)")
+    p.set_defaults(run=run)
+
+
+def _hat(*args: object) -> None:
+    from search_jobs.cli import main
+
+    argv = [str(a) for a in args]
+    print(f"$ hat {' '.join(argv)}", flush=True)
+    code = main(argv)
+    if code:
+        raise SystemExit(f"hat: error: pipeline stage `hat {' '.join(argv[:2])}` failed (exit {code})")
+
+
+def _slice_corpus(data: Path, out: Path, sizes: dict) -> None:
+    """A custom corpus made of the first N pairs of each real split (train, valid, test)."""
+    manifest = json.loads((data / "manifest.json").read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    for role in ("train", "valid", "test"):
+        src, tgt = [], []
+        for split in (s for s in manifest["splits"].values() if s["role"] == role):
+            files = split["files"]
+            src += (data / files["en"]["path"]).read_text(encoding="utf-8").splitlines()[: sizes[role]]
+            tgt += (data / files["de"]["path"]).read_text(encoding="utf-8").splitlines()[: sizes[role]]
+        (out / f"{role}.en").write_text("\n".join(src) + "\n", encoding="utf-8")
+        (out / f"{role}.de").write_text("\n".join(tgt) + "\n", encoding="utf-8")
+
+
+def _train_config(preset: dict, out: Path, data: Path) -> Path:
+    train = dict(preset["train"])
+    if "config" in train:
+        base = yaml.safe_load(Path(train.pop("config")).read_text())
+    else:
+        base = {}
+    base.update(train, data_dir=str(data), space=preset["space"], out_dir=str(out / "supernet"))
+    path = out / "supernet.yaml"
+    path.write_text(yaml.safe_dump(base))
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    preset = yaml.safe_load(PRESETS[args.preset].read_text())
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    if not (args.data / "manifest.json").is_file():
+        _hat("data", "build", "--out", args.data)
+    data = args.data
+    if "slice" in preset:
+        data = out / "data"
+        if not (data / "manifest.json").is_file():
+            _slice_corpus(args.data, out / "slice", preset["slice"])
+            custom = [f"--{r}-{s}" for r in ("train", "valid", "test") for s in ("src", "tgt")]
+            files = [out / "slice" / f"{r}.{lang}" for r in ("train", "valid", "test") for lang in ("en", "de")]
+            pairs = [x for pair in zip(custom, files, strict=True) for x in pair]
+            _hat("data", "build", "--out", data, "--vocab-size", preset["slice"].get("vocab_size", 8000), *pairs)
+
+    supernet = out / "supernet.pt"
+    if not supernet.is_file():
+        _hat("supernet", "train", "--config", _train_config(preset, out, data), "--resume", "--export", supernet)
+    (out / "spm.model").write_bytes((data / "spm.model").read_bytes())
+
+    lat = preset["latency"]
+    _hat("latency", "measure", "--samples", lat["samples"], "--targets", lat["targets"], "--runs", lat["runs"],
+         "--warmup", lat["warmup"], "--supernet", supernet, "--out", out / "latency")  # fmt: skip
+
+    results = []
+    for dataset in sorted((out / "latency").glob("*.jsonl")):
+        profile = dataset.stem
+        predictor = out / "predictors" / f"{profile}.pt"
+        fit = preset["fit"]
+        if not predictor.is_file():
+            _hat("latency", "fit", "--data", dataset, "--out", predictor, "--test", fit["test"], "--epochs",
+                 fit["epochs"], "--features", fit["features"])  # fmt: skip
+        search = preset["search"]
+        result = out / f"search-{profile}.json"
+        if not result.is_file():
+            measured = sorted(json.loads(line)["p50"] for line in dataset.read_text().splitlines()[1:])
+            qs = statistics.quantiles(measured, n=100, method="inclusive")
+            budgets = ",".join(f"{qs[max(0, min(98, round(q * 100) - 1))]:.1f}" for q in search["budget_quantiles"])
+            _hat("search", "--budgets", budgets, "--predictor", predictor, "--supernet", supernet, "--data", data,
+                 "--valid-sentences", search["valid_sentences"], "--population", search["population"],
+                 "--parents", search["parents"], "--mutations", search["mutations"], "--crossovers",
+                 search["crossovers"], "--generations", search["generations"], "--threads", 2,
+                 "--out", result)  # fmt: skip
+        results += ["--results", result]
+
+    catalog = out / "catalog"
+    if not (catalog / "catalog.json").is_file():
+        extra = ["--eval-limit", preset["catalog"]["eval_limit"]] if "eval_limit" in preset["catalog"] else []
+        _hat("catalog", "build", *results, "--supernet", supernet, "--data", data, "--out", catalog,
+             "--runs", preset["catalog"]["runs"], *extra)  # fmt: skip
+    _hat("catalog", "validate", catalog)
+    print(f"pipeline ({args.preset}) done: {catalog}")
+    return 0

@@ -1,0 +1,32 @@
+"""`hat pipeline --preset quick`: the whole offline job on a tiny space and a slice of the real corpus."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from hat_engine.catalog_check import validate_catalog
+
+pytestmark = pytest.mark.integration
+
+
+def test_quick_pipeline_produces_a_valid_catalog(real_data, tmp_path, repo_root):
+    out = tmp_path / "quick"
+    result = subprocess.run(
+        [sys.executable, "-m", "search_jobs.cli", "pipeline", "--preset", "quick", "--out", str(out),
+         "--data", str(real_data)],
+        capture_output=True, text=True, timeout=1200, cwd=repo_root,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    catalog, problems = validate_catalog(out / "catalog", materialized=True)
+    assert not problems and catalog.entries
+    report = json.loads((out / "catalog" / "report.json").read_text())
+    assert report["baselines"] and report["comparisons"] and (out / "catalog" / "REPORT.md").is_file()
+    # a second run resumes: every stage is already done
+    again = subprocess.run(
+        [sys.executable, "-m", "search_jobs.cli", "pipeline", "--preset", "quick", "--out", str(out),
+         "--data", str(real_data)],
+        capture_output=True, text=True, timeout=600, cwd=repo_root,
+    )  # fmt: skip
+    assert again.returncode == 0 and "supernet train" not in again.stdout
