@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -86,9 +87,8 @@ def materialize(catalog_dir: Path, catalog: Catalog, entry: CatalogEntry, fmt: s
     if _cache_ok(folder, artifact.sha256):
         return folder
     model = extract_verified(catalog_dir, catalog, entry, artifact)
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{fmt}-", dir=folder.parent))  # unique: workers may build at once
     if fmt == "torch":
         model.save(tmp / "model.pt")
     else:
@@ -100,6 +100,9 @@ def materialize(catalog_dir: Path, catalog: Catalog, entry: CatalogEntry, fmt: s
             quantize_export(tmp)
     (tmp / STAMP).write_text(json.dumps({"entry": entry.id, "weights_sha256": artifact.sha256,
                                          "files": _dir_files(tmp)}, indent=2))  # fmt: skip
+    if _cache_ok(folder, artifact.sha256):  # another process finished first: keep its build
+        shutil.rmtree(tmp, ignore_errors=True)
+        return folder
     shutil.rmtree(folder, ignore_errors=True)
     tmp.replace(folder)
     log.info("materialised %s (%s) into %s", entry.id, fmt, folder)

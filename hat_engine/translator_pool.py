@@ -1,0 +1,172 @@
+"""Loaded translators for serving: verified artifacts, a bounded LRU of loaded entries, text in and out.
+
+An entry is served from the artifact for the chosen runtime: ONNX Runtime ("onnx", or "onnx-int8" when that is
+the entry's only ONNX artifact) or torch ("torch"). `materialize` rebuilds it from the catalog's weights with both
+sha256 checks, so an altered artifact raises CatalogError and is never loaded. Texts are split into sentences
+(and overlong sentences into chunks that fit the model's positions), translated in length-sorted batches, and
+joined again, so a paragraph comes back whole and no input is silently cut.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from hat_engine.catalog import Catalog, CatalogEntry
+from hat_engine.decoding import beam_search, greedy_search
+from hat_engine.errors import CatalogError
+from hat_engine.materialize import materialize
+from hat_engine.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+BACKEND_FORMATS = {"onnxruntime": ("onnx", "onnx-int8"), "torch": ("torch",)}
+MAX_SOURCE_TOKENS = 200  # the corpus' length filter: longer sentences are translated in chunks
+BATCH_SENTENCES = 16
+# Sentence ends (kept with the sentence) and line breaks (kept as separators).
+_SPLIT = re.compile(r"(\s*\n\s*|(?<=[.!?])\s+)")
+
+
+@dataclass(frozen=True)
+class Translation:
+    text: str
+    tokens: int  # target tokens generated (the sum over the text's sentences)
+
+
+def artifact_format(entry: CatalogEntry, backend: str) -> str | None:
+    """The artifact format this backend serves the entry from, or None when it has none."""
+    formats = {a.format for a in entry.artifacts}
+    return next((f for f in BACKEND_FORMATS[backend] if f in formats), None)
+
+
+def split_sentences(text: str) -> tuple[list[str], list[str]]:
+    """(sentences, separators) with len(separators) == len(sentences) - 1; line breaks survive, other runs of
+    whitespace between sentences become one space."""
+    parts = _SPLIT.split(text.strip())
+    sentences, separators = parts[0::2], parts[1::2]
+    separators = ["\n" * max(s.count("\n"), 1) if "\n" in s else " " for s in separators]
+    return sentences, separators
+
+
+@contextmanager
+def cache_lock(cache_dir: Path) -> Iterator[None]:
+    """An exclusive lock on the cache folder across processes: BentoML workers start together and would
+    otherwise build the same entry into the same temporary folder at once."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / ".lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class TranslatorPool:
+    """Verified, loaded translators for one catalog, at most `max_loaded` at a time (least recently used out;
+    pinned entries stay). Thread-safe; inference itself is the caller's to serialise."""
+
+    def __init__(
+        self, catalog_dir: Path, catalog: Catalog, cache_dir: Path, backend: str, threads: int, max_loaded: int = 3
+    ):
+        if backend not in BACKEND_FORMATS:
+            raise CatalogError(f"backend {backend!r} is not servable; use one of {list(BACKEND_FORMATS)}")
+        self.catalog_dir, self.catalog, self.cache_dir = Path(catalog_dir), catalog, Path(cache_dir)
+        self.backend, self.threads, self.max_loaded = backend, threads, max(1, max_loaded)
+        self._loaded: OrderedDict[str, object] = OrderedDict()
+        self._pinned: set[str] = set()
+        self._lock = threading.RLock()
+
+    def verify(self, entry: CatalogEntry) -> Path:
+        """Materialise (or re-check the cached) artifact; raises CatalogError when it is refused."""
+        fmt = artifact_format(entry, self.backend)
+        if fmt is None:
+            raise CatalogError(f"entry {entry.id} has no artifact for {self.backend}")
+        with cache_lock(self.cache_dir):
+            return materialize(self.catalog_dir, self.catalog, entry, fmt, self.cache_dir)
+
+    def load(self, entry: CatalogEntry):
+        """The entry's translator (torch `Transformer` or `OrtTranslator`), loaded on first use."""
+        with self._lock:
+            if entry.id in self._loaded:
+                self._loaded.move_to_end(entry.id)
+                return self._loaded[entry.id]
+            folder = self.verify(entry)
+            fmt = artifact_format(entry, self.backend)
+            if fmt == "torch":
+                from hat_engine.transformer import Transformer
+
+                model = Transformer.load(folder / "model.pt").eval()
+            else:
+                from hat_engine.ort_decoding import OrtTranslator
+
+                model = OrtTranslator.load(folder, threads=self.threads, int8=fmt == "onnx-int8")
+            self._loaded[entry.id] = model
+            self._evict()
+            log.info("loaded %s (%s, %d threads); %d loaded", entry.id, fmt, self.threads, len(self._loaded))
+            return model
+
+    def pin(self, entry_id: str) -> None:
+        with self._lock:
+            self._pinned = {entry_id}
+            self._evict()
+
+    def loaded_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._loaded)
+
+    def _evict(self) -> None:
+        for key in list(self._loaded):
+            if len(self._loaded) <= self.max_loaded:
+                break
+            if key not in self._pinned:
+                del self._loaded[key]
+                log.info("unloaded %s (LRU, max %d loaded)", key, self.max_loaded)
+
+
+def translate_texts(model, tokenizer: Tokenizer, texts: list[str], beam: int = 4) -> list[Translation]:
+    """English texts -> German, sentence by sentence; empty or blank texts come back empty without decoding."""
+    max_tokens = min(MAX_SOURCE_TOKENS, model.model_config.max_positions - 1)
+    pieces: list[list[int]] = []  # token ids (with EOS) of each chunk, over all texts
+    layout: list[tuple[list[list[int]], list[str]]] = []  # per text: chunk indices per sentence, separators
+    for text in texts:
+        sentences, separators = split_sentences(text) if text.strip() else ([], [])
+        chunks_of = []
+        for ids in tokenizer.encode(sentences) if sentences else []:
+            chunks = [ids[i : i + max_tokens] for i in range(0, len(ids), max_tokens)] or [[]]
+            chunks_of.append(list(range(len(pieces), len(pieces) + len(chunks))))
+            pieces.extend(chunk + [tokenizer.eos_id] for chunk in chunks)
+        layout.append((chunks_of, separators))
+    hyps = _decode(model, pieces, tokenizer.pad_id, beam)
+    out = []
+    for chunks_of, separators in layout:
+        sentences = [" ".join(tokenizer.decode(hyps[i]) for i in idx).strip() for idx in chunks_of]
+        text = sentences[0] if sentences else ""
+        for sep, sentence in zip(separators, sentences[1:], strict=True):
+            text += sep + sentence
+        out.append(Translation(text, sum(len(hyps[i]) + 1 for idx in chunks_of for i in idx)))
+    return out
+
+
+@torch.inference_mode()
+def _decode(model, pieces: list[list[int]], pad_id: int, beam: int) -> list[list[int]]:
+    """Beam search over all chunks, batched by length; output in input order."""
+    hyps: list[list[int]] = [[] for _ in pieces]
+    order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
+    for start in range(0, len(order), BATCH_SENTENCES):
+        rows = order[start : start + BATCH_SENTENCES]
+        src = torch.full((len(rows), max(len(pieces[i]) for i in rows)), pad_id, dtype=torch.long)
+        for r, i in enumerate(rows):
+            src[r, : len(pieces[i])] = torch.tensor(pieces[i])
+        out = greedy_search(model, src) if beam == 1 else beam_search(model, src, beam=beam)
+        for i, hyp in zip(rows, out, strict=True):
+            hyps[i] = hyp
+    return hyps

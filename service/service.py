@@ -1,0 +1,154 @@
+"""The BentoML translation service: this host's hardware and SLA -> the matching catalog entry (CONTRACT §4).
+
+Importing this module reads the settings (`service.settings`) and checks the catalog; a bad setting or a missing
+or invalid catalog stops the process with one line before any worker starts. Each worker then starts the
+`ServingEngine` in a background thread (verify, calibrate if needed, select, load, warm up), so `/livez` answers
+at once and `/readyz` turns 200 only when the selected model is loaded and warm; a request reaching a worker
+that is still loading waits for it. Each worker has its own models, batcher and SLA guard (`HAT_THREADS`
+defaults to the CPU limit divided among the workers); the metrics are summed over workers. Serve it with
+`hat serve` or `bentoml serve service.service:Translator`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Annotated
+
+import bentoml
+import torch
+from pydantic import BaseModel, Field
+from starlette.responses import JSONResponse
+
+from hat_engine.errors import HatError
+from hat_engine.hardware import detect
+from hat_engine.serving_engine import Listener, ServingEngine
+from hat_engine.sla_guard import Switch
+from service.app import app
+from service.batcher import Batcher, BatchResult
+from service.metrics import metrics
+from service.schemas import ApiError, validate
+from service.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+
+def _log_to_stderr() -> None:
+    """BentoML configures only its own loggers; the engine's and ours report at INFO beside them."""
+    for name in ("hat_engine", "service"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] [%(name)s] %(message)s"))
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except HatError as exc:
+        raise SystemExit(f"hat serve: error: {exc}") from None
+
+
+SETTINGS = _settings_or_exit()
+READY_WAIT_S = 120.0
+
+
+class TranslateOutput(BaseModel):
+    translations: list[str] = Field(description="one German text per input text, in order")
+    model: str = Field(description="the catalog entry that translated them")
+    latency_ms: float = Field(description="server-side latency, queueing included")
+
+
+@bentoml.asgi_app(app, path="/")
+@bentoml.service(name="hat_translator", workers=SETTINGS.workers, traffic={"timeout": 300, "max_concurrency": 512})
+class Translator:
+    def __init__(self) -> None:
+        _log_to_stderr()
+        self.settings = SETTINGS
+        torch.set_num_threads(SETTINGS.threads)  # ONNX Runtime sessions get the same count (TranslatorPool)
+        self.metrics = metrics()
+        self.host = detect(SETTINGS.serving.backend, SETTINGS.threads, probe_cuda=False)  # serving runs on CPU
+        self.engine = ServingEngine(SETTINGS.serving, self.host, Listener(self._refused, self._switched))
+        self.batcher = Batcher(self.engine.translate, SETTINGS.max_batch)
+        self.ready, self.failure = threading.Event(), None
+        threading.Thread(target=self._start, name="hat-startup", daemon=True).start()
+
+    def _start(self) -> None:
+        try:
+            plan = self.engine.start()
+        except HatError as exc:
+            self.failure = str(exc)
+            log.error("hat serve: startup failed: %s", exc)
+            return
+        except Exception as exc:  # a bug or an OS error: reported the same way, with the traceback
+            self.failure = f"{type(exc).__name__}: {exc}"
+            log.exception("hat serve: startup failed")
+            return
+        self.metrics.select(plan.selected.entry_id, self.host.profile_id, plan.sla_ms)
+        if plan.sla_violation:
+            self.metrics.violations.labels(model=plan.selected.entry_id).inc()
+        self.ready.set()
+
+    def __is_ready__(self) -> bool:
+        return self.ready.is_set()
+
+    def __is_alive__(self) -> bool:
+        return self.failure is None
+
+    async def wait_ready(self, timeout_s: float = READY_WAIT_S) -> None:
+        """Hold a request that reached a worker still loading (readiness is per pod, not per worker)."""
+        deadline = time.monotonic() + timeout_s
+        while not self.ready.is_set():
+            if self.failure is not None:
+                raise ApiError(503, f"the service failed to start: {self.failure}")
+            if time.monotonic() > deadline:
+                raise ApiError(503, "the model is still loading; retry when /readyz answers 200")
+            await asyncio.sleep(0.05)
+
+    async def translate(self, texts: list[str], max_latency_ms: float | None = None) -> BatchResult:
+        """Route, batch, translate, and record the request's latency, tokens and any SLA violation."""
+        await self.wait_ready()
+        result = await self.batcher.submit(self.engine.route(max_latency_ms), texts)
+        tokens = sum(t.tokens for t in result.results)
+        self.metrics.latency.labels(model=result.entry_id, hardware_profile=self.host.profile_id).observe(
+            result.latency_ms / 1000.0
+        )
+        self.metrics.tokens.labels(model=result.entry_id).inc(tokens)
+        self.metrics.batch_texts.observe(result.batch_texts)
+        observation = self.engine.observe(result.entry_id, result.latency_ms, tokens)
+        if observation is not None and observation.violation:
+            self.metrics.violations.labels(model=result.entry_id).inc()
+        return result
+
+    def describe(self) -> dict:
+        limits = self.settings.limits
+        return {**self.engine.describe(), "max_batch_texts": self.settings.max_batch, "workers": self.settings.workers,
+                "limits": {"max_chars": limits.max_chars, "max_texts": limits.max_texts,
+                           "max_total_chars": limits.max_total_chars}}  # fmt: skip
+
+    @bentoml.api(route="/v1/translate")
+    async def translate_texts(
+        self,
+        texts: Annotated[list[str], Field(description="English texts")],
+        max_latency_ms: Annotated[float | None, Field(description="p95 budget on the reference workload, ms")] = None,
+    ) -> TranslateOutput:
+        """Typed JSON API: English texts -> German, batched with concurrent requests."""
+        try:
+            req = validate({"texts": texts, "max_latency_ms": max_latency_ms}, self.settings.limits, name="texts")
+            result = await self.translate(req.texts, req.max_latency_ms)
+        except ApiError as exc:
+            return JSONResponse({"error": exc.message}, status_code=exc.status)
+        return TranslateOutput(translations=[r.text for r in result.results], model=result.entry_id,
+                               latency_ms=round(result.latency_ms, 3))  # fmt: skip
+
+    def _refused(self, entry_id: str, reason: str) -> None:
+        self.metrics.refused.labels(model=entry_id).inc()
+
+    def _switched(self, switch: Switch) -> None:
+        self.metrics.switches.labels(from_model=switch.from_id, to_model=switch.to_id, direction=switch.direction).inc()
+        self.metrics.select(switch.to_id, self.host.profile_id, self.settings.serving.sla_ms, previous=switch.from_id)

@@ -1,0 +1,99 @@
+"""The serving engine on the fixture catalog (fake latencies): selection, refusal, routing, LRU, calibration."""
+
+import dataclasses
+
+import pytest
+
+from hat_engine.hardware import detect
+from hat_engine.serving_engine import Listener, ServingEngine, ServingSettings
+from tests.fixtures_catalog import build_fixture_catalog
+
+FAKE_P95 = [10.0, 20.0, 30.0, 40.0]  # tiny-a..tiny-d; BLEU rises with latency (test data)
+
+
+@pytest.fixture(scope="module")
+def host():
+    return detect("onnxruntime", 1, probe_cuda=False)
+
+
+@pytest.fixture(scope="module")
+def catalogs(tmp_path_factory, host):
+    out = {}
+    for variant in (None, "source", "artifact"):
+        folder = tmp_path_factory.mktemp(f"catalog-{variant}")
+        build_fixture_catalog(folder, fake_p95_ms=FAKE_P95, corrupt=variant, host_profile=host.profile_id)
+        out[variant] = folder
+    return out
+
+
+def engine(folder, host, sla_ms=None, listener=None, **kw) -> ServingEngine:
+    settings = ServingSettings(folder, folder / ".cache", sla_ms=sla_ms, **kw)
+    return ServingEngine(settings, host, listener)
+
+
+def test_no_sla_serves_the_best_and_translates(catalogs, host):
+    eng = engine(catalogs[None], host)
+    plan = eng.start()
+    assert plan.selected.entry_id == "tiny-d" and not plan.sla_violation and plan.calibration is None
+    assert [o.entry_id for o in plan.options] == ["tiny-a", "tiny-b", "tiny-c", "tiny-d"]
+    used, out = eng.translate(eng.route(), ["The house is small.", "", "   ", "A. B!\n\nC?"])
+    assert used == "tiny-d" and isinstance(out[0].text, str) and out[0].tokens > 0
+    assert (out[1].text, out[1].tokens, out[2].text) == ("", 0, "")
+    assert out[3].text.count("\n\n") == 1  # line breaks survive, sentence by sentence
+    described = eng.describe()
+    assert described["selected"]["entry_id"] == "tiny-d" and len(described["entries"]) == 4
+    assert described["exact_profile_match"] and described["loaded"] == ["tiny-d"]
+
+
+@pytest.mark.parametrize(("sla", "expected", "violation"), [(25.0, "tiny-b", False), (40.0, "tiny-d", False),
+                                                            (5.0, "tiny-a", True)])  # fmt: skip
+def test_sla_selects_the_best_entry_meeting_it(catalogs, host, sla, expected, violation):
+    plan = engine(catalogs[None], host, sla_ms=sla).start()
+    assert (plan.selected.entry_id, plan.sla_violation) == (expected, violation)
+
+
+def test_per_request_budget_routes_lazily_within_a_bounded_lru(catalogs, host):
+    eng = engine(catalogs[None], host, max_loaded=2)
+    eng.start()
+    assert eng.route(15.0) == "tiny-a" and eng.route(35.0) == "tiny-c" and eng.route(1.0) == "tiny-a"
+    for budget in (15.0, 25.0, 35.0, None):
+        used, _ = eng.translate(eng.route(budget), ["We go to the station."])
+        assert used == eng.route(budget)
+    loaded = eng.pool.loaded_ids()
+    assert len(loaded) == 2 and "tiny-d" in loaded  # the selected entry is pinned
+
+
+@pytest.mark.parametrize("variant", ["source", "artifact"])
+def test_altered_artifact_is_refused_and_the_next_entry_served(catalogs, host, variant):
+    refused = []
+    eng = engine(catalogs[variant], host, listener=Listener(refused=lambda e, why: refused.append(e)))
+    plan = eng.start()
+    assert refused == ["tiny-d"] and "refused" in plan.refused["tiny-d"]
+    assert plan.selected.entry_id == "tiny-c"
+    assert "tiny-d" not in [o.entry_id for o in plan.options] and eng.route(1000.0) == "tiny-c"
+    assert {r["id"]: r["status"] for r in eng.describe()["entries"]}["tiny-d"] == "refused"
+
+
+def test_unseen_host_calibrates_and_maps_latencies(catalogs, host, monkeypatch):
+    other = dataclasses.replace(host, threads=host.threads + 2)  # a profile id the catalog never saw
+    eng = engine(catalogs[None], other, sla_ms=45.0)
+    monkeypatch.setattr(eng, "_measure_p95", lambda entry: 2.0 * entry.p95 + 5.0)  # this host: 2x + 5 ms
+    plan = eng.start()
+    assert plan.catalog_profile == host.profile_id and plan.host_profile == other.profile_id
+    assert plan.calibration is not None and plan.calibration.scale == pytest.approx(2.0)
+    assert plan.calibration.offset == pytest.approx(5.0)
+    assert {o.entry_id: o.p95_ms for o in plan.options} == pytest.approx(
+        {"tiny-a": 25.0, "tiny-b": 45.0, "tiny-c": 65.0, "tiny-d": 85.0}
+    )
+    assert plan.selected.entry_id == "tiny-b"  # the catalog's 40 ms entry is 85 ms here
+
+
+def test_torch_backend_serves_the_torch_artifact(catalogs, host, monkeypatch):
+    torch_host = detect("torch", 1, probe_cuda=False)  # the catalog only has onnxruntime profiles: calibrates
+    eng = engine(catalogs[None], torch_host, backend="torch")
+    monkeypatch.setattr(eng, "_measure_p95", lambda entry: entry.p95)
+    plan = eng.start()
+    assert plan.selected.entry_id == "tiny-d" and plan.calibration is not None
+    used, out = eng.translate(eng.route(), ["The house is small."])
+    assert used == "tiny-d" and type(eng.pool.load(eng.catalog.entry(used))).__name__ == "Transformer"
+    assert out[0].tokens > 0
