@@ -3,9 +3,15 @@
 Token-bucketed batches, label-smoothed cross entropy, Adam with inverse-sqrt warm-up, bf16 autocast on CPU.
 The sampled arch of step `n` depends only on (seed, n), as in HAT, so a resumed or distributed run trains the
 same sequence of SubTransformers. Checkpoints hold everything needed to resume exactly where training stopped.
+
+Data-parallel training (`rank`, `world_size`; the caller sets up `torch.distributed`, e.g. under torchrun): every
+rank trains the same SubTransformer in a step on its own bucket (rank r of n takes buckets r, r+n, ... of the
+epoch's order), and gradients are summed across ranks by hand rather than by `DistributedDataParallel`, since an
+elastic supernet leaves different parameters unused in each step. Only rank 0 writes checkpoints and metrics.
 """
 
 import dataclasses
+import hashlib
 import json
 import logging
 import math
@@ -17,12 +23,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 import yaml
 
-from hat_engine.batching import ParallelData, concat, epoch_batches, make_batch, read_split, splits_with_role, tokenize
+from hat_engine.batching import (
+    Batch,
+    ParallelData,
+    concat,
+    epoch_batches,
+    make_batch,
+    read_split,
+    splits_with_role,
+    tokenize,
+)
 from hat_engine.config import ArchConfig, ModelConfig, SearchSpace
-from hat_engine.errors import ConfigError
+from hat_engine.errors import CheckpointError, ConfigError
 from hat_engine.supernet import SuperTransformer, load_supernet, save_supernet
 from hat_engine.tokenizer import Tokenizer
 
@@ -99,9 +115,23 @@ def archs_for_step(space: SearchSpace, cfg: TrainConfig, step: int) -> list[Arch
     return [sampled]
 
 
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    src, prev, target = (t.to(device) for t in (batch.src, batch.prev, batch.target))
+    return dataclasses.replace(batch, src=src, prev=prev, target=target)
+
+
+def parameter_digest(model: torch.nn.Module) -> str:
+    """sha256 of every parameter and buffer, bit for bit: equal digests mean identical replicas."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
 def loss_on(model: torch.nn.Module, batch, label_smoothing: float, bf16: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(label-smoothed loss, plain NLL), both summed over non-pad target tokens."""
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.autocast(batch.src.device.type, dtype=torch.bfloat16, enabled=bf16):
         logits = model(batch.src, batch.prev)  # (B, T, V)
     logits = logits.float().flatten(0, 1)
     target = batch.target.flatten()
@@ -117,10 +147,10 @@ def validation_loss(model: SuperTransformer, arch: ArchConfig, valid: ParallelDa
     was_training = model.training
     model.eval()
     model.set_active(arch)
-    cfg = model.model_config
+    cfg, device = model.model_config, next(model.parameters()).device
     total, tokens = 0.0, 0
     for indices in epoch_batches(valid, max_tokens, seed=0, epoch=0):
-        batch = make_batch(valid, indices, cfg.pad_id, cfg.bos_id, cfg.eos_id)
+        batch = to_device(make_batch(valid, indices, cfg.pad_id, cfg.bos_id, cfg.eos_id), device)
         total += loss_on(model, batch, 0.0, bf16)[1].item()
         tokens += batch.ntokens
     model.train(was_training)
@@ -128,9 +158,25 @@ def validation_loss(model: SuperTransformer, arch: ArchConfig, valid: ParallelDa
 
 
 class Trainer:
-    """Builds data, model and optimizer from a `TrainConfig`; `run()` trains until a limit and checkpoints."""
+    """Builds data, model and optimizer from a `TrainConfig`; `run()` trains until a limit and checkpoints.
 
-    def __init__(self, cfg: TrainConfig, resume: bool = False):
+    With `world_size > 1` this is one rank of a data-parallel run in an initialised `torch.distributed` group.
+    """
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        resume: bool = False,
+        *,
+        rank: int = 0,
+        world_size: int = 1,
+        device: str | torch.device = "cpu",
+    ):
+        if not 0 <= rank < world_size:
+            raise ConfigError(f"rank {rank} is outside world size {world_size}")
+        if world_size > 1 and not dist.is_initialized():
+            raise ConfigError(f"world size {world_size} needs torch.distributed initialised first (e.g. torchrun)")
+        self.rank, self.world_size, self.device = rank, world_size, torch.device(device)
         self.cfg, self.out = cfg, Path(cfg.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         data_dir = Path(cfg.data_dir)
@@ -166,13 +212,71 @@ class Trainer:
             self._optimizer()
         if self.model.model_config.vocab_size != t.vocab_size:
             raise ConfigError(f"supernet vocab {self.model.model_config.vocab_size} != tokenizer vocab {t.vocab_size}")
+        if world_size > 1:
+            self._start_replicas()
 
     def _optimizer(self) -> None:
+        self.model.to(self.device)  # before the optimizer sees the parameters (and moves any loaded state to them)
         self.optimizer = torch.optim.Adam(
             self.model.parameters(), lr=self.cfg.lr, betas=self.cfg.adam_betas, weight_decay=self.cfg.weight_decay
         )
 
+    def _start_replicas(self) -> None:
+        """Every rank starts from rank 0's weights at the same step; dropout then differs per rank, like the data."""
+        steps: list[int | None] = [None] * self.world_size
+        dist.all_gather_object(steps, self.state["step"])
+        if len(set(steps)) > 1:
+            raise CheckpointError(
+                f"ranks start at different steps {steps}: put out_dir {self.out} on storage that every rank reads"
+            )
+        for tensor in [*self.model.parameters(), *self.model.buffers()]:
+            dist.broadcast(tensor.data, src=0)
+        torch.manual_seed(self.cfg.seed * 7919 + self.rank)
+
+    def _sum_over_ranks(self, value: float) -> float:
+        if self.world_size == 1:
+            return value
+        total = torch.tensor([float(value)], dtype=torch.float64, device=self.device)
+        dist.all_reduce(total)
+        return total.item()
+
+    def _reduce_gradients(self) -> None:
+        """Sum the gradients of all ranks (each loss is already divided by the tokens of all ranks). Parameters
+        that no rank used this step keep `grad=None`, so Adam skips them exactly as in a single-process run."""
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        used = torch.tensor([p.grad is not None for p in params], dtype=torch.int32, device=self.device)
+        dist.all_reduce(used, op=dist.ReduceOp.MAX)
+        params = [p for p, flag in zip(params, used.tolist(), strict=True) if flag]
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+        flat = torch.cat([p.grad.reshape(-1) for p in params])  # one collective instead of one per tensor
+        dist.all_reduce(flat)
+        offset = 0
+        for p in params:
+            p.grad.copy_(flat[offset : offset + p.numel()].view_as(p.grad))
+            offset += p.numel()
+
+    def _should_stop(self, started: float) -> bool:
+        """Step or time limit reached; under DDP rank 0's clock decides, so every rank runs the same steps."""
+        stop = self.state["step"] >= self.cfg.max_steps or (time.time() - started) >= self.cfg.max_minutes * 60
+        if self.world_size > 1:
+            flag = torch.tensor([int(stop)], device=self.device)
+            dist.broadcast(flag, src=0)
+            stop = bool(flag.item())
+        return stop
+
+    def replica_digests(self) -> list[str]:
+        """`parameter_digest` of every rank, gathered (one entry when not distributed)."""
+        digests: list[str | None] = [None] * self.world_size
+        if self.world_size == 1:
+            return [parameter_digest(self.model)]
+        dist.all_gather_object(digests, parameter_digest(self.model))
+        return digests
+
     def checkpoint(self) -> None:
+        if self.rank != 0:
+            return
         tmp = self.out / (CHECKPOINT + ".tmp")
         extra = {
             "optimizer": self.optimizer.state_dict(),
@@ -188,6 +292,8 @@ class Trainer:
         save_supernet(path, self.model, extra, dtype=torch.float16)
 
     def _metric(self, record: dict) -> None:
+        if self.rank != 0:
+            return
         with open(self.out / METRICS, "a") as f:
             f.write(json.dumps(record) + "\n")
 
@@ -213,13 +319,17 @@ class Trainer:
         started, last_ckpt = time.time() - st["elapsed"], time.time()
         pad, bos, eos = model.model_config.pad_id, model.model_config.bos_id, model.model_config.eos_id
         window: list[tuple[float, int]] = []
-        while st["step"] < cfg.max_steps and (time.time() - started) < cfg.max_minutes * 60:
+        while not self._should_stop(started):
             buckets = self._buckets(st["epoch"])
-            if st["position"] >= len(buckets):
+            if len(buckets) < self.world_size:
+                raise ConfigError(f"{len(buckets)} batches per epoch for {self.world_size} ranks: lower max_tokens")
+            if st["position"] + self.world_size > len(buckets):  # the last < world_size buckets wait for next epoch
                 st["epoch"], st["position"] = st["epoch"] + 1, 0
                 continue
-            batch = make_batch(self.train_data, buckets[st["position"]], pad, bos, eos)
-            st["position"] += 1
+            indices = buckets[st["position"] + self.rank]
+            batch = to_device(make_batch(self.train_data, indices, pad, bos, eos), self.device)
+            ntokens = self._sum_over_ranks(batch.ntokens)  # the step's loss is the mean over all ranks' tokens
+            st["position"] += self.world_size
             st["step"] += 1
             for group in self.optimizer.param_groups:
                 group["lr"] = lr_at(st["step"], cfg)
@@ -229,13 +339,16 @@ class Trainer:
             for arch in archs:
                 model.set_active(arch)
                 loss, nll = loss_on(model, batch, cfg.label_smoothing, cfg.bf16)
-                (loss / (batch.ntokens * len(archs))).backward()
-                nll_sum += nll.item() / batch.ntokens / len(archs)
+                (loss / (ntokens * len(archs))).backward()
+                nll_sum += nll.item() / ntokens / len(archs)
+            if self.world_size > 1:
+                self._reduce_gradients()
+                nll_sum = self._sum_over_ranks(nll_sum)
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
             self.optimizer.step()
-            st["tokens"] += batch.ntokens
+            st["tokens"] += int(ntokens)
             st["elapsed"] = time.time() - started
-            window = (window + [(nll_sum, batch.ntokens)])[-50:]
+            window = (window + [(nll_sum, ntokens)])[-50:]
             if st["step"] % 50 == 0:
                 self._metric(
                     {"step": st["step"], "tokens": st["tokens"], "train_nll": nll_sum, "lr": lr_at(st["step"], cfg)}

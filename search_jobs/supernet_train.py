@@ -1,10 +1,17 @@
-"""`hat supernet train --config FILE`: train or resume the SuperTransformer with a live progress line."""
+"""`hat supernet train --config FILE`: train or resume the SuperTransformer with a live progress line.
+
+Under torchrun (which sets WORLD_SIZE, RANK, LOCAL_RANK) it trains data-parallel: NCCL on one GPU per process
+when CUDA is available, else gloo on the CPU. Only rank 0 logs, shows progress, checkpoints and exports:
+    torchrun --standalone --nproc-per-node 2 -m search_jobs.cli supernet train --config configs/supernet.yaml
+"""
 
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -13,7 +20,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, required=True, help="training YAML (see configs/supernet.yaml)")
     p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt if present")
     p.add_argument("--max-minutes", type=float, help="override the config's time limit")
-    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (default 2)")
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads per process (default 2)")
     p.add_argument("--export", type=Path, help="also write the trained supernet (fp16) here")
     p.set_defaults(run=run)
 
@@ -33,19 +40,58 @@ def _progress(info: dict) -> None:
     sys.stderr.flush()
 
 
+def launch_env(env: Mapping[str, str]) -> tuple[int, int, int] | None:
+    """(rank, world size, local rank) from the variables torchrun sets; None outside torchrun."""
+    if "WORLD_SIZE" not in env:
+        return None
+    try:
+        rank, world_size, local_rank = (int(env.get(k, "0")) for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+    except ValueError:
+        raise SystemExit("hat: error: RANK, WORLD_SIZE and LOCAL_RANK must be whole numbers") from None
+    if not 0 <= rank < world_size:
+        raise SystemExit(f"hat: error: RANK={rank} is outside WORLD_SIZE={world_size}")
+    return rank, world_size, local_rank
+
+
 def run(args: argparse.Namespace) -> int:
     # Heavy imports (torch, matplotlib) stay inside run() so that every `hat` command starts fast.
+    import torch
+    import torch.distributed as dist
+
+    if not args.config.is_file():
+        raise SystemExit(f"hat: error: --config {args.config} does not exist")
+    launch = launch_env(os.environ)
+    if launch is None:
+        return _train(args, rank=0, world_size=1, device="cpu")
+    rank, world_size, local_rank = launch
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        backend, device = "nccl", f"cuda:{local_rank}"
+    else:
+        backend, device = "gloo", "cpu"
+    dist.init_process_group(backend)  # MASTER_ADDR / MASTER_PORT from torchrun
+    try:
+        return _train(args, rank=rank, world_size=world_size, device=device)
+    finally:
+        dist.destroy_process_group()
+
+
+def _train(args: argparse.Namespace, rank: int, world_size: int, device: str) -> int:
     import torch
 
     from hat_engine.plots import plot_training
     from hat_engine.training import METRICS, TrainConfig, Trainer
 
-    if not args.config.is_file():
-        raise SystemExit(f"hat: error: --config {args.config} does not exist")
     cfg = TrainConfig.from_yaml(args.config.read_text())
     if args.max_minutes is not None:
         cfg = dataclasses.replace(cfg, max_minutes=args.max_minutes)
     torch.set_num_threads(args.threads)
+    if rank != 0:  # one log, one progress line, one set of files: rank 0's
+        logging.getLogger().setLevel(logging.WARNING)
+        trainer = Trainer(cfg, resume=args.resume, rank=rank, world_size=world_size, device=device)
+        trainer.run()
+        trainer.replica_digests()
+        return 0
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(out / "train.log")
@@ -54,18 +100,25 @@ def run(args: argparse.Namespace) -> int:
     log = logging.getLogger("hat.supernet")
     log.info("command: hat %s", " ".join(sys.argv[1:]))
     log.info("config: %s", cfg.to_dict())
-    trainer = Trainer(cfg, resume=args.resume)
+    trainer = Trainer(cfg, resume=args.resume, rank=rank, world_size=world_size, device=device)
     data = trainer.train_data
     log.info(
-        "train pairs %d (%d target tokens per epoch), supernet params %d, threads %d",
+        "train pairs %d (%d target tokens per epoch), supernet params %d, threads %d, %d rank(s) on %s",
         len(data),
         data.target_tokens(),
         trainer.model.num_parameters(),
         args.threads,
+        world_size,
+        device,
     )
     started = time.time()
     state = trainer.run(on_progress=_progress)
     sys.stderr.write("\n")
+    if world_size > 1:
+        digests = trainer.replica_digests()
+        if len(set(digests)) > 1:
+            raise SystemExit(f"hat: error: the {world_size} ranks ended with different parameters: {digests}")
+        log.info("parameters identical on all %d ranks (sha256 %s)", world_size, digests[0][:16])
     log.info(
         "stopped at step %d after %.1f min this run; %d target tokens in all; valid %s",
         state["step"],
