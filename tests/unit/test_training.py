@@ -80,3 +80,21 @@ def test_sampled_arch_depends_only_on_seed_and_step(tiny_space):
     assert len({archs_for_step(tiny_space, cfg, s)[0] for s in range(30)}) > 10
     sandwich = archs_for_step(tiny_space, TrainConfig(sampling="sandwich"), 1)
     assert sandwich[:2] == [tiny_space.largest(), tiny_space.smallest()]
+
+
+def test_loss_matches_cross_entropy(tiny_supernet):
+    import torch
+    import torch.nn.functional as F
+
+    from hat_engine.batching import ParallelData, make_batch
+    from hat_engine.training import loss_on
+
+    data = ParallelData([[5, 6, 7], [8, 9]], [[10, 11], [12, 13, 14, 15]])
+    batch = make_batch(data, [0, 1], pad=0, bos=2, eos=3)
+    tiny_supernet.eval()
+    loss, nll = loss_on(tiny_supernet, batch, 0.1, bf16=False)
+    logits = tiny_supernet(batch.src, batch.prev).flatten(0, 1)
+    target = batch.target.flatten()
+    expected = F.cross_entropy(logits, target, ignore_index=0, label_smoothing=0.1, reduction="sum")
+    assert torch.allclose(loss, expected, atol=1e-4)
+    assert torch.allclose(nll, F.cross_entropy(logits, target, ignore_index=0, reduction="sum"), atol=1e-4)
