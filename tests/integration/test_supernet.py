@@ -1,0 +1,57 @@
+"""The committed SuperTransformer: `hat translate` turns English on stdin into German, and its quality holds."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from hat_engine.evaluation import evaluate
+from hat_engine.supernet import load_supernet
+from hat_engine.tokenizer import Tokenizer
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def supernet_path(repo_root):
+    return repo_root / "catalog" / "supernet.pt"
+
+
+def _hat(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "search_jobs.cli", *args]
+    return subprocess.run(cmd, input=stdin, capture_output=True, text=True, timeout=300)
+
+
+def test_translate_stdin_to_stdout(supernet_path):
+    result = _hat(
+        "translate",
+        "--supernet",
+        str(supernet_path),
+        "--arch",
+        "largest",
+        stdin="In the beginning God created the heaven and the earth.\n\nAnd the king said to his servants.\n",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3 and lines[1] == ""
+    assert "Gott" in lines[0] and "Erde" in lines[0], lines[0]
+    assert "König" in lines[2], lines[2]
+
+
+def test_translate_bad_arch_is_one_line(supernet_path, tmp_path):
+    result = _hat("translate", "--supernet", str(supernet_path), "--arch", "huge")
+    assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    missing = _hat("translate", "--supernet", str(tmp_path / "none.pt"))
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+
+
+def test_committed_supernet_is_compact_and_scores(supernet_path, real_data):
+    assert supernet_path.stat().st_size < 40e6  # fp16
+    supernet, extra = load_supernet(supernet_path)
+    assert extra["state"]["tokens"] > 1e6
+    tokenizer = Tokenizer(supernet_path.parent / "spm.model")
+    torch.set_num_threads(1)
+    for arch, floor in ((supernet.space.largest(), 10.0), (supernet.space.smallest(), 4.0)):
+        scores = evaluate(supernet.extract(arch).eval(), tokenizer, real_data, beam=4, limit=150)
+        assert scores["bible_test"]["bleu"] >= floor, scores
