@@ -8,7 +8,6 @@ A tiny copy-task corpus and search space keep each run to a few seconds.
 import hashlib
 import json
 import os
-import random
 import subprocess
 import sys
 
@@ -18,30 +17,17 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import yaml
 
-from hat_engine.data import BuildOptions, build_corpus
+from tests.copy_task import make_copy_task
 
 pytestmark = pytest.mark.integration
 
-WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda omicron".split()
 STEPS = 6
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     """A tiny corpus (source == target) and space; returns the folder holding `data/` and `space.yaml`."""
-    folder = tmp_path_factory.mktemp("ddp")
-    rng = random.Random(0)
-    files = {}
-    for role, n in (("train", 400), ("valid", 40), ("test", 40)):
-        lines = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 6))) + f" {role}{i}." for i in range(n)]
-        (folder / f"{role}.txt").write_text("\n".join(lines))
-        files[f"{role}-src"] = files[f"{role}-tgt"] = folder / f"{role}.txt"
-    build_corpus(BuildOptions(out=folder / "data", custom=files, vocab_size=80))
-    (folder / "space.yaml").write_text(
-        "embed_dims: [16, 32]\nffn_dims: [32, 64]\nheads: [2, 4]\nencoder_depths: [1, 2]\n"
-        "decoder_depths: [1, 2]\ncross_layers: [1, 2]\nqkv_dim: 32\n"
-    )
-    return folder
+    return make_copy_task(tmp_path_factory.mktemp("ddp"))
 
 
 def _config(folder, out_dir, **overrides) -> dict:

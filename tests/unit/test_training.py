@@ -1,33 +1,16 @@
 """Training smoke tests on a tiny synthetic copy task: loss falls, resume continues, config errors are clear."""
 
-import random
-
 import pytest
 
-from hat_engine.data import BuildOptions, build_corpus
 from hat_engine.errors import ConfigError
 from hat_engine.training import TrainConfig, Trainer, archs_for_step, lr_at
-
-WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda omicron".split()
+from tests.copy_task import make_copy_task
 
 
 @pytest.fixture(scope="module")
 def copy_corpus(tmp_path_factory):
-    """English side: random word sequences; German side: the same words, so the task is a copy."""
-    folder = tmp_path_factory.mktemp("copy")
-    rng = random.Random(0)
-    files = {}
-    for role, n in (("train", 400), ("valid", 40), ("test", 40)):
-        lines = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 6))) + f" {role}{i}." for i in range(n)]
-        (folder / f"{role}.txt").write_text("\n".join(lines))
-        files[f"{role}-src"] = files[f"{role}-tgt"] = folder / f"{role}.txt"
-    build_corpus(BuildOptions(out=folder / "data", custom=files, vocab_size=80))
-    space = folder / "space.yaml"
-    space.write_text(
-        "embed_dims: [16, 32]\nffn_dims: [32, 64]\nheads: [2, 4]\nencoder_depths: [1, 2]\n"
-        "decoder_depths: [1, 2]\ncross_layers: [1, 2]\nqkv_dim: 32\n"
-    )
-    return folder
+    """A tiny corpus (source == target) and space; returns the folder holding `data/` and `space.yaml`."""
+    return make_copy_task(tmp_path_factory.mktemp("copy"))
 
 
 def _config(folder, out, **overrides) -> TrainConfig:
