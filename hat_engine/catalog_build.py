@@ -6,6 +6,7 @@ sacrebleu on the held-out test sets with beam 4. Scores depend on the weights, n
 computed once per (arch, format) and shared across profiles.
 """
 
+import json
 import logging
 import shutil
 from collections.abc import Callable
@@ -80,7 +81,14 @@ class EntryBuilder:
         self.data_dir, self.workload, self.runs, self.warmup = Path(data_dir), workload, runs, warmup
         self.eval_limit, self.eval_threads = eval_limit, eval_threads
         self.stub = Catalog("en-de", self.file_ref(TOKENIZER_FILE), self.file_ref(SUPERNET_FILE), workload, (), ())
-        self._scores: dict[tuple[str, str], dict] = {}
+        # BLEU/chrF by (weights, format, test limit), kept on disk so an interrupted build resumes cheaply
+        self._scores_file = self.dir / CACHE_DIR / "scores.json"
+        self._scores: dict[str, dict] = {}
+        if self._scores_file.is_file():
+            try:
+                self._scores = json.loads(self._scores_file.read_text())
+            except json.JSONDecodeError:
+                log.warning("%s is unreadable; scoring afresh", self._scores_file)
 
     def file_ref(self, name: str) -> FileRef:
         return FileRef(name, sha256_file(self.dir / name))
@@ -95,20 +103,31 @@ class EntryBuilder:
         return OrtTranslator.load(folder, threads=threads, int8=fmt == "onnx-int8")
 
     def build(self, entry_id: str, arch: ArchConfig, target: ProfileTarget, budget_ms: float, predicted_ms: float,
-              fmt: str = "onnx") -> CatalogEntry:  # fmt: skip
-        model = self.supernet.extract(arch)
-        recipe = {"source": SUPERNET_FILE, "source_sha256": self.stub.supernet.sha256, "builder": "onnx-graph"}
+              fmt: str = "onnx", source: str | None = None) -> CatalogEntry:  # fmt: skip
+        """Measure and score one entry. `source`: a fine-tuned model file in the catalog folder to cut it from
+        instead of the supernet."""
+        from hat_engine.transformer import Transformer
+
+        if source is None:
+            model = self.supernet.extract(arch)
+            recipe = {"source": SUPERNET_FILE, "source_sha256": self.stub.supernet.sha256, "builder": "onnx-graph"}
+        else:
+            model = Transformer.load(self.dir / source)
+            if model.arch != arch:
+                raise ValueError(f"{source} holds another arch than {arch.arch_id()}")
+            recipe = {"source": source, "source_sha256": sha256_file(self.dir / source), "builder": "onnx-graph"}
         artifact = Artifact(fmt, f"{CACHE_DIR}/{entry_id}/{fmt}", weights_sha256(model), recipe)
         entry = CatalogEntry(entry_id, target.profile_id, budget_ms, arch, model.num_parameters(), {}, predicted_ms,
                              {}, {}, (artifact,))  # fmt: skip
         folder = materialize(self.dir, self.stub, entry, fmt, self.dir / CACHE_DIR)
         latency = measure(self._runner(folder, fmt, target.threads), self.workload, self.warmup, self.runs)
-        key = (arch.arch_id(), fmt)
+        key = f"{artifact.sha256}/{fmt}/{self.eval_limit or 'all'}"
         if key not in self._scores:
             threads = torch.get_num_threads()
             self._scores[key] = evaluate(self._runner(folder, fmt, self.eval_threads), self.tokenizer, self.data_dir,
                                          beam=self.workload.beam, limit=self.eval_limit)  # fmt: skip
             torch.set_num_threads(threads)
+            self._scores_file.write_text(json.dumps(self._scores, indent=1))
         scores = self._scores[key]
         log.info("%s: p50 %.1f ms, BLEU %s", entry_id, latency.p50, {k: v["bleu"] for k, v in scores.items()})
         return CatalogEntry(

@@ -8,6 +8,9 @@ runs it thousands of times: the subset's batches are built once, and the log-sof
 once, on non-pad positions only (`validation_loss` runs it twice over padded batches: ~40 % of its time).
 """
 
+import hashlib
+import json
+import logging
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +31,8 @@ from hat_engine.config import ArchConfig
 from hat_engine.errors import ConfigError, DataError
 from hat_engine.supernet import SuperTransformer
 from hat_engine.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
 
 
 class ValidationFitness:
@@ -72,6 +77,38 @@ class ValidationFitness:
     @property
     def seconds_per_evaluation(self) -> float:
         return self.seconds / max(self.evaluations, 1)
+
+    def key(self, supernet_sha256: str) -> dict:
+        """What a cached score depends on: the weights, the exact validation tokens, the numerics."""
+        digest = hashlib.sha256()
+        for src, tgt in zip(self.valid.src, self.valid.tgt, strict=True):
+            digest.update(json.dumps([src, tgt]).encode())
+        return {"supernet_sha256": supernet_sha256, "valid_sha256": digest.hexdigest(),
+                "max_tokens": self.max_tokens, "bf16": self.bf16}  # fmt: skip
+
+
+def load_scores(path: Path, key: dict) -> dict[str, float]:
+    """Scores saved by `save_scores` under the same key; an absent file or another key gives none (logged)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path}: not a fitness cache ({exc}); delete it or pass another --fitness-cache") from exc
+    if not isinstance(saved, dict) or saved.get("key") != key:
+        log.warning("%s was scored with another supernet or validation subset; starting afresh", path)
+        return {}
+    return {str(k): float(v) for k, v in saved.get("scores", {}).items()}
+
+
+def save_scores(path: Path, key: dict, scores: dict[str, float]) -> None:
+    """Write atomically: a search interrupted mid-write leaves the previous file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"key": key, "scores": scores}, sort_keys=True) + "\n")
+    tmp.replace(path)
 
 
 def validation_subset(data_dir: str | Path, tokenizer: Tokenizer, sentences: int) -> ParallelData:

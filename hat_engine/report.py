@@ -52,12 +52,69 @@ def compare(searched: list[CatalogEntry], baselines: dict[str, CatalogEntry]) ->
     return rows
 
 
+def arch_summary(entry: CatalogEntry) -> str:
+    """`enc 256x6 ffn 853 h 3.3 | dec 192x2 ffn 512 h 2.0 cross 1.5` (FFN width and heads averaged per layer)."""
+    a = entry.arch
+
+    def mean(values) -> float:
+        values = list(values)
+        return sum(values) / len(values)
+
+    enc, dec = a.encoder_layers, a.decoder_layers
+    return (f"enc {a.encoder_embed_dim}x{len(enc)} ffn {mean(x.ffn_dim for x in enc):.0f} "
+            f"h {mean(x.self_heads for x in enc):.1f} | dec {a.decoder_embed_dim}x{len(dec)} "
+            f"ffn {mean(x.ffn_dim for x in dec):.0f} h {mean(x.self_heads for x in dec):.1f} "
+            f"cross {mean(x.cross_layers for x in dec):.1f}")  # fmt: skip
+
+
+def shapes_by_profile(catalog) -> list[str]:
+    """How the searched architectures differ between profiles (HAT: GPUs liked wide-and-shallow, ARM CPUs
+    deep-and-thin): each profile's fp32 entries by budget, and the architectures the profiles share."""
+    lines = ["## Architectures per profile", "",
+             "| profile | budget ms | p50 ms | BLEU | architecture |", "|---|---:|---:|---:|---|"]  # fmt: skip
+    ids = {}
+    for p in catalog.hardware_profiles:
+        fp32 = [e for e in catalog.entries_for(p.id) if not is_int8(e)]
+        ids[p.id] = {e.arch.arch_id() for e in fp32}
+        for e in fp32:
+            lines.append(f"| {p.id} | {e.latency_budget_ms:g} | {e.latency_ms['p50']:.1f} | {e.mean_bleu:.2f} | "
+                         f"{arch_summary(e)} |")  # fmt: skip
+    if len(ids) > 1:
+        shared = set.intersection(*ids.values())
+        lines += ["", f"Architectures found on every profile: {len(shared)} of "
+                  f"{', '.join(f'{len(v)} ({k})' for k, v in ids.items())}."]  # fmt: skip
+    return lines + [""]
+
+
+def finetune_section(records: list[dict]) -> list[str]:
+    """Inherited vs fine-tuned weights (HAT Table 5), as measured by `hat catalog build --finetune`."""
+    if not records:
+        return []
+    header = "| arch | entry | fine-tune | BLEU inherited | BLEU fine-tuned | kept |"
+    lines = ["## Inherited vs fine-tuned weights", "", header, "|---|---|---|---|---|---|"]
+    for r in records:
+        inherited = " / ".join(f"{v:.2f}" for v in r["bleu_inherited"].values())
+        tuned = " / ".join(f"{v:.2f}" for v in r["bleu_finetuned"].values())
+        cost = f"{r['minutes']:g} min, {r['steps']} steps, {r['target_tokens']:,} tokens"
+        lines.append(f"| {r['arch_id']} | {r['entry']} | {cost} | {inherited} | {tuned} | {r['kept']} |")
+    return lines + [""]
+
+
+def is_int8(entry: CatalogEntry) -> bool:
+    return all(a.format == "onnx-int8" for a in entry.artifacts)
+
+
 def plot_pareto(profile_id: str, searched: list[CatalogEntry], baselines: dict[str, CatalogEntry], png: Path) -> None:
     from hat_engine.plots import plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    pts = sorted((e.latency_ms["p50"], e.mean_bleu) for e in searched)
-    ax.plot(*zip(*pts, strict=True), "o-", label="searched (HAT)", color="tab:blue")
+    fp32 = [e for e in searched if not is_int8(e)]
+    pts = sorted((e.latency_ms["p50"], e.mean_bleu) for e in fp32)
+    if pts:
+        ax.plot(*zip(*pts, strict=True), "o-", label="searched (HAT), fp32", color="tab:blue")
+    int8 = sorted((e.latency_ms["p50"], e.mean_bleu) for e in searched if is_int8(e))
+    if int8:
+        ax.plot(*zip(*int8, strict=True), "^", label="searched, int8 (kept where BLEU holds)", color="tab:green")
     for name, b in baselines.items():
         ax.plot(b.latency_ms["p50"], b.mean_bleu, "x", color="tab:red", ms=8)
         ax.annotate(name, (b.latency_ms["p50"], b.mean_bleu), fontsize=7, xytext=(4, -8), textcoords="offset points")
@@ -85,7 +142,8 @@ def write_report(out: Path, catalog, baselines: list[CatalogEntry], searches: di
     for p in catalog.hardware_profiles:
         searched = catalog.entries_for(p.id)
         mine = {b.id.split("@baseline-", 1)[1]: b for b in baselines if b.hardware_profile == p.id}
-        rows = compare(searched, mine) if searched else []
+        fp32 = [e for e in searched if not is_int8(e)]  # baselines are fp32: compare like with like
+        rows = compare(fp32, mine) if fp32 else []
         report["comparisons"][p.id] = rows
         png = f"pareto-{p.id}.png"
         if searched:
@@ -109,6 +167,9 @@ def write_report(out: Path, catalog, baselines: list[CatalogEntry], searches: di
                       f"{cost.get('population')}, minutes per budget "
                       f"{[round(m, 2) for m in cost.get('minutes_per_budget', [])]}."]  # fmt: skip
         lines.append("")
+    lines += shapes_by_profile(catalog) + finetune_section(catalog.extra.get("finetune") or [])
+    report["finetune"] = catalog.extra.get("finetune") or []
+    report["int8"] = catalog.extra.get("int8") or {}
     (Path(out) / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (Path(out) / "REPORT.md").write_text("\n".join(lines) + "\n")
     return report

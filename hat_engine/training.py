@@ -73,12 +73,15 @@ class TrainConfig:
     upsample: dict[str, int] = field(default_factory=lambda: {"ding_train": 4})
     bf16: bool = True
     init_from: str | None = None  # start from a saved supernet's weights (fresh optimizer)
+    arch: dict | None = None  # train only this SubTransformer: fine-tuning a searched one (HAT Table 5)
 
     def __post_init__(self) -> None:
         if self.sampling not in ("uniform", "sandwich"):
             raise ConfigError(f"sampling={self.sampling!r}: use 'uniform' or 'sandwich'")
         if self.max_tokens < 64 or self.lr <= 0 or self.warmup_steps < 1:
             raise ConfigError("max_tokens must be >= 64, lr > 0 and warmup_steps >= 1")
+        if self.arch is not None:
+            ArchConfig.from_dict(self.arch)  # a malformed arch fails here, not mid-run
         object.__setattr__(self, "adam_betas", tuple(self.adam_betas))
 
     @classmethod
@@ -109,6 +112,8 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def archs_for_step(space: SearchSpace, cfg: TrainConfig, step: int) -> list[ArchConfig]:
+    if cfg.arch is not None:
+        return [ArchConfig.from_dict(cfg.arch)]
     sampled = space.sample(random.Random(cfg.seed * 1_000_003 + step))
     if cfg.sampling == "sandwich":
         return [space.largest(), space.smallest(), sampled]
@@ -185,6 +190,8 @@ class Trainer:
         data_dir = Path(cfg.data_dir)
         self.tokenizer = Tokenizer(data_dir / "spm.model")
         self.space = SearchSpace.from_yaml(Path(cfg.space).read_text())
+        if cfg.arch is not None:
+            self.space.validate(ArchConfig.from_dict(cfg.arch))
         parts = []
         for name in splits_with_role(data_dir, "train"):
             parts.append(tokenize(self.tokenizer, *read_split(data_dir, name), repeat=cfg.upsample.get(name, 1)))
@@ -302,7 +309,10 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         result = {}
-        for label, arch in (("largest", self.space.largest()), ("smallest", self.space.smallest())):
+        watched = [("largest", self.space.largest()), ("smallest", self.space.smallest())]
+        if self.cfg.arch is not None:
+            watched = [("arch", ArchConfig.from_dict(self.cfg.arch))]
+        for label, arch in watched:
             for name, data in self.valid.items():
                 result[f"{label}/{name}"] = validation_loss(self.model, arch, data, self.cfg.max_tokens, self.cfg.bf16)
         self._metric({"step": self.state["step"], "tokens": self.state["tokens"], "valid": result})

@@ -19,6 +19,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     b.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True)
     b.add_argument("--runs", type=int, default=20, help="timed runs per entry")
     b.add_argument("--eval-limit", type=int, help="score only the first N test sentences (quick runs)")
+    b.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True,
+                   help="also build int8 (dynamically quantised ONNX) entries, kept where BLEU holds")  # fmt: skip
+    help_drop = "keep an int8 entry only if no test set loses more BLEU than this (default 0.5)"
+    b.add_argument("--int8-max-bleu-drop", type=float, default=0.5, help=help_drop)
+    help_ft = "fine-tune this many searched archs; keep the weights where BLEU rises (default 2)"
+    b.add_argument("--finetune", type=int, default=2, help=help_ft)
+    b.add_argument("--finetune-minutes", type=float, default=8.0, help="wall-clock minutes per fine-tune")
+    b.add_argument("--finetune-work", type=Path, default=Path("runs/finetune"), help="scratch checkpoints")
     b.set_defaults(run=run_build)
     v = cat.add_parser("validate", help="check schema, files and checksums")
     v.add_argument("dir", nargs="?", type=Path, default=Path("catalog"))
@@ -46,13 +54,14 @@ def run_build(args: argparse.Namespace) -> int:
     tokenizer = args.tokenizer or args.supernet.parent / "spm.model"
     builder = EntryBuilder(args.out, args.supernet, tokenizer, args.data, runs=args.runs, eval_limit=args.eval_limit)
     console = Console(stderr=True)
-    profiles, jobs, searches = [], [], {}
+    profiles, jobs, searches, targets = [], [], {}, {}
     for path in args.results:
         results = json.loads(path.read_text())
         predictor = LatencyPredictor.load(Path(results["settings"]["predictor"]))
         if "profile" not in predictor.extra:
             raise ConfigError(f"{results['settings']['predictor']} holds no profile fingerprint; refit it")
         target = ProfileTarget.from_fingerprint(predictor.extra["profile"])
+        targets[target.profile_id] = target
         profiles.append(predictor_record(args.out, Path(results["settings"]["predictor"]), target))
         searches[target.profile_id] = results["search"]
         for r in results["results"]:
@@ -70,18 +79,91 @@ def run_build(args: argparse.Namespace) -> int:
     built = build_all(builder, jobs, on_entry)
     entries = [e for e in built if "@baseline-" not in e.id]
     baselines = [e for e in built if "@baseline-" in e.id]
+    entries, finetuned = _finetune_entries(builder, entries, targets, args, console)
+    int8 = _int8_entries(builder, entries, targets, args.int8_max_bleu_drop, console) if args.int8 else {}
+    twins = int8.pop("kept", [])
+    entries += twins
+    int8["kept"] = [e.id for e in twins]
     # A searched entry that is slower and no better than another of its profile is of no use to anyone.
     dropped = {slow for p in profiles for slow, _ in dominated([e for e in entries if e.hardware_profile == p.id])}
     for entry_id in sorted(dropped):
         console.print(f"dropped {entry_id}: dominated (slower and no better) by another entry of its profile")
     entries = [e for e in entries if e.id not in dropped]
     catalog = builder.catalog(
-        profiles, entries, {"built_with": "hat catalog build", "dropped_dominated": sorted(dropped)}
+        profiles,
+        entries,
+        {"built_with": "hat catalog build", "dropped_dominated": sorted(dropped), "int8": int8, "finetune": finetuned},
     )
     save_catalog(catalog, args.out)
     write_report(args.out, catalog, baselines, searches)
     print(f"wrote {args.out / 'catalog.json'} ({len(entries)} entries), report.json and REPORT.md")
     return 0
+
+
+def _finetune_entries(builder, entries: list, targets: dict, args, console) -> tuple[list, list]:
+    """HAT Table 5 on our catalog: fine-tune `args.finetune` searched archs (spread over the first profile's
+    budgets) for a fixed time; where the mean BLEU rises, every entry of that arch is rebuilt from the
+    fine-tuned weights (measured again). Returns the entries and what was done, kept or not."""
+    from hat_engine.finetune import FinetuneSettings, finetune
+
+    first = [e for e in entries if e.hardware_profile == entries[0].hardware_profile] if entries else []
+    picks, n = [], min(args.finetune, len(first))
+    for i in range(n):  # evenly inside the budget range, never the two ends when there is room
+        e = first[round((i + 1) * (len(first) - 1) / (n + 1))] if len(first) > 2 else first[i]
+        if e.arch.arch_id() not in {p.arch.arch_id() for p in picks}:
+            picks.append(e)
+    records = []
+    for e in picks:
+        arch_id = e.arch.arch_id()
+        name = f"finetuned/{arch_id}.pt"
+        console.print(f"fine-tuning {arch_id} ({e.id}) for {args.finetune_minutes:g} min")
+        info = finetune(builder.dir / "supernet.pt", e.arch, builder.data_dir, args.finetune_work / arch_id,
+                        builder.dir / name, FinetuneSettings(minutes=args.finetune_minutes))  # fmt: skip
+        tuned = builder.build(e.id, e.arch, targets[e.hardware_profile], e.latency_budget_ms,
+                              e.predicted_latency_ms, source=name)  # fmt: skip
+        kept = tuned.mean_bleu > e.mean_bleu
+        verdict = "kept" if kept else "not kept"
+        console.print(f"{arch_id}: BLEU inherited {e.bleu} -> fine-tuned {tuned.bleu}: {verdict}")
+        records.append({"arch_id": arch_id, "entry": e.id, **info, "bleu_inherited": e.bleu,
+                        "bleu_finetuned": tuned.bleu, "chrf_inherited": e.chrf, "chrf_finetuned": tuned.chrf,
+                        "kept": kept, "weights": name if kept else None})  # fmt: skip
+        if not kept:
+            (builder.dir / name).unlink()
+            continue
+        entries = [
+            (
+                tuned
+                if x.id == e.id
+                else builder.build(
+                    x.id, x.arch, targets[x.hardware_profile], x.latency_budget_ms, x.predicted_latency_ms, source=name
+                )
+            )  # fmt: skip
+            if x.arch.arch_id() == arch_id
+            else x
+            for x in entries
+        ]
+    return entries, records
+
+
+def _int8_entries(builder, entries: list, targets: dict, max_drop: float, console) -> dict:
+    """An int8 twin of every searched entry; kept where no test set loses more than `max_drop` BLEU. BLEU is
+    per arch, so an arch that fails on one profile is not measured again on the next."""
+    kept, rejected, drops = [], {}, {}
+    for e in entries:
+        key, twin_id = e.arch.arch_id(), e.id + "-int8"
+        if key in drops and drops[key] > max_drop:
+            rejected[twin_id] = drops[key]
+            continue
+        twin = builder.build(twin_id, e.arch, targets[e.hardware_profile], e.latency_budget_ms,
+                             e.predicted_latency_ms, fmt="onnx-int8")  # fmt: skip
+        drops[key] = round(max(e.bleu[k] - twin.bleu[k] for k in e.bleu), 2)
+        speed = e.latency_ms["p50"] / twin.latency_ms["p50"]
+        console.print(f"{twin_id}: p50 {twin.latency_ms['p50']:.1f} ms ({speed:.2f}x fp32), BLEU drop {drops[key]}")
+        if drops[key] <= max_drop:
+            kept.append(twin)
+        else:
+            rejected[twin_id] = drops[key]
+    return {"max_bleu_drop": max_drop, "kept": kept, "rejected_bleu_drop": rejected}
 
 
 def run_validate(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 DEFAULT_SUPERNET = Path("catalog/supernet.pt")
@@ -12,8 +13,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         dest="latency_command", metavar="ACTION"
     )
     latency.required = True
-    m = latency.add_parser("measure", help="measure sampled SubTransformers on this host (resumable)")
-    m.add_argument("--samples", type=int, required=True, help="architectures to measure (resumes an earlier run)")
+    m = latency.add_parser(
+        "measure", help="measure sampled SubTransformers on this host (resumable), or one catalog entry (--entry)"
+    )
+    what = m.add_mutually_exclusive_group(required=True)
+    what.add_argument("--samples", type=int, help="architectures to measure (resumes an earlier run)")
+    what.add_argument("--entry", help='measure this catalog entry\'s served artifact; prints {"p50", "p95"}')
+    m.add_argument("--catalog", type=Path, default=Path("catalog"), help="catalog folder for --entry")
+    m.add_argument("--threads", type=int, help="--entry: intra-op threads (default: the entry's profile's)")
     m.add_argument("--out", type=Path, default=Path("latency"), help="folder of per-profile JSONL files")
     m.add_argument("--supernet", type=Path, default=DEFAULT_SUPERNET, help="weights to extract from")
     m.add_argument("--targets", default="onnxruntime:1,onnxruntime:2", help="backend:threads list")
@@ -50,7 +57,36 @@ def _targets(spec: str):
     return targets
 
 
+def run_measure_entry(args: argparse.Namespace) -> int:
+    """One catalog entry on this host: its own artifact and runtime, the catalog's reference workload."""
+    from hat_engine.catalog import load_catalog
+    from hat_engine.latency import measure
+    from hat_engine.serving import parse_profile_id
+    from hat_engine.translator_pool import TranslatorPool
+
+    if args.runs < 1 or args.warmup < 0 or (args.threads is not None and args.threads < 1):
+        raise SystemExit("hat: error: --runs and --threads must be >= 1, --warmup >= 0")
+    catalog = load_catalog(args.catalog)
+    entry = catalog.entry(args.entry)
+    record = catalog.profile(entry.hardware_profile)
+    fingerprint = record.fingerprint if record else {}
+    parsed = parse_profile_id(entry.hardware_profile)
+    backend = fingerprint.get("backend") or parsed["backend"] or "onnxruntime"
+    threads = args.threads or int(fingerprint.get("threads") or parsed["threads"].rstrip("t") or 1)
+    pool = TranslatorPool(args.catalog, catalog, args.catalog / ".cache", backend, threads)
+    stats = measure(pool.load(entry), catalog.reference_workload, args.warmup, args.runs)
+    print(json.dumps({"p50": round(stats.p50, 3), "p95": round(stats.p95, 3)}))
+    print(
+        f"{entry.id}: {backend}, {threads} thread(s), {stats.runs} runs; the catalog says p50 "
+        f"{entry.latency_ms['p50']:.1f} ms, p95 {entry.latency_ms['p95']:.1f} ms",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def run_measure(args: argparse.Namespace) -> int:
+    if args.entry is not None:
+        return run_measure_entry(args)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from hat_engine.latency_dataset import build_dataset

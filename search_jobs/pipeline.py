@@ -102,14 +102,16 @@ def run(args: argparse.Namespace) -> int:
                  "--valid-sentences", search["valid_sentences"], "--population", search["population"],
                  "--parents", search["parents"], "--mutations", search["mutations"], "--crossovers",
                  search["crossovers"], "--generations", search["generations"], "--threads", 2,
-                 "--out", result)  # fmt: skip
+                 "--fitness-cache", out / "fitness-cache.json", "--out", result)  # fmt: skip
         results += ["--results", result]
 
     catalog = out / "catalog"
     if not (catalog / "catalog.json").is_file():
-        extra = ["--eval-limit", preset["catalog"]["eval_limit"]] if "eval_limit" in preset["catalog"] else []
+        cat = preset["catalog"]
+        extra = ["--eval-limit", cat["eval_limit"]] if "eval_limit" in cat else []
         _hat("catalog", "build", *results, "--supernet", supernet, "--data", data, "--out", catalog,
-             "--runs", preset["catalog"]["runs"], *extra)  # fmt: skip
+             "--runs", cat["runs"], "--finetune", cat["finetune"], "--finetune-minutes", cat["finetune_minutes"],
+             "--finetune-work", out / "finetune", *extra)  # fmt: skip
     _hat("catalog", "validate", catalog)
     print(f"pipeline ({args.preset}) done: {catalog}")
     return 0

@@ -33,6 +33,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--max-resample", type=int, default=1000, help="draws per child before a budget is infeasible")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, help="results JSON (rewritten after every budget)")
+    help_cache = ("fitness scores kept across runs (e.g. one search per hardware profile: the validation loss does "
+                  "not depend on the hardware); used only when supernet and validation subset match")  # fmt: skip
+    p.add_argument("--fitness-cache", type=Path, help=help_cache)
     p.add_argument("--measure-one", action="store_true", help="only time the fitness of a few archs and exit")
     p.set_defaults(run=run)
 
@@ -122,8 +125,10 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from hat_engine.checksums import sha256_file
     from hat_engine.errors import ConfigError
-    from hat_engine.evolution import check_budget, sweep
+    from hat_engine.evolution import FitnessCache, check_budget, sweep
+    from hat_engine.fitness import load_scores, save_scores
 
     budgets, cfg = parse_budgets(args.budgets), _config(args)
     if not args.measure_one and (args.out is None or args.predictor is None):
@@ -158,13 +163,22 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
 
+    cache, cache_key = FitnessCache(), None
+    if args.fitness_cache:
+        cache_key = fitness.key(sha256_file(args.supernet))
+        cache.scores.update(load_scores(args.fitness_cache, cache_key))
+        settings["fitness_cache"] = {"path": str(args.fitness_cache), "scores_at_start": len(cache.scores)}
+        print(f"fitness cache {args.fitness_cache}: {len(cache.scores)} scores from earlier runs", flush=True)
     started, results = time.perf_counter(), []
 
     def save(result) -> None:
         results.append(result.to_dict())
         _write(args.out, settings, results, fitness, started)
+        if cache_key is not None:
+            save_scores(args.fitness_cache, cache_key, cache.scores)
 
-    sweep(predictor.space, predictor.predict, fitness, budgets, cfg, on_generation=progress, on_result=save)
+    sweep(predictor.space, predictor.predict, fitness, budgets, cfg, on_generation=progress, cache=cache,
+          on_result=save)  # fmt: skip
     table = Table(title=f"hat search: {cfg.generations} generations x {cfg.population} (seed {cfg.seed})")
     for column in ("budget ms", "arch_id", "predicted ms", "valid loss", "embed enc/dec", "dec layers", "evals", "min"):
         table.add_column(column)

@@ -23,6 +23,20 @@ def test_quick_pipeline_produces_a_valid_catalog(real_data, tmp_path, repo_root)
     assert not problems and catalog.entries
     report = json.loads((out / "catalog" / "report.json").read_text())
     assert report["baselines"] and report["comparisons"] and (out / "catalog" / "REPORT.md").is_file()
+    # every searched entry got an int8 twin, kept or rejected on its BLEU
+    int8 = catalog.extra["int8"]
+    searched = sum(len(json.loads(p.read_text())["results"]) for p in out.glob("search-*.json"))
+    assert len(int8["kept"]) + len(int8["rejected_bleu_drop"]) == searched
+    # fitness scores kept for the next profile's search
+    assert json.loads((out / "fitness-cache.json").read_text())["scores"]
+    # one entry re-measured on this host, as CONTRACT §2 prints it
+    measured = subprocess.run(
+        [sys.executable, "-m", "search_jobs.cli", "latency", "measure", "--entry", catalog.entries[0].id,
+         "--catalog", str(out / "catalog"), "--runs", "3"],
+        capture_output=True, text=True, timeout=300, cwd=repo_root,
+    )  # fmt: skip
+    assert measured.returncode == 0, measured.stderr[-2000:]
+    assert set(json.loads(measured.stdout)) == {"p50", "p95"}
     # a second run resumes: every stage is already done
     again = subprocess.run(
         [sys.executable, "-m", "search_jobs.cli", "pipeline", "--preset", "quick", "--out", str(out),

@@ -22,3 +22,14 @@ def test_engine_error_gives_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("hat: error: --out")
     assert "Traceback" not in result.stderr
+
+
+def test_latency_measure_entry_errors_are_one_line(tmp_path):
+    both = _hat("latency", "measure", "--samples", "3", "--entry", "x")
+    missing = _hat("latency", "measure", "--entry", "x", "--catalog", str(tmp_path / "none"))
+    for result in (both, missing):
+        assert result.returncode != 0
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "Traceback" not in result.stderr
+    assert "not allowed with" in both.stderr
+    assert str(tmp_path / "none") in missing.stderr

@@ -249,3 +249,21 @@ def test_tight_budget_fills_the_first_population_from_mutations_of_what_fits(tin
     cfg = EvolutionConfig(population=20, parents=5, mutations=8, crossovers=7, generations=3, max_resample=20)
     result = evolve(tiny_space, fake_latency, FakeFitness(), 13, cfg)
     assert all(fake_ms(a) <= 13 for a in result.population) and result.latency_ms <= 13
+
+
+def test_fitness_scores_persist_only_under_the_same_key(tiny_supernet, tmp_path):
+    from hat_engine.errors import DataError
+    from hat_engine.fitness import load_scores, save_scores
+
+    valid = ParallelData([[5, 6, 7], [8, 9]], [[5, 6], [7, 8, 9]])
+    key = ValidationFitness(tiny_supernet, valid, max_tokens=64, bf16=False).key("abc")
+    path = tmp_path / "cache.json"
+    assert load_scores(path, key) == {}  # nothing saved yet
+    save_scores(path, key, {"a1": 2.5})
+    assert load_scores(path, key) == {"a1": 2.5}
+    other_subset = ValidationFitness(tiny_supernet, ParallelData([[5, 6]], [[7]]), 64, False).key("abc")
+    assert other_subset != key and load_scores(path, other_subset) == {}
+    assert load_scores(path, {**key, "supernet_sha256": "other"}) == {}
+    path.write_text("{not json")
+    with pytest.raises(DataError, match="not a fitness cache"):
+        load_scores(path, key)

@@ -81,3 +81,56 @@ def test_loss_matches_cross_entropy(tiny_supernet):
     expected = F.cross_entropy(logits, target, ignore_index=0, label_smoothing=0.1, reduction="sum")
     assert torch.allclose(loss, expected, atol=1e-4)
     assert torch.allclose(nll, F.cross_entropy(logits, target, ignore_index=0, reduction="sum"), atol=1e-4)
+
+
+def test_a_fixed_arch_trains_only_its_own_weights(copy_corpus, tmp_path):
+    import torch
+
+    from hat_engine.config import SearchSpace
+
+    space = SearchSpace.from_yaml((copy_corpus / "space.yaml").read_text())
+    smallest = space.smallest()  # depth 1 on both sides: layer 1 is not part of it
+    trainer = Trainer(_config(copy_corpus, tmp_path, max_steps=20, arch=smallest.to_dict()))
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    assert archs_for_step(space, trainer.cfg, 7) == [smallest]
+    trainer.run()
+    after = trainer.model.state_dict()
+    assert set(trainer.state["last_valid"]) == {f"arch/{name}" for name in trainer.valid}
+    outside = [k for k in before if ".layers.1." in k or k.startswith(("encoder_layers.1.", "decoder_layers.1."))]
+    assert outside and all(torch.equal(before[k], after[k]) for k in outside)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("encoder_layers.0."))
+    with pytest.raises(ConfigError):
+        _config(copy_corpus, tmp_path, arch={"encoder_embed_dim": 16})
+
+
+def _nll(model, valid) -> float:
+    """Per-token NLL of a static Transformer on all of `valid` (one batch, no label smoothing)."""
+    import torch
+
+    from hat_engine.batching import make_batch
+    from hat_engine.training import loss_on
+
+    cfg = model.model_config
+    batch = make_batch(valid, list(range(len(valid))), cfg.pad_id, cfg.bos_id, cfg.eos_id)
+    with torch.no_grad():
+        _, nll = loss_on(model.eval(), batch, 0.0, False)
+    return nll.item() / batch.ntokens
+
+
+def test_finetune_writes_a_standalone_model_that_beats_its_inherited_weights(copy_corpus, tmp_path):
+    from hat_engine.finetune import FinetuneSettings, finetune
+    from hat_engine.supernet import load_supernet
+    from hat_engine.transformer import Transformer
+
+    trainer = Trainer(_config(copy_corpus, tmp_path / "super", max_steps=30))
+    trainer.run()
+    trainer.export(tmp_path / "supernet.pt")
+    supernet, _ = load_supernet(tmp_path / "supernet.pt")
+    arch = supernet.space.smallest()
+    settings = FinetuneSettings(lr=3e-3, warmup_steps=10, max_tokens=256, max_steps=60, threads=1)
+    info = finetune(tmp_path / "supernet.pt", arch, copy_corpus / "data", tmp_path / "work", tmp_path / "ft.pt",
+                    settings)  # fmt: skip
+    tuned = Transformer.load(tmp_path / "ft.pt")
+    assert tuned.arch == arch and info["steps"] == 60
+    valid = next(iter(trainer.valid.values()))
+    assert _nll(tuned, valid) < _nll(supernet.extract(arch), valid)

@@ -1,0 +1,60 @@
+"""Fine-tuning one searched SubTransformer after the search (HAT Table 5: inherited vs fine-tuned weights).
+
+The supernet is trained further on the fixed architecture only (every other weight gets no gradient and stays
+as it was), for a fixed wall-clock time, and the SubTransformer is extracted from it. The result is a standalone
+model file the catalog can carry as an entry's source weights.
+"""
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from hat_engine.config import ArchConfig
+from hat_engine.supernet import load_supernet
+from hat_engine.training import TrainConfig, Trainer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    minutes: float = 8.0
+    lr: float = 3e-4
+    warmup_steps: int = 50
+    max_tokens: int = 4096
+    seed: int = 1
+    threads: int = 2
+    max_steps: int = 1_000_000  # tests stop on steps; the catalog build on minutes
+
+
+def finetune(supernet_path: Path, arch: ArchConfig, data_dir: Path, work_dir: Path, out: Path,
+             settings: FinetuneSettings = FinetuneSettings()) -> dict:  # fmt: skip
+    """Fine-tune `arch` from the supernet's weights; write the extracted model (fp16) to `out`.
+
+    Returns what was done: steps, target tokens, minutes, the last validation loss. `work_dir` holds the
+    scratch checkpoint and the training log; a finished run found there is reused (resumable)."""
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    supernet, _ = load_supernet(supernet_path)
+    space_file = work_dir / "space.yaml"
+    space_file.write_text(supernet.space.to_yaml())
+    cfg = TrainConfig(
+        data_dir=str(data_dir), space=str(space_file), out_dir=str(work_dir), seed=settings.seed,
+        max_tokens=settings.max_tokens, lr=settings.lr, warmup_steps=settings.warmup_steps,
+        max_minutes=settings.minutes, max_steps=settings.max_steps, validate_every=10**9, init_from=str(supernet_path), arch=arch.to_dict(),
+    )  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)
+    try:
+        trainer = Trainer(cfg, resume=True)
+        state = trainer.run()
+    finally:
+        torch.set_num_threads(threads)
+    model = trainer.model.extract(arch)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    model.save(out, dtype=torch.float16)
+    log.info("fine-tuned %s for %d steps into %s", arch.arch_id(), state["step"], out)
+    return {"steps": state["step"], "target_tokens": state["tokens"], "minutes": round(state["elapsed"] / 60, 2),
+            "valid_loss": state.get("last_valid", {})}  # fmt: skip
