@@ -1,0 +1,230 @@
+"""Our runtime against the peer a user would pick: CTranslate2, on the same weights, side by side.
+
+A *homogeneous* SubTransformer (same width, FFN and heads in every layer, qkv width == embedding width, every
+decoder layer attending to the last encoder layer only) is the one shape CTranslate2's `TransformerSpec` can
+express; `to_ctranslate2` writes its weights into that spec (pre-norm, final LayerNorms, sinusoidal positions
+counted from 0, embeddings scaled by sqrt(d), output projection tied to the decoder embedding) and
+`check_equivalence` compares teacher-forced log-probabilities of both runtimes token by token. What the peer
+cannot run at all is said by `ct2_incompatibility`: heterogeneous per-layer widths and heads, arbitrary
+encoder-decoder attention, qkv width != embedding width - the shapes hardware-aware search produces.
+
+The benchmark translates the same test sentences, batch 1, beam 4, with the same thread count, fp32 vs fp32
+and int8 vs int8 (our dynamically quantised ONNX vs CTranslate2's int8), alternating the two runtimes sentence by
+sentence (and which goes first), and prints ours/CT2 latency ratios and the BLEU of each.
+
+    .venv/bin/python bench/ct2_peer.py [--catalog catalog] [--data data] [--sentences 200] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from hat_engine.config import ArchConfig  # noqa: E402
+from hat_engine.transformer import Transformer, sinusoidal_table  # noqa: E402
+
+
+def ct2_incompatibility(arch: ArchConfig, qkv_dim: int) -> list[str]:
+    """Why CTranslate2's TransformerSpec cannot hold this SubTransformer (empty: it can)."""
+    reasons = []
+    enc, dec = arch.encoder_layers, arch.decoder_layers
+    if arch.encoder_embed_dim != arch.decoder_embed_dim:
+        reasons.append("encoder and decoder embedding widths differ")
+    if len({g.ffn_dim for g in enc + dec}) > 1:
+        reasons.append("per-layer FFN widths differ")
+    if len({g.self_heads for g in enc} | {h for g in dec for h in (g.self_heads, g.cross_heads)}) > 1:
+        reasons.append("per-layer head counts differ")
+    if any(g.cross_layers != 1 for g in dec):
+        reasons.append("decoder layers attend to more than the last encoder layer (arbitrary enc-dec attention)")
+    if qkv_dim != arch.encoder_embed_dim:
+        reasons.append(f"attention width {qkv_dim} != embedding width {arch.encoder_embed_dim}")
+    return reasons
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to(torch.float32).contiguous().numpy()
+
+
+def _linear(spec, linear: torch.nn.Linear) -> None:
+    spec.weight = _np(linear.weight)
+    spec.bias = _np(linear.bias)
+
+
+def _fused(spec, linears: list[torch.nn.Linear]) -> None:
+    spec.weight = np.concatenate([_np(lin.weight) for lin in linears])
+    spec.bias = np.concatenate([_np(lin.bias) for lin in linears])
+
+
+def _norm(spec, norm: torch.nn.LayerNorm) -> None:
+    spec.gamma, spec.beta = _np(norm.weight), _np(norm.bias)
+
+
+def to_ctranslate2(model: Transformer, pieces: list[str], out_dir: Path, quantization: str | None = None) -> Path:
+    """Write `model` as a CTranslate2 model directory (vocabulary = the SentencePiece pieces in id order)."""
+    from ctranslate2.converters.converter import Converter
+    from ctranslate2.specs import common_spec, transformer_spec
+
+    arch = model.arch
+    reasons = ct2_incompatibility(arch, model.qkv_dim)
+    if reasons:
+        raise ValueError("CTranslate2 cannot run this SubTransformer: " + "; ".join(reasons))
+    heads = arch.encoder_layers[0].self_heads
+    width = arch.encoder_embed_dim
+    weight = model.embed_tokens.weight[:, :width]
+    positions = _np(sinusoidal_table(model.model_config.max_positions, width))
+
+    class HatConverter(Converter):
+        def _load(self):
+            spec = transformer_spec.TransformerSpec.from_config(
+                (arch.encoder_depth, arch.decoder_depth), heads, pre_norm=True, activation=common_spec.Activation.RELU
+            )
+            for side in (spec.encoder, spec.decoder):
+                side.scale_embeddings = True
+                side.position_encodings.encodings = positions
+            spec.encoder.embeddings[0].weight = _np(weight)
+            spec.decoder.embeddings.weight = _np(weight)
+            spec.decoder.projection.weight = _np(weight)
+            spec.decoder.projection.bias = np.zeros(weight.shape[0], dtype=np.float32)
+            _norm(spec.encoder.layer_norm, model.encoder_norm)
+            _norm(spec.decoder.layer_norm, model.decoder_norm)
+            for s, layer in zip(spec.encoder.layer, model.encoder_layers, strict=True):
+                a = layer.self_attn
+                _fused(s.self_attention.linear[0], [a.q_proj, a.k_proj, a.v_proj])
+                _linear(s.self_attention.linear[1], a.out_proj)
+                _norm(s.self_attention.layer_norm, layer.self_attn_norm)
+                _norm(s.ffn.layer_norm, layer.ffn_norm)
+                _linear(s.ffn.linear_0, layer.fc1)
+                _linear(s.ffn.linear_1, layer.fc2)
+            for s, layer in zip(spec.decoder.layer, model.decoder_layers, strict=True):
+                a, c = layer.self_attn, layer.cross_attn
+                _fused(s.self_attention.linear[0], [a.q_proj, a.k_proj, a.v_proj])
+                _linear(s.self_attention.linear[1], a.out_proj)
+                _norm(s.self_attention.layer_norm, layer.self_attn_norm)
+                _linear(s.attention.linear[0], c.q_proj)
+                _fused(s.attention.linear[1], [c.k_proj, c.v_proj])
+                _linear(s.attention.linear[2], c.out_proj)
+                _norm(s.attention.layer_norm, layer.cross_attn_norm)
+                _norm(s.ffn.layer_norm, layer.ffn_norm)
+                _linear(s.ffn.linear_0, layer.fc1)
+                _linear(s.ffn.linear_1, layer.fc2)
+            spec.register_source_vocabulary(pieces)
+            spec.register_target_vocabulary(pieces)
+            spec.config.decoder_start_token = pieces[model.model_config.bos_id]
+            spec.config.add_source_eos = False  # the caller passes the EOS-terminated source, as ours gets it
+            return spec
+
+    return Path(HatConverter().convert(str(out_dir), quantization=quantization, force=True))
+
+
+def check_equivalence(model: Transformer, translator, pieces: list[str], ids: list[list[int]]) -> float:
+    """Largest |log p| difference per target token between the runtimes, teacher-forced on `ids` (each
+    EOS-terminated) as both source and target."""
+    cfg = model.model_config
+    worst = 0.0
+    for seq in ids:
+        src = torch.tensor([seq])
+        prev = torch.tensor([[cfg.bos_id] + seq[:-1]])
+        with torch.inference_mode():
+            ours = torch.log_softmax(model.eval()(src, prev).float(), dim=-1)[0]
+            ours = ours.gather(1, torch.tensor(seq)[:, None])[:, 0].numpy()
+        theirs = translator.score_batch([[pieces[i] for i in seq]], [[pieces[i] for i in seq[:-1]]])[0]
+        worst = max(worst, float(np.max(np.abs(np.asarray(theirs.log_probs) - ours))))
+    return worst
+
+
+def main() -> int:  # pragma: no cover - a benchmark, run by `make bench`
+    import ctranslate2
+    import sacrebleu
+
+    from hat_engine.catalog_build import baseline_archs
+    from hat_engine.evaluation import test_sets
+    from hat_engine.hardware import detect
+    from hat_engine.onnx_export import quantize_export
+    from hat_engine.onnx_graph import build_onnx
+    from hat_engine.ort_decoding import OrtTranslator
+    from hat_engine.supernet import load_supernet
+    from hat_engine.tokenizer import Tokenizer
+    from hat_engine.translator_pool import MAX_SOURCE_TOKENS
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--catalog", type=Path, default=REPO / "catalog", help="folder with supernet.pt and spm.model")
+    p.add_argument("--data", type=Path, default=REPO / "data")
+    p.add_argument("--baseline", default="depth-3", help="the homogeneous SubTransformer (a hat catalog baseline)")
+    p.add_argument("--sentences", type=int, default=200, help="first N sentences of the Bible test set")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--json", type=Path, help="also write the results here")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    supernet, _ = load_supernet(args.catalog / "supernet.pt")
+    tokenizer = Tokenizer(args.catalog / "spm.model")
+    pieces = [tokenizer._sp.id_to_piece(i) for i in range(tokenizer.vocab_size)]
+    archs = baseline_archs(supernet.space)
+    model = supernet.extract(archs[args.baseline]).eval()
+    src_lines, refs = test_sets(args.data)["bible_test"]
+    src_lines, refs = src_lines[: args.sentences], [r[: args.sentences] for r in refs]
+    ids = [s[:MAX_SOURCE_TOKENS] + [tokenizer.eos_id] for s in tokenizer.encode(src_lines)]
+    result = {"host": detect("onnxruntime", args.threads).profile_id, "baseline": args.baseline,
+              "arch": model.arch.to_dict(), "sentences": len(ids), "threads": args.threads, "beam": 4}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        build_onnx(model, tmp / "onnx")
+        quantize_export(tmp / "onnx")
+        pairs = {}
+        for precision, quant in (("fp32", "float32"), ("int8", "int8")):
+            ct2_dir = to_ctranslate2(model, pieces, tmp / f"ct2-{precision}", quantization=quant)
+            theirs = ctranslate2.Translator(str(ct2_dir), device="cpu", compute_type=quant,
+                                            intra_threads=args.threads, inter_threads=1)  # fmt: skip
+            ours = OrtTranslator.load(tmp / "onnx", threads=args.threads, int8=precision == "int8")
+            pairs[precision] = (ours, theirs)
+        result["max_logprob_diff_fp32"] = check_equivalence(model, pairs["fp32"][1], pieces, ids[:20])
+        for precision, (ours, theirs) in pairs.items():
+            times = {"ours": [], "ct2": []}
+            hyps = {"ours": [], "ct2": []}
+
+            def run_ours(seq, ours=ours):
+                return ours.beam_search(np.array([seq]), beam=4)[0]
+
+            def run_ct2(seq, theirs=theirs):
+                limit = int(1.2 * len(seq) + 10)
+                out = theirs.translate_batch([[pieces[i] for i in seq]], beam_size=4, max_decoding_length=limit)
+                return [tokenizer._sp.piece_to_id(t) for t in out[0].hypotheses[0]]
+
+            run_ours(ids[0]), run_ct2(ids[0])  # warm-up
+            for i, seq in enumerate(ids):
+                order = (("ours", run_ours), ("ct2", run_ct2)) if i % 2 == 0 else (("ct2", run_ct2), ("ours", run_ours))
+                for name, fn in order:
+                    started = time.perf_counter()
+                    out = fn(seq)
+                    times[name].append((time.perf_counter() - started) * 1000)
+                    hyps[name].append(tokenizer.decode(out))
+            same = sum(a == b for a, b in zip(hyps["ours"], hyps["ct2"], strict=True))
+            result[precision] = {
+                name: {"total_ms": round(sum(t), 1), "p50_ms": round(statistics.median(t), 2),
+                       "bleu": round(sacrebleu.corpus_bleu(hyps[name], refs).score, 2)}
+                for name, t in times.items()
+            }  # fmt: skip
+            result[precision]["ratio_ours_over_ct2"] = round(sum(times["ours"]) / sum(times["ct2"]), 3)
+            result[precision]["identical_translations"] = same
+            r = result[precision]
+            print(f"{precision}: ours {r['ours']['total_ms']:.0f} ms, CT2 {r['ct2']['total_ms']:.0f} ms for "
+                  f"{len(ids)} sentences -> ours/CT2 {r['ratio_ours_over_ct2']:.2f}; BLEU ours {r['ours']['bleu']} "
+                  f"CT2 {r['ct2']['bleu']}; identical translations {same}/{len(ids)}", flush=True)  # fmt: skip
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
