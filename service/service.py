@@ -26,7 +26,7 @@ from hat_engine.errors import HatError
 from hat_engine.hardware import detect
 from hat_engine.serving_engine import Listener, ServingEngine
 from hat_engine.sla_guard import Switch
-from service.app import app
+from service.app import MultipartBoundaryGuard, app
 from service.batcher import Batcher, BatchResult
 from service.metrics import metrics
 from service.schemas import ApiError, validate
@@ -152,3 +152,6 @@ class Translator:
     def _switched(self, switch: Switch) -> None:
         self.metrics.switches.labels(from_model=switch.from_id, to_model=switch.to_id, direction=switch.direction).inc()
         self.metrics.select(switch.to_id, self.host.profile_id, self.settings.serving.sla_ms, previous=switch.from_id)
+
+
+Translator.add_asgi_middleware(MultipartBoundaryGuard)
