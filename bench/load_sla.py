@@ -101,7 +101,8 @@ async def open_loop(url: str, rate: float, seconds: float, sentences: list[str])
         elapsed = time.perf_counter() - t0
     return {
         "rate_rps": rate, "sent": len(tasks), "ok": len(latencies), "errors": len(errors), "dropped": dropped,
-        "error_kinds": sorted(set(errors)), "timeouts": errors.count("timeout"), "throughput_rps": round(len(latencies) / elapsed, 3),
+        "error_kinds": sorted(set(errors)), "timeouts": errors.count("timeout"),
+        "throughput_rps": round(len(latencies) / elapsed, 3),
         "p50_ms": _r(percentile(latencies, 50)), "p95_ms": _r(percentile(latencies, 95)),
         "p99_ms": _r(percentile(latencies, 99)), "models": models,
     }  # fmt: skip
