@@ -4,11 +4,11 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: install serve test test-unit lint format data
+.PHONY: install serve test test-unit lint format data bench
 .DEFAULT_GOAL := help
 
 help:
-	@echo "make install | serve | test | test-unit | lint | format | data"
+	@echo "make install | serve | test | test-unit | lint | format | data | bench"
 
 install: $(VENV)/.installed
 
@@ -36,3 +36,8 @@ format: install
 
 data: install
 	$(VENV)/bin/hat data build --out data
+
+# Every benchmark, one at a time, into bench/RESULTS.md (about half an hour on 2 cores; needs `make data`).
+bench: install
+	@test -f data/manifest.json || $(VENV)/bin/hat data build --out data
+	$(PY) bench/run_all.py

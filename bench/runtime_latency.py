@@ -9,6 +9,7 @@ threads are pinned to the same count everywhere.
 """
 
 import argparse
+import json
 import random
 import statistics
 import sys
@@ -31,7 +32,9 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of --runs timed runs each")
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args()
+    rows = []
     torch.set_num_threads(args.threads)
     supernet, _ = load_supernet(args.supernet)
     space = supernet.space
@@ -58,6 +61,14 @@ def main() -> int:
         ms = {name: statistics.median(values) for name, values in samples.items()}
         print(f"{label:>9} {ms['torch']:9.1f} {ms['ort']:9.1f} {ms['int8']:9.1f} "
               f"{ms['torch'] / ms['ort']:9.2f}x {ms['ort'] / ms['int8']:9.2f}x")  # fmt: skip
+        rows.append({"arch": label, "params": model.num_parameters(), "torch_ms": round(ms["torch"], 2),
+                     "ort_fp32_ms": round(ms["ort"], 2), "ort_int8_ms": round(ms["int8"], 2),
+                     "torch_over_ort": round(ms["torch"] / ms["ort"], 3),
+                     "fp32_over_int8": round(ms["ort"] / ms["int8"], 3)})  # fmt: skip
+    if args.json:
+        result = {"host": detect("onnxruntime", args.threads).profile_id, "threads": args.threads,
+                  "rounds": args.rounds, "runs": args.runs, "archs": rows}  # fmt: skip
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 

@@ -3,16 +3,17 @@
 1. HTTP overhead: the same sentence through `POST /translate` on a real BentoML server vs the raw engine call
    (`ServingEngine.translate`, same catalog entry, same threads) in this process; calls alternate one by one so
    machine noise hits both alike; p50 of each and their ratio.
-2. Adaptive batching: throughput (requests/s) of C concurrent clients (default 8) against a server with
+2. Adaptive batching: throughput (requests/s) of C concurrent clients (1, 4, 8, 16) against a server with
    batching (HAT_MAX_BATCH=32) and one without (HAT_MAX_BATCH=1); the ratio is the gain.
 
-    .venv/bin/python bench/service_http.py [--catalog catalog/] [--threads 1] [--requests 40] [--clients 8]
+    .venv/bin/python bench/service_http.py [--catalog catalog/] [--threads 1] [--requests 40] [--clients 1,4,8,16]
 
 Without --catalog and no shipped catalog, a fixture catalog (tiny random models) is built in a temp folder: the
 ratios then show the service's fixed costs against a very small model, an upper bound on the overhead.
 """
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -34,8 +35,8 @@ from tests.service_server import Server, server_env  # noqa: E402
 SENTENCE = "The house is small, but the garden behind it is big and full of old trees."
 
 
-def overhead(catalog: Path, home: Path, threads: int, n: int) -> tuple[float, float, str]:
-    """(p50 raw engine ms, p50 HTTP ms, entry) for the same sentence, alternating calls."""
+def overhead(catalog: Path, home: Path, threads: int, n: int) -> dict:
+    """p50/p95 of the raw engine call and of the HTTP call for the same sentence, alternating calls."""
     torch.set_num_threads(threads)
     settings = ServingSettings(catalog, home / "raw-cache", guard=None)
     engine = ServingEngine(settings, detect("onnxruntime", threads))
@@ -56,36 +57,46 @@ def overhead(catalog: Path, home: Path, threads: int, n: int) -> tuple[float, fl
             r = client.post(server.url + "/translate", json=body)
             http.append((time.perf_counter() - t0) * 1000)
             assert r.status_code == 200 and r.json()["model"] == entry, r.text
-    return statistics.median(raw), statistics.median(http), entry
+    return {"entry": entry, "calls": n, "raw_p50_ms": _q(raw, 50), "raw_p95_ms": _q(raw, 95),
+            "http_p50_ms": _q(http, 50), "http_p95_ms": _q(http, 95),
+            "overhead_p50": round(statistics.median(http) / statistics.median(raw) - 1, 4)}  # fmt: skip
 
 
-def throughput(catalog: Path, home: Path, threads: int, max_batch: int, clients: int, per_client: int) -> float:
-    """Requests per second of `clients` concurrent clients, each sending `per_client` requests."""
+def _q(values: list[float], q: int) -> float:
+    return round(statistics.quantiles(values, n=100, method="inclusive")[q - 1], 2)
+
+
+def throughput(catalog: Path, home: Path, threads: int, max_batch: int, levels: list[int], per_client: int) -> dict:
+    """Requests per second of C concurrent clients (each sending `per_client` requests), for each C in `levels`,
+    against one server with HAT_MAX_BATCH=max_batch."""
     env = server_env(catalog, home / f"batch{max_batch}", HAT_THREADS=str(threads), HAT_MAX_BATCH=str(max_batch),
                      HAT_SLA_GUARD="off")  # fmt: skip
-    errors: list[str] = []
+    out = {}
     with Server(env, home / f"batch{max_batch}.log") as server:
-
-        def client_loop(i: int) -> None:
-            with httpx.Client(timeout=120) as client:
-                for j in range(per_client):
-                    r = client.post(server.url + "/translate", json={"q": f"{SENTENCE} ({i}.{j})", "source": "en",
-                                                                     "target": "de"})  # fmt: skip
-                    if r.status_code != 200:
-                        errors.append(r.text)
-
         with httpx.Client(timeout=60) as warm:
             warm.post(server.url + "/translate", json={"q": SENTENCE, "source": "en", "target": "de"})
-        workers = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
-        t0 = time.perf_counter()
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join()
-        seconds = time.perf_counter() - t0
-    if errors:
-        raise SystemExit(f"{len(errors)} failed requests, e.g. {errors[0][:200]}")
-    return clients * per_client / seconds
+        for clients in levels:
+            errors: list[str] = []
+
+            def client_loop(i: int, errors=errors) -> None:
+                with httpx.Client(timeout=120) as client:
+                    for j in range(per_client):
+                        r = client.post(server.url + "/translate", json={"q": f"{SENTENCE} ({i}.{j})",
+                                                                         "source": "en", "target": "de"})  # fmt: skip
+                        if r.status_code != 200:
+                            errors.append(r.text)
+
+            workers = [threading.Thread(target=client_loop, args=(i,)) for i in range(clients)]
+            t0 = time.perf_counter()
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+            seconds = time.perf_counter() - t0
+            if errors:
+                raise SystemExit(f"{len(errors)} failed requests, e.g. {errors[0][:200]}")
+            out[clients] = round(clients * per_client / seconds, 3)
+    return out
 
 
 def main() -> int:
@@ -93,9 +104,11 @@ def main() -> int:
     p.add_argument("--catalog", type=Path, help="catalog folder (default: catalog/ if it exists, else a fixture)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--requests", type=int, default=40, help="alternating calls for the overhead p50s")
-    p.add_argument("--clients", type=int, default=8)
-    p.add_argument("--per-client", type=int, default=10)
+    p.add_argument("--clients", default="1,4,8,16", help="concurrent client levels")
+    p.add_argument("--per-client", type=int, default=6)
+    p.add_argument("--json", type=Path)
     args = p.parse_args()
+    levels = [int(x) for x in args.clients.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         catalog = args.catalog or (REPO / "catalog" if (REPO / "catalog" / "catalog.json").is_file() else None)
@@ -103,13 +116,21 @@ def main() -> int:
             catalog = home / "fixture-catalog"
             build_fixture_catalog(catalog, threads=args.threads)
             print("catalog: fixture (tiny random models; see --help)")
-        raw, http, entry = overhead(catalog, home, args.threads, args.requests)
-        print(f"host {detect('onnxruntime', args.threads).profile_id}, entry {entry}, {args.requests} calls each")
-        print(f"p50 raw engine {raw:.2f} ms | HTTP {http:.2f} ms | HTTP/raw {http / raw:.3f}x "
-              f"(overhead {100 * (http / raw - 1):+.1f} %)")  # fmt: skip
-        on = throughput(catalog, home, args.threads, 32, args.clients, args.per_client)
-        off = throughput(catalog, home, args.threads, 1, args.clients, args.per_client)
-        print(f"{args.clients} clients: batching {on:.1f} req/s | no batching {off:.1f} req/s | gain {on / off:.2f}x")
+        result = {"host": detect("onnxruntime", args.threads).profile_id, "threads": args.threads,
+                  "overhead": overhead(catalog, home, args.threads, args.requests)}  # fmt: skip
+        o = result["overhead"]
+        print(f"host {result['host']}, entry {o['entry']}, {args.requests} calls each")
+        print(f"raw engine p50 {o['raw_p50_ms']} p95 {o['raw_p95_ms']} ms | HTTP p50 {o['http_p50_ms']} p95 "
+              f"{o['http_p95_ms']} ms | overhead at p50 {100 * o['overhead_p50']:+.1f} %")  # fmt: skip
+        on = throughput(catalog, home, args.threads, 32, levels, args.per_client)
+        off = throughput(catalog, home, args.threads, 1, levels, args.per_client)
+        result["throughput_rps"] = {"batching": on, "no_batching": off,
+                                    "gain": {c: round(on[c] / off[c], 3) for c in levels}}  # fmt: skip
+        for c in levels:
+            print(f"{c:>2} clients: batching {on[c]:.2f} req/s | no batching {off[c]:.2f} req/s | "
+                  f"gain {on[c] / off[c]:.2f}x")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 
