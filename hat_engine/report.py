@@ -53,7 +53,7 @@ def compare(searched: list[CatalogEntry], baselines: dict[str, CatalogEntry]) ->
 
 
 def arch_summary(entry: CatalogEntry) -> str:
-    """`enc 256x6 ffn 853 h 3.3 | dec 192x2 ffn 512 h 2.0 cross 1.5` (FFN width and heads averaged per layer)."""
+    """`enc 256x6 ffn 853 h 3.3; dec 192x2 ffn 512 h 2.0 cross 1.5` (FFN width and heads averaged per layer)."""
     a = entry.arch
 
     def mean(values) -> float:
@@ -62,7 +62,7 @@ def arch_summary(entry: CatalogEntry) -> str:
 
     enc, dec = a.encoder_layers, a.decoder_layers
     return (f"enc {a.encoder_embed_dim}x{len(enc)} ffn {mean(x.ffn_dim for x in enc):.0f} "
-            f"h {mean(x.self_heads for x in enc):.1f} | dec {a.decoder_embed_dim}x{len(dec)} "
+            f"h {mean(x.self_heads for x in enc):.1f}; dec {a.decoder_embed_dim}x{len(dec)} "
             f"ffn {mean(x.ffn_dim for x in dec):.0f} h {mean(x.self_heads for x in dec):.1f} "
             f"cross {mean(x.cross_layers for x in dec):.1f}")  # fmt: skip
 

@@ -89,6 +89,11 @@ def run_build(args: argparse.Namespace) -> int:
     for entry_id in sorted(dropped):
         console.print(f"dropped {entry_id}: dominated (slower and no better) by another entry of its profile")
     entries = [e for e in entries if e.id not in dropped]
+    used = {a.materialize.get("source") for e in entries for a in e.artifacts if a.materialize}
+    for record in finetuned:  # fine-tuned weights whose entries were all dominated: not shipped
+        if record["weights"] and record["weights"] not in used:
+            (args.out / record["weights"]).unlink(missing_ok=True)
+            record.update(weights=None, note="its entries were dropped as dominated")
     catalog = builder.catalog(
         profiles,
         entries,
