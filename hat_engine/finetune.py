@@ -43,7 +43,8 @@ def finetune(supernet_path: Path, arch: ArchConfig, data_dir: Path, work_dir: Pa
     cfg = TrainConfig(
         data_dir=str(data_dir), space=str(space_file), out_dir=str(work_dir), seed=settings.seed,
         max_tokens=settings.max_tokens, lr=settings.lr, warmup_steps=settings.warmup_steps,
-        max_minutes=settings.minutes, max_steps=settings.max_steps, validate_every=10**9, init_from=str(supernet_path), arch=arch.to_dict(),
+        max_minutes=settings.minutes, max_steps=settings.max_steps, validate_every=10**9,
+        init_from=str(supernet_path), arch=arch.to_dict(),
     )  # fmt: skip
     threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
