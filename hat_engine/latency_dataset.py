@@ -136,3 +136,67 @@ def build_dataset(
                 writer.append(target, {"index": index, "arch_id": arch.arch_id(), "arch": arch.to_dict(), **stats})
         on_arch(index, arch, {f"{t.backend}-{t.threads}t": s["p50"] for t, s in results.items()})
     return writer.paths
+
+
+def suspect_rows(space: SearchSpace, rows: list[dict], threshold: float, folds: int = 5) -> set[int]:
+    """Indices of rows measured far (> threshold, relative) above or below what the other rows predict for
+    them: out-of-fold predictions of the per-layer MLP. On a shared machine these are mostly runs disturbed by
+    other work; `recheck_dataset` measures them again."""
+    from hat_engine.predictor import fit
+
+    archs, ms = dataset_archs(rows)
+    order = list(range(len(rows)))
+    random.Random(0).shuffle(order)
+    suspects = set()
+    for k in range(folds):
+        held = set(order[k::folds])
+        train = [i for i in range(len(rows)) if i not in held]
+        predictor = fit(space, [archs[i] for i in train], [ms[i] for i in train], "per_layer", epochs=1500)
+        held_sorted = sorted(held)
+        for i, predicted in zip(held_sorted, predictor.predict([archs[i] for i in held_sorted]), strict=True):
+            if abs(predicted - ms[i]) / ms[i] > threshold:
+                suspects.add(rows[i]["index"])
+    return suspects
+
+
+def recheck_dataset(
+    supernet: SuperTransformer, targets: list[Target], out_dir: Path, export: Callable, threshold: float = 0.2,
+    runs: int = 20, warmup: int = 3, on_arch: Callable[[int, int], None] = lambda *_: None,
+) -> dict[str, int]:  # fmt: skip
+    """Measure again, under every target, each architecture that any target's file holds as a suspect
+    (`suspect_rows`); the new measurement replaces the old one and is marked `"rechecked": true`. Returns how many
+    rows each file had suspected."""
+    writer = DatasetWriter(out_dir, targets, supernet.space, REFERENCE_WORKLOAD, _seed_of(out_dir, targets))
+    suspects: set[int] = set()
+    counts = {}
+    for path in writer.paths.values():
+        _, rows = read_dataset(path)
+        found = suspect_rows(supernet.space, rows, threshold)
+        counts[path.name] = len(found)
+        suspects |= found
+    fresh: dict[Target, dict[int, dict]] = {t: {} for t in targets}
+    for n, index in enumerate(sorted(suspects)):
+        arch = sample_arch(supernet.space, _seed_of(out_dir, targets), index)
+        for target, stats in measure_arch(supernet, arch, targets, export, REFERENCE_WORKLOAD, runs, warmup).items():
+            fresh[target][index] = {"index": index, "arch_id": arch.arch_id(), "arch": arch.to_dict(), **stats,
+                                    "rechecked": True}  # fmt: skip
+        on_arch(n + 1, len(suspects))
+    for target, path in writer.paths.items():
+        lines = path.read_text().splitlines()
+        out = [lines[0]]
+        for line in lines[1:]:
+            row = json.loads(line)
+            out.append(json.dumps(fresh[target].get(row["index"], row)))
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("\n".join(out) + "\n")
+        tmp.replace(path)
+    counts["rechecked_archs"] = len(suspects)
+    return counts
+
+
+def _seed_of(out_dir: Path, targets: list[Target]) -> int:
+    for target in targets:
+        path = Path(out_dir) / f"{detect(target.backend, target.threads).profile_id}.jsonl"
+        if path.is_file():
+            return int(read_dataset(path)[0]["seed"])
+    raise DataError(f"{out_dir} holds no dataset for {targets}; run `hat latency measure` first")

@@ -29,6 +29,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     m.add_argument("--warmup", type=int, default=3)
     m.add_argument("--seed", type=int, default=1)
     m.set_defaults(run=run_measure)
+    r = latency.add_parser("recheck", help="measure again the rows far off what the other rows predict")
+    r.add_argument("--out", type=Path, default=Path("latency"), help="folder of per-profile JSONL files")
+    r.add_argument("--supernet", type=Path, default=DEFAULT_SUPERNET)
+    r.add_argument("--targets", default="onnxruntime:1,onnxruntime:2", help="backend:threads list")
+    r.add_argument("--threshold", type=float, default=0.2, help="relative out-of-fold error that makes a suspect")
+    r.add_argument("--runs", type=int, default=20)
+    r.add_argument("--warmup", type=int, default=3)
+    r.set_defaults(run=run_recheck)
     f = latency.add_parser("fit", help="train the latency predictor of one profile")
     f.add_argument("--data", type=Path, required=True, help="a dataset file written by `hat latency measure`")
     f.add_argument("--out", type=Path, required=True, help="predictor file to write (.pt); a .png lands beside it")
@@ -114,6 +122,24 @@ def run_measure(args: argparse.Namespace) -> int:
                               on_arch=on_arch)  # fmt: skip
     for target, path in paths.items():
         print(f"{target.backend} {target.threads}t -> {path}")
+    return 0
+
+
+def run_recheck(args: argparse.Namespace) -> int:
+    from hat_engine.latency_dataset import recheck_dataset
+    from hat_engine.onnx_graph import build_onnx
+    from hat_engine.supernet import load_supernet
+
+    if not 0 < args.threshold < 10:
+        raise SystemExit("hat: error: --threshold is a relative error, e.g. 0.2")
+    supernet, _ = load_supernet(args.supernet)
+
+    def progress(done: int, total: int) -> None:
+        print(f"rechecked {done}/{total}", file=sys.stderr, flush=True)
+
+    counts = recheck_dataset(supernet, _targets(args.targets), args.out, build_onnx, args.threshold, args.runs,
+                             args.warmup, on_arch=progress)  # fmt: skip
+    print(json.dumps(counts, indent=2))
     return 0
 
 
