@@ -205,3 +205,22 @@ def profile_for_host(catalog: Catalog, host_profile_id: str, servable: Callable[
     if not with_entries:
         raise CatalogError("the catalog has no entry with an artifact this backend can serve")
     return nearest_profile(with_entries, host_profile_id)
+
+
+def best_thread_count(catalog: Catalog, host_profile_id: str, max_threads: int, sla_ms: float | None) -> int:
+    """The intra-op thread count (1..max_threads) whose catalog profile *of this very host* serves best under the
+    SLA: meeting it first, then BLEU, then p95. More threads is not always faster (on a 2-core VM ONNX Runtime
+    ran ~2.5x slower with 2 threads than with 1), so when the catalog measured this host at several thread counts
+    its measurements decide. With no such profile: `max_threads`."""
+    host = parse_profile_id(host_profile_id)
+    best: tuple | None = None
+    for profile in {e.hardware_profile for e in catalog.entries}:
+        p = parse_profile_id(profile)
+        threads = int(p["threads"][:-1]) if p["threads"][:-1].isdigit() else 0
+        if not 1 <= threads <= max_threads or any(p[k] != host[k] for k in ("device", "arch", "isa", "backend")):
+            continue
+        option, violated = pick([option_from_entry(e) for e in catalog.entries_for(profile)], sla_ms)
+        score = (not violated, option.bleu, -option.p95_ms, -threads)
+        if best is None or score > best[0]:
+            best = (score, threads)
+    return best[1] if best else max_threads

@@ -5,7 +5,7 @@
 | HAT_CATALOG | the repository's `catalog/` | catalog folder |
 | HAT_SLA_MS | none (serve the best entry) | p95 latency budget on the reference workload, ms |
 | HAT_BACKEND | onnxruntime | or torch |
-| HAT_THREADS | the effective CPU limit / HAT_WORKERS | intra-op threads per worker (torch and ONNX Runtime) |
+| HAT_THREADS | best measured count <= CPU limit / HAT_WORKERS | intra-op threads per worker (torch and ORT) |
 | HAT_CACHE_DIR | `<catalog>/.cache`, else `$XDG_CACHE_HOME/hat-serving`, else a temp dir | materialised artifacts |
 | HAT_WORKERS | 1 | BentoML worker processes (each loads its own models) |
 | HAT_MAX_LOADED | 3 | translators kept loaded (LRU; the selected one stays) |
@@ -26,6 +26,7 @@ from pathlib import Path
 from hat_engine.catalog import load_catalog, verify_file
 from hat_engine.errors import ConfigError
 from hat_engine.hardware import BACKENDS, detect
+from hat_engine.serving import best_thread_count
 from hat_engine.serving_engine import ServingSettings
 from hat_engine.sla_guard import GuardConfig
 
@@ -98,8 +99,11 @@ def load_settings(env: Mapping[str, str] | None = None, check_catalog: bool = Tr
     sla_ms = _number(env, "HAT_SLA_MS", None, float, minimum=1e-3)
     workers = _number(env, "HAT_WORKERS", 1)
     threads = _number(env, "HAT_THREADS", None)
-    if threads is None:  # the effective CPU limit, shared by the workers
-        threads = max(1, math.floor(detect(backend, probe_cuda=False).cpu_limit / workers))
+    if threads is None:  # at most the effective CPU limit shared by the workers; the catalog's measurements decide
+        host = detect(backend, probe_cuda=False)
+        threads = max(1, math.floor(host.cpu_limit / workers))
+        if check_catalog:
+            threads = best_thread_count(catalog, host.profile_id, threads, sla_ms)
     if env.get("HAT_CACHE_DIR"):
         cache_dir = Path(env["HAT_CACHE_DIR"]).expanduser().resolve()
         try:

@@ -100,3 +100,26 @@ def test_calibration_maps_latencies_and_respects_its_budget(tiny_space):
 def test_exact_profile_uses_the_catalog_numbers(tiny_space):
     options = options_on_host([entry("a", 12.0, tiny_space)], None)
     assert options[0].p95_ms == 12.0 and options[0].p50_ms == pytest.approx(10.8) and options[0].measured_here
+
+
+def test_thread_count_follows_the_catalogs_measurements_of_this_host(tiny_space):
+    from hat_engine.catalog import Catalog, FileRef
+    from hat_engine.latency import REFERENCE_WORKLOAD
+    from hat_engine.serving import best_thread_count
+
+    def e(entry_id, profile, p95, bleu):
+        return CatalogEntry(entry_id, profile, 0.0, tiny_space.smallest(), 1, {"p50": p95, "p95": p95}, 0.0,
+                            {"a": bleu}, {}, ())  # fmt: skip
+
+    one, two, other = "cpu-x86_64-amx-1t-onnxruntime", "cpu-x86_64-amx-2t-onnxruntime", "cpu-x86_64-avx2-1t-onnxruntime"
+    entries = (e("a", one, 40, 20), e("b", one, 90, 25), e("c", two, 100, 20), e("d", two, 240, 25),
+               e("z", other, 1, 99))  # fmt: skip
+    catalog = Catalog("en-de", FileRef("t", "s"), FileRef("s", "s"), REFERENCE_WORKLOAD, (), entries)
+    host = "cpu-x86_64-amx-2t-onnxruntime"
+    assert best_thread_count(catalog, host, 2, 100) == 1  # 1 thread meets 100 ms with BLEU 25, 2 threads with 20
+    assert best_thread_count(catalog, host, 2, None) == 1  # same best BLEU, 1 thread is faster
+    assert best_thread_count(catalog, host, 1, 100) == 1
+    assert best_thread_count(catalog, "cpu-x86_64-neon-4t-onnxruntime", 4, 100) == 4  # never measured: the limit
+    faster_two = Catalog("en-de", FileRef("t", "s"), FileRef("s", "s"), REFERENCE_WORKLOAD, (),
+                         (e("a", one, 40, 20), e("c", two, 20, 20)))  # fmt: skip
+    assert best_thread_count(faster_two, host, 2, 30) == 2
