@@ -59,7 +59,8 @@ def _fmt(x) -> str:
 def render(results: dict, fingerprint: dict) -> str:
     today = datetime.date.today().isoformat()
     steps_run = ", ".join(results)
-    lines = ["# Benchmark results", "", f"Produced by `bench/run_all.py` ({steps_run}) on {today}. Machine: `{fingerprint['profile_id']}` "
+    lines = ["# Benchmark results", "", f"Produced by `bench/run_all.py` ({steps_run}) on {today}. "
+             f"Machine: `{fingerprint['profile_id']}` "
              f"({fingerprint['cpu_model']}, {fingerprint['logical_cores']} logical cores, CPU limit "
              f"{fingerprint['cpu_limit']}, ISA {', '.join(fingerprint['isa_flags'])}).", "",
              "Every figure below was measured in that run; ratios come from interleaved runs.", ""]  # fmt: skip
