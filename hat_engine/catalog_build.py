@@ -4,13 +4,17 @@ Every entry (and every baseline) is measured and scored exactly alike: the serve
 the SuperTransformer and checksummed), the reference workload on the profile's backend and threads, and
 sacrebleu on the held-out test sets with beam 4. Scores depend on the weights, not on the host, so they are
 computed once per (arch, format) and shared across profiles.
+
+Entries are prepared (materialised and scored) one by one, then all entries of a profile are timed together in
+interleaved rounds (`measure_all`): on a shared machine, timing one model after another lets a slow spell make
+one entry look slower than a larger one.
 """
 
 import json
 import logging
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -19,7 +23,7 @@ from hat_engine.catalog import Artifact, Catalog, CatalogEntry, FileRef, Hardwar
 from hat_engine.checksums import sha256_file
 from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, SearchSpace
 from hat_engine.evaluation import evaluate
-from hat_engine.latency import REFERENCE_WORKLOAD, Workload, measure
+from hat_engine.latency import REFERENCE_WORKLOAD, Workload, measure_interleaved
 from hat_engine.materialize import materialize, weights_sha256
 from hat_engine.supernet import load_supernet
 from hat_engine.tokenizer import Tokenizer
@@ -66,10 +70,11 @@ def baseline_archs(space: SearchSpace) -> dict[str, ArchConfig]:
 
 
 class EntryBuilder:
-    """Builds entries into `catalog_dir`, which gets a copy of the supernet and tokenizer."""
+    """Builds entries into `catalog_dir`, which gets a copy of the supernet and tokenizer. Latency: `rounds`
+    interleaved rounds of `runs` timed decodes after `warmup`, per entry."""
 
     def __init__(self, catalog_dir: Path, supernet_path: Path, tokenizer_path: Path, data_dir: Path,
-                 workload: Workload = REFERENCE_WORKLOAD, runs: int = 20, warmup: int = 3,
+                 workload: Workload = REFERENCE_WORKLOAD, runs: int = 6, warmup: int = 2, rounds: int = 5,
                  eval_limit: int | None = None, eval_threads: int = 2):  # fmt: skip
         self.dir = Path(catalog_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -78,7 +83,8 @@ class EntryBuilder:
                 shutil.copyfile(src, self.dir / name)
         self.supernet, _ = load_supernet(self.dir / SUPERNET_FILE)
         self.tokenizer = Tokenizer(self.dir / TOKENIZER_FILE)
-        self.data_dir, self.workload, self.runs, self.warmup = Path(data_dir), workload, runs, warmup
+        self.data_dir, self.workload = Path(data_dir), workload
+        self.runs, self.warmup, self.rounds = runs, warmup, rounds
         self.eval_limit, self.eval_threads = eval_limit, eval_threads
         self.stub = Catalog("en-de", self.file_ref(TOKENIZER_FILE), self.file_ref(SUPERNET_FILE), workload, (), ())
         # BLEU/chrF by (weights, format, test limit), kept on disk so an interrupted build resumes cheaply
@@ -102,10 +108,10 @@ class EntryBuilder:
             return Transformer.load(folder / "model.pt").eval()
         return OrtTranslator.load(folder, threads=threads, int8=fmt == "onnx-int8")
 
-    def build(self, entry_id: str, arch: ArchConfig, target: ProfileTarget, budget_ms: float, predicted_ms: float,
-              fmt: str = "onnx", source: str | None = None) -> CatalogEntry:  # fmt: skip
-        """Measure and score one entry. `source`: a fine-tuned model file in the catalog folder to cut it from
-        instead of the supernet."""
+    def prepare(self, entry_id: str, arch: ArchConfig, target: ProfileTarget, budget_ms: float,
+                predicted_ms: float, fmt: str = "onnx", source: str | None = None) -> CatalogEntry:  # fmt: skip
+        """Materialise and score one entry; its latency is left empty for `measure_all`. `source`: a fine-tuned
+        model file in the catalog folder to cut it from instead of the supernet."""
         from hat_engine.transformer import Transformer
 
         if source is None:
@@ -120,7 +126,6 @@ class EntryBuilder:
         entry = CatalogEntry(entry_id, target.profile_id, budget_ms, arch, model.num_parameters(), {}, predicted_ms,
                              {}, {}, (artifact,))  # fmt: skip
         folder = materialize(self.dir, self.stub, entry, fmt, self.dir / CACHE_DIR)
-        latency = measure(self._runner(folder, fmt, target.threads), self.workload, self.warmup, self.runs)
         key = f"{artifact.sha256}/{fmt}/{self.eval_limit or 'all'}"
         if key not in self._scores:
             threads = torch.get_num_threads()
@@ -129,12 +134,28 @@ class EntryBuilder:
             torch.set_num_threads(threads)
             self._scores_file.write_text(json.dumps(self._scores, indent=1))
         scores = self._scores[key]
-        log.info("%s: p50 %.1f ms, BLEU %s", entry_id, latency.p50, {k: v["bleu"] for k, v in scores.items()})
-        return CatalogEntry(
-            entry_id, target.profile_id, budget_ms, arch, model.num_parameters(),
-            {"p50": round(latency.p50, 3), "p95": round(latency.p95, 3)}, round(predicted_ms, 3),
-            {k: v["bleu"] for k, v in scores.items()}, {k: v["chrf"] for k, v in scores.items()}, (artifact,),
-        )  # fmt: skip
+        log.info("%s: BLEU %s", entry_id, {k: v["bleu"] for k, v in scores.items()})
+        bleu, chrf = {k: v["bleu"] for k, v in scores.items()}, {k: v["chrf"] for k, v in scores.items()}
+        return replace(entry, predicted_latency_ms=round(predicted_ms, 3), bleu=bleu, chrf=chrf)
+
+    def measure_all(self, entries: list[CatalogEntry], targets: dict[str, ProfileTarget],
+                    on_round: Callable[[str, int, int], None] = lambda *_: None) -> list[CatalogEntry]:  # fmt: skip
+        """The entries with their latency measured: each profile's entries timed together, interleaved."""
+        measured: dict[str, dict] = {}
+        for profile_id in dict.fromkeys(e.hardware_profile for e in entries):
+            target = targets[profile_id]
+            loaders = {}
+            for e in entries:
+                if e.hardware_profile == profile_id:
+                    fmt = e.artifacts[0].format
+                    folder = materialize(self.dir, self.stub, e, fmt, self.dir / CACHE_DIR)  # the cache may be stale
+                    loaders[e.id] = lambda f=folder, fmt=fmt, n=target.threads: self._runner(f, fmt, n)
+            threads = torch.get_num_threads()
+            found = measure_interleaved(loaders, self.workload, self.rounds, self.runs, self.warmup,
+                                        on_round=lambda r, n, p=profile_id: on_round(p, r, n))  # fmt: skip
+            torch.set_num_threads(threads)
+            measured.update({k: {"p50": round(v.p50, 3), "p95": round(v.p95, 3)} for k, v in found.items()})
+        return [replace(e, latency_ms=measured[e.id]) for e in entries]
 
     def signatures(self) -> dict:
         first = next(iter(self._scores.values()), {})
@@ -159,14 +180,3 @@ def predictor_record(catalog_dir: Path, predictor_path: Path, target: ProfileTar
     ref = PredictorRef(name, sha256_file(Path(catalog_dir) / name), int(e.get("n_train", 0)), int(e.get("n_test", 0)),
                        float(e.get("mape", 0.0)), float(e.get("kendall_tau", 0.0)))  # fmt: skip
     return HardwareProfileRecord(target.profile_id, target.fingerprint, ref)
-
-
-def build_all(builder: EntryBuilder, jobs: list[tuple[str, ArchConfig, ProfileTarget, float, float]],
-              on_entry: Callable[[CatalogEntry], None] = lambda _: None) -> list[CatalogEntry]:  # fmt: skip
-    """Build entries one at a time (one model measured at a time)."""
-    entries = []
-    for entry_id, arch, target, budget, predicted in jobs:
-        entry = builder.build(entry_id, arch, target, budget, predicted)
-        entries.append(entry)
-        on_entry(entry)
-    return entries

@@ -3,8 +3,11 @@
 The reference workload (CONTRACT §3) is batch 1, 30 source tokens, 30 decoder steps, beam 4: beam search with
 EOS banned until the last step, so every run decodes exactly the same number of steps whatever the weights.
 Timing: warm-up runs, then >= 20 timed runs, one model at a time, threads set explicitly by the caller's runner.
+Models compared with each other (a catalog's entries) are timed in alternation (`measure_interleaved`), so a slow
+spell of a shared machine lands on all of them rather than on whichever was being timed.
 """
 
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -116,3 +119,32 @@ def measure(model, workload: Workload = REFERENCE_WORKLOAD, warmup: int = 3, run
     src = reference_source(workload, model.model_config)
     with torch.inference_mode():
         return time_cpu(lambda: run_workload(model, src, workload), warmup, runs)
+
+
+def measure_interleaved(
+    loaders: dict[str, Callable[[], object]], workload: Workload = REFERENCE_WORKLOAD, rounds: int = 5,
+    runs: int = 6, warmup: int = 2, seed: int = 0, on_round: Callable[[int, int], None] = lambda *_: None,
+) -> dict[str, LatencyStats]:  # fmt: skip
+    """Latency of several models measured side by side: `rounds` rounds, each loading every model in a fresh,
+    shuffled order and timing `runs` decodes after `warmup`; each model's stats pool its `rounds * runs` samples.
+    `loaders` map a name to a function returning a runner (as for `measure`); one runner is alive at a time."""
+    if rounds < 1 or runs < 1:
+        raise ValueError(f"rounds={rounds} and runs={runs} must both be >= 1")
+    rng = random.Random(seed)
+    samples: dict[str, list[float]] = {name: [] for name in loaders}
+    for r in range(rounds):
+        order = list(loaders)
+        rng.shuffle(order)
+        for name in order:
+            model = loaders[name]()
+            src = reference_source(workload, model.model_config)
+            with torch.inference_mode():
+                for _ in range(warmup):
+                    run_workload(model, src, workload)
+                for _ in range(runs):
+                    start = time.perf_counter()
+                    run_workload(model, src, workload)
+                    samples[name].append((time.perf_counter() - start) * 1000.0)
+            del model
+        on_round(r + 1, rounds)
+    return {name: stats(ms) for name, ms in samples.items()}

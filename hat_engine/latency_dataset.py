@@ -164,34 +164,37 @@ def recheck_dataset(
     runs: int = 20, warmup: int = 3, on_arch: Callable[[int, int], None] = lambda *_: None,
 ) -> dict[str, int]:  # fmt: skip
     """Measure again, under every target, each architecture that any target's file holds as a suspect
-    (`suspect_rows`); the new measurement replaces the old one and is marked `"rechecked": true`. Returns how many
-    rows each file had suspected."""
-    writer = DatasetWriter(out_dir, targets, supernet.space, REFERENCE_WORKLOAD, _seed_of(out_dir, targets))
+    (`suspect_rows`) and has not rechecked yet; the new measurement replaces the old one in place, marked
+    `"rechecked": true`, as soon as it is taken (an interrupted recheck keeps what it did and resumes). Returns
+    how many rows each file had suspected."""
+    seed = _seed_of(out_dir, targets)
+    writer = DatasetWriter(out_dir, targets, supernet.space, REFERENCE_WORKLOAD, seed)
     suspects: set[int] = set()
     counts = {}
     for path in writer.paths.values():
         _, rows = read_dataset(path)
-        found = suspect_rows(supernet.space, rows, threshold)
+        found = suspect_rows(supernet.space, rows, threshold) - {r["index"] for r in rows if r.get("rechecked")}
         counts[path.name] = len(found)
         suspects |= found
-    fresh: dict[Target, dict[int, dict]] = {t: {} for t in targets}
     for n, index in enumerate(sorted(suspects)):
-        arch = sample_arch(supernet.space, _seed_of(out_dir, targets), index)
+        arch = sample_arch(supernet.space, seed, index)
         for target, stats in measure_arch(supernet, arch, targets, export, REFERENCE_WORKLOAD, runs, warmup).items():
-            fresh[target][index] = {"index": index, "arch_id": arch.arch_id(), "arch": arch.to_dict(), **stats,
-                                    "rechecked": True}  # fmt: skip
+            row = {"index": index, "arch_id": arch.arch_id(), "arch": arch.to_dict(), **stats, "rechecked": True}
+            _replace_row(writer.paths[target], row)
         on_arch(n + 1, len(suspects))
-    for target, path in writer.paths.items():
-        lines = path.read_text().splitlines()
-        out = [lines[0]]
-        for line in lines[1:]:
-            row = json.loads(line)
-            out.append(json.dumps(fresh[target].get(row["index"], row)))
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("\n".join(out) + "\n")
-        tmp.replace(path)
     counts["rechecked_archs"] = len(suspects)
     return counts
+
+
+def _replace_row(path: Path, new: dict) -> None:
+    """Rewrite `path` with the row of `new["index"]` replaced, atomically."""
+    lines = path.read_text().splitlines()
+    out = [lines[0]] + [
+        json.dumps(new) if json.loads(line)["index"] == new["index"] else line for line in lines[1:] if line.strip()
+    ]  # fmt: skip
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(out) + "\n")
+    tmp.replace(path)
 
 
 def _seed_of(out_dir: Path, targets: list[Target]) -> int:

@@ -17,7 +17,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     b.add_argument("--data", type=Path, default=Path("data"), help="corpus with the test sets")
     b.add_argument("--out", type=Path, default=Path("catalog"))
     b.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=True)
-    b.add_argument("--runs", type=int, default=20, help="timed runs per entry")
+    b.add_argument("--runs", type=int, default=6, help="timed runs per entry and round (default 6)")
+    b.add_argument("--rounds", type=int, default=5,
+                   help="interleaved rounds: every entry of a profile is timed once per round (default 5)")  # fmt: skip
     b.add_argument("--eval-limit", type=int, help="score only the first N test sentences (quick runs)")
     b.add_argument("--int8", action=argparse.BooleanOptionalAction, default=True,
                    help="also build int8 (dynamically quantised ONNX) entries, kept where BLEU holds")  # fmt: skip
@@ -45,14 +47,17 @@ def run_build(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from hat_engine.catalog import dominated, save_catalog
-    from hat_engine.catalog_build import EntryBuilder, ProfileTarget, baseline_archs, build_all, predictor_record
+    from hat_engine.catalog_build import EntryBuilder, ProfileTarget, baseline_archs, predictor_record
     from hat_engine.config import ArchConfig
     from hat_engine.errors import ConfigError
     from hat_engine.predictor import LatencyPredictor
     from hat_engine.report import write_report
 
     tokenizer = args.tokenizer or args.supernet.parent / "spm.model"
-    builder = EntryBuilder(args.out, args.supernet, tokenizer, args.data, runs=args.runs, eval_limit=args.eval_limit)
+    if args.runs < 1 or args.rounds < 1:
+        raise SystemExit("hat: error: --runs and --rounds must be at least 1")
+    builder = EntryBuilder(args.out, args.supernet, tokenizer, args.data, runs=args.runs, rounds=args.rounds,
+                           eval_limit=args.eval_limit)  # fmt: skip
     console = Console(stderr=True)
     profiles, jobs, searches, targets = [], [], {}, {}
     for path in args.results:
@@ -70,20 +75,27 @@ def run_build(args: argparse.Namespace) -> int:
         if args.baselines:
             for name, arch in baseline_archs(builder.supernet.space).items():
                 jobs.append((f"{target.profile_id}@baseline-{name}", arch, target, 0.0, predictor.predict_one(arch)))
-    done = []
-
-    def on_entry(e):
-        done.append(e)
-        console.print(f"[{len(done)}/{len(jobs)}] {e.id}: p50 {e.latency_ms['p50']:.1f} ms, BLEU {e.bleu}")
-
-    built = build_all(builder, jobs, on_entry)
+    built = []
+    for n, job in enumerate(jobs, 1):
+        built.append(builder.prepare(*job))
+        console.print(f"[{n}/{len(jobs)}] {built[-1].id}: BLEU {built[-1].bleu}")
     entries = [e for e in built if "@baseline-" not in e.id]
     baselines = [e for e in built if "@baseline-" in e.id]
     entries, finetuned = _finetune_entries(builder, entries, targets, args, console)
     int8 = _int8_entries(builder, entries, targets, args.int8_max_bleu_drop, console) if args.int8 else {}
     twins = int8.pop("kept", [])
-    entries += twins
     int8["kept"] = [e.id for e in twins]
+
+    def on_round(profile_id, r, n):
+        console.print(f"{profile_id}: timing round {r}/{n} done")
+
+    measured = builder.measure_all(entries + twins + baselines, targets, on_round)
+    entries = [e for e in measured if "@baseline-" not in e.id]
+    baselines = [e for e in measured if "@baseline-" in e.id]
+    p50 = {e.id: e.latency_ms["p50"] for e in measured}
+    for twin in twins:
+        fp32 = twin.id.removesuffix("-int8")
+        console.print(f"{twin.id}: p50 {p50[twin.id]:.1f} ms ({p50[fp32] / p50[twin.id]:.2f}x fp32)")
     # A searched entry that is slower and no better than another of its profile is of no use to anyone.
     dropped = {slow for p in profiles for slow, _ in dominated([e for e in entries if e.hardware_profile == p.id])}
     for entry_id in sorted(dropped):
@@ -108,7 +120,7 @@ def run_build(args: argparse.Namespace) -> int:
 def _finetune_entries(builder, entries: list, targets: dict, args, console) -> tuple[list, list]:
     """HAT Table 5 on our catalog: fine-tune `args.finetune` searched archs (spread over the first profile's
     budgets) for a fixed time; where the mean BLEU rises, every entry of that arch is rebuilt from the
-    fine-tuned weights (measured again). Returns the entries and what was done, kept or not."""
+    fine-tuned weights. Returns the entries and what was done, kept or not."""
     from hat_engine.finetune import FinetuneSettings, finetune
 
     first = [e for e in entries if e.hardware_profile == entries[0].hardware_profile] if entries else []
@@ -124,8 +136,8 @@ def _finetune_entries(builder, entries: list, targets: dict, args, console) -> t
         console.print(f"fine-tuning {arch_id} ({e.id}) for {args.finetune_minutes:g} min")
         info = finetune(builder.dir / "supernet.pt", e.arch, builder.data_dir, args.finetune_work / arch_id,
                         builder.dir / name, FinetuneSettings(minutes=args.finetune_minutes))  # fmt: skip
-        tuned = builder.build(e.id, e.arch, targets[e.hardware_profile], e.latency_budget_ms,
-                              e.predicted_latency_ms, source=name)  # fmt: skip
+        tuned = builder.prepare(e.id, e.arch, targets[e.hardware_profile], e.latency_budget_ms,
+                                e.predicted_latency_ms, source=name)  # fmt: skip
         kept = tuned.mean_bleu > e.mean_bleu
         verdict = "kept" if kept else "not kept"
         console.print(f"{arch_id}: BLEU inherited {e.bleu} -> fine-tuned {tuned.bleu}: {verdict}")
@@ -139,7 +151,7 @@ def _finetune_entries(builder, entries: list, targets: dict, args, console) -> t
             (
                 tuned
                 if x.id == e.id
-                else builder.build(
+                else builder.prepare(
                     x.id, x.arch, targets[x.hardware_profile], x.latency_budget_ms, x.predicted_latency_ms, source=name
                 )
             )  # fmt: skip
@@ -151,19 +163,18 @@ def _finetune_entries(builder, entries: list, targets: dict, args, console) -> t
 
 
 def _int8_entries(builder, entries: list, targets: dict, max_drop: float, console) -> dict:
-    """An int8 twin of every searched entry; kept where no test set loses more than `max_drop` BLEU. BLEU is
-    per arch, so an arch that fails on one profile is not measured again on the next."""
+    """An int8 twin of every searched entry (not yet timed); kept where no test set loses more than `max_drop`
+    BLEU. BLEU is per arch, so an arch that fails on one profile is not scored again on the next."""
     kept, rejected, drops = [], {}, {}
     for e in entries:
         key, twin_id = e.arch.arch_id(), e.id + "-int8"
         if key in drops and drops[key] > max_drop:
             rejected[twin_id] = drops[key]
             continue
-        twin = builder.build(twin_id, e.arch, targets[e.hardware_profile], e.latency_budget_ms,
-                             e.predicted_latency_ms, fmt="onnx-int8")  # fmt: skip
+        twin = builder.prepare(twin_id, e.arch, targets[e.hardware_profile], e.latency_budget_ms,
+                               e.predicted_latency_ms, fmt="onnx-int8")  # fmt: skip
         drops[key] = round(max(e.bleu[k] - twin.bleu[k] for k in e.bleu), 2)
-        speed = e.latency_ms["p50"] / twin.latency_ms["p50"]
-        console.print(f"{twin_id}: p50 {twin.latency_ms['p50']:.1f} ms ({speed:.2f}x fp32), BLEU drop {drops[key]}")
+        console.print(f"{twin_id}: BLEU drop {drops[key]}")
         if drops[key] <= max_drop:
             kept.append(twin)
         else:

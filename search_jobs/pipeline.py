@@ -110,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
         cat = preset["catalog"]
         extra = ["--eval-limit", cat["eval_limit"]] if "eval_limit" in cat else []
         _hat("catalog", "build", *results, "--supernet", supernet, "--data", data, "--out", catalog,
-             "--runs", cat["runs"], "--finetune", cat["finetune"], "--finetune-minutes", cat["finetune_minutes"],
+             "--runs", cat["runs"], "--rounds", cat["rounds"], "--finetune", cat["finetune"],
+             "--finetune-minutes", cat["finetune_minutes"],
              "--finetune-work", out / "finetune", *extra)  # fmt: skip
     _hat("catalog", "validate", catalog)
     print(f"pipeline ({args.preset}) done: {catalog}")

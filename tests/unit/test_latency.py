@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from hat_engine.latency import Workload, measure, reference_source, run_workload, stats
+from hat_engine.latency import Workload, measure, measure_interleaved, reference_source, run_workload, stats
 
 
 def test_workload_decodes_exactly_the_target_steps(tiny_supernet, tiny_space):
@@ -25,3 +25,26 @@ def test_stats_and_measure(tiny_supernet):
     assert s.trimmed_mean == pytest.approx(sum(range(3, 19)) / 16)
     result = measure(tiny_supernet.extract(), Workload(1, 5, 5, 2), warmup=1, runs=3)
     assert result.runs == 3 and 0 < result.p50 <= result.p95
+
+
+def test_measure_interleaved_times_every_model_each_round_in_shuffled_order(tiny_supernet, tiny_space):
+    models = {"big": tiny_supernet.extract(tiny_space.largest()), "small": tiny_supernet.extract(tiny_space.smallest()),
+              "mid": tiny_supernet.extract(tiny_space.sample(random.Random(1)))}  # fmt: skip
+    loads, rounds_seen = [], []
+
+    def loader(name):
+        def load():
+            loads.append(name)
+            return models[name]
+
+        return load
+
+    result = measure_interleaved({n: loader(n) for n in models}, Workload(1, 5, 5, 2), rounds=6, runs=2, warmup=1,
+                                 on_round=lambda r, n: rounds_seen.append((r, n)))  # fmt: skip
+    assert rounds_seen == [(r, 6) for r in range(1, 7)]
+    assert sorted(loads) == sorted(list(models) * 6)
+    orders = {tuple(loads[i : i + 3]) for i in range(0, 18, 3)}
+    assert all(sorted(o) == sorted(models) for o in orders) and len(orders) > 1  # each round is a fresh order
+    assert {n: s.runs for n, s in result.items()} == {"big": 12, "small": 12, "mid": 12}
+    with pytest.raises(ValueError):
+        measure_interleaved({"big": loader("big")}, rounds=0)

@@ -1,10 +1,19 @@
 """The latency dataset: one file per profile with its fingerprint, resumable, refusing mixed settings."""
 
+import json
+
 import pytest
 
 from hat_engine.errors import DataError
 from hat_engine.latency import Workload
-from hat_engine.latency_dataset import Target, build_dataset, dataset_archs, read_dataset, sample_arch
+from hat_engine.latency_dataset import (
+    Target,
+    build_dataset,
+    dataset_archs,
+    read_dataset,
+    recheck_dataset,
+    sample_arch,
+)
 
 
 def test_build_resume_and_mismatch(tiny_supernet, tmp_path):
@@ -26,3 +35,22 @@ def test_build_resume_and_mismatch(tiny_supernet, tmp_path):
     assert sample_arch(tiny_supernet.space, 1, 4) == dataset_archs(read_dataset(paths[targets[0]])[1])[0][4]
     with pytest.raises(DataError, match="another space, workload or seed"):
         build_dataset(tiny_supernet, targets, tmp_path, 5, never, seed=2, runs=2, warmup=0, workload=workload)
+
+
+def test_recheck_replaces_a_disturbed_row_in_place_and_once(tiny_supernet, tmp_path):
+    targets = [Target("torch", 1)]
+    never = lambda *_: pytest.fail("torch targets need no export")  # noqa: E731
+    path = build_dataset(tiny_supernet, targets, tmp_path, 16, never, runs=3, warmup=1)[targets[0]]
+    lines = path.read_text().splitlines()
+    bad = json.loads(lines[6])
+    bad["p50"] /= 50  # a row 50x too fast: far off what the others predict
+    lines[6] = json.dumps(bad)
+    path.write_text("\n".join(lines) + "\n")
+
+    counts = recheck_dataset(tiny_supernet, targets, tmp_path, never, threshold=5.0, runs=3, warmup=1)
+    assert counts == {path.name: 1, "rechecked_archs": 1}
+    _, rows = read_dataset(path)
+    fixed = rows[5]
+    assert fixed["index"] == bad["index"] and fixed["rechecked"] and fixed["p50"] > 10 * bad["p50"]
+    assert [r["index"] for r in rows] == list(range(16)) and sum(bool(r.get("rechecked")) for r in rows) == 1
+    assert recheck_dataset(tiny_supernet, targets, tmp_path, never, threshold=5.0)["rechecked_archs"] == 0
