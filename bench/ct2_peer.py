@@ -53,7 +53,8 @@ def ct2_incompatibility(arch: ArchConfig, qkv_dim: int) -> list[str]:
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().to(torch.float32).contiguous().numpy()
+    """A copy: CTranslate2's spec optimisation (int8) rewrites the arrays it is given in place."""
+    return t.detach().to(torch.float32).numpy().copy()
 
 
 def _linear(spec, linear: torch.nn.Linear) -> None:

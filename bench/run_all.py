@@ -90,7 +90,9 @@ def render(results: dict, fingerprint: dict) -> str:
                              f"**{x['ratio_ours_over_ct2']}** | {x['ours']['bleu']} | {x['ct2']['bleu']} | "
                              f"{x['identical_translations']}/{res['sentences']} |")  # fmt: skip
         res = next(iter(ct2.values()))["result"]
-        lines += ["", f"Model: the `{res['baseline']}` homogeneous baseline. The goal is ours/CT2 <= 1.3. "
+        lines += ["", f"Model: the `{res['baseline']}` homogeneous baseline; largest teacher-forced log-prob "
+                  f"difference per token between the runtimes (fp32, 20 sentences) {res['max_logprob_diff_fp32']:.1e}. "
+                  "The goal is ours/CT2 <= 1.3. "
                   "CTranslate2 cannot run the searched SubTransformers at all: per-layer FFN widths and heads, "
                   "encoder/decoder widths that differ, qkv width != embedding width, and decoder layers attending "
                   "to several encoder layers have no place in its `TransformerSpec`.", ""]  # fmt: skip

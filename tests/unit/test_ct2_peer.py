@@ -34,6 +34,16 @@ def test_homogeneous_model_gives_the_same_log_probs(tmp_path):
     assert check_equivalence(model, translator, pieces, ids) < 1e-3
 
 
+def test_converting_leaves_our_weights_alone(tmp_path):
+    """The converter hands CTranslate2 copies: its int8 conversion once rewrote our model's tensors in place."""
+    model = _model(HOMOGENEOUS)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    pieces = ["<pad>", "<unk>", "<s>", "</s>"] + [f"p{i}" for i in range(36)]
+    for quantization in ("float32", "int8"):
+        to_ctranslate2(model, pieces, tmp_path / quantization, quantization=quantization)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
 def test_what_the_peer_cannot_run_is_named():
     hetero = ArchConfig(32, 16, (EncoderLayerArch(64, 4), EncoderLayerArch(32, 2)),
                         (DecoderLayerArch(64, 4, 2, 2),))  # fmt: skip
