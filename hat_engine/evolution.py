@@ -396,3 +396,16 @@ def sweep(
         if on_result is not None:
             on_result(result)
     return results
+
+
+def budget_ladder(smallest_predicted_ms: float, measured_ms: Sequence[float], n: int,
+                  top_quantile: float = 0.92) -> list[float]:  # fmt: skip
+    """`n` latency budgets spanning a profile's feasible range, evenly on a log scale: from just above the
+    predicted latency of the smallest SubTransformer (nothing is feasible below it) to the `top_quantile` of the
+    measured dataset (at least 1.5x the bottom)."""
+    if n < 1 or not measured_ms or not 0 < top_quantile < 1:
+        raise ConfigError(f"budget_ladder: need n >= 1 ({n}), measurements, and 0 < top_quantile < 1")
+    lo = smallest_predicted_ms * 1.03
+    hi = max(statistics.quantiles(sorted(measured_ms), n=100, method="inclusive")[round(top_quantile * 100) - 1],
+             lo * 1.5)  # fmt: skip
+    return [round(lo * (hi / lo) ** (i / max(n - 1, 1)), 1) for i in range(n)]

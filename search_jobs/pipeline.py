@@ -7,7 +7,6 @@ would, and is skipped when its output already exists.
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
 import yaml
@@ -21,6 +20,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="working folder; the catalog lands in OUT/catalog")
     p.add_argument("--data", type=Path, default=Path("data"), help="the real corpus (built here if missing)")
     p.set_defaults(run=run)
+
+
+def _budgets(dataset: Path, predictor: Path, n: int) -> list[float]:
+    """`n` budgets from the smallest SubTransformer's predicted latency to the dataset's 92nd percentile."""
+    from hat_engine.config import SearchSpace
+    from hat_engine.evolution import budget_ladder
+    from hat_engine.latency_dataset import read_dataset
+    from hat_engine.predictor import LatencyPredictor
+
+    header, rows = read_dataset(dataset)
+    smallest = LatencyPredictor.load(predictor).predict_one(SearchSpace.from_dict(header["space"]).smallest())
+    return budget_ladder(smallest, [r["p50"] for r in rows], n)
 
 
 def _hat(*args: object) -> None:
@@ -95,9 +106,7 @@ def run(args: argparse.Namespace) -> int:
         search = preset["search"]
         result = out / f"search-{profile}.json"
         if not result.is_file():
-            measured = sorted(json.loads(line)["p50"] for line in dataset.read_text().splitlines()[1:])
-            qs = statistics.quantiles(measured, n=100, method="inclusive")
-            budgets = ",".join(f"{qs[max(0, min(98, round(q * 100) - 1))]:.1f}" for q in search["budget_quantiles"])
+            budgets = ",".join(f"{b:g}" for b in _budgets(dataset, predictor, search["budgets"]))
             _hat("search", "--budgets", budgets, "--predictor", predictor, "--supernet", supernet, "--data", data,
                  "--valid-sentences", search["valid_sentences"], "--population", search["population"],
                  "--parents", search["parents"], "--mutations", search["mutations"], "--crossovers",

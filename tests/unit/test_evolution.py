@@ -267,3 +267,16 @@ def test_fitness_scores_persist_only_under_the_same_key(tiny_supernet, tmp_path)
     path.write_text("{not json")
     with pytest.raises(DataError, match="not a fitness cache"):
         load_scores(path, key)
+
+
+def test_budget_ladder_spans_the_feasible_range_on_a_log_scale():
+    from hat_engine.evolution import budget_ladder
+
+    measured = [float(x) for x in range(30, 130)]
+    ladder = budget_ladder(40.0, measured, 5)
+    assert ladder[0] == pytest.approx(41.2) and ladder[-1] == pytest.approx(121.0, abs=0.1)
+    ratios = [b / a for a, b in zip(ladder, ladder[1:], strict=False)]
+    assert len(ladder) == 5 and max(ratios) - min(ratios) < 0.01
+    assert budget_ladder(200.0, measured, 3)[-1] == pytest.approx(309.0)  # the dataset is all below: 1.5x the bottom
+    with pytest.raises(ConfigError):
+        budget_ladder(40.0, [], 5)
