@@ -2,8 +2,9 @@
 
 Each benchmark writes JSON beside its console output (bench/results/*.json, *.log); this script renders them with
 the machine fingerprint and the date. A benchmark that fails is reported as failed, with the tail of its log.
+With --only, the other steps' last results (bench/results/) are rendered too, each with the time it ran.
 
-    .venv/bin/python bench/run_all.py [--only runtime,ct2,http,load,robustness] [--quick]
+    .venv/bin/python bench/run_all.py [--only runtime,ct2-1t,ct2-2t,http,load,robustness] [--quick]
 """
 
 from __future__ import annotations
@@ -46,10 +47,20 @@ def run(name: str, argv: list[str]) -> dict:
             handle.write(line)
         proc.wait()
     minutes = round((time.perf_counter() - started) / 60, 1)
+    when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
     if proc.returncode != 0 or not out.is_file():
-        return {"failed": True, "exit_code": proc.returncode, "minutes": minutes,
-                "log_tail": log.read_text(errors="replace")[-1500:]}  # fmt: skip
-    return {"failed": False, "minutes": minutes, "result": json.loads(out.read_text())}
+        record = {"failed": True, "exit_code": proc.returncode, "minutes": minutes, "ran": when,
+                  "log_tail": log.read_text(errors="replace")[-1500:]}  # fmt: skip
+    else:
+        record = {"failed": False, "minutes": minutes, "ran": when, "result": json.loads(out.read_text())}
+    (OUT / f"{name}.run.json").write_text(json.dumps(record, indent=1))
+    return record
+
+
+def earlier(name: str) -> dict | None:
+    """The last recorded run of a step (bench/results/NAME.run.json), if any."""
+    path = OUT / f"{name}.run.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _fmt(x) -> str:
@@ -57,9 +68,8 @@ def _fmt(x) -> str:
 
 
 def render(results: dict, fingerprint: dict) -> str:
-    today = datetime.date.today().isoformat()
-    steps_run = ", ".join(results)
-    lines = ["# Benchmark results", "", f"Produced by `bench/run_all.py` ({steps_run}) on {today}. "
+    steps_run = ", ".join(f"{name} at {r.get('ran', 'n/a')}" for name, r in results.items())
+    lines = ["# Benchmark results", "", f"Produced by `bench/run_all.py` (steps: {steps_run}). "
              f"Machine: `{fingerprint['profile_id']}` "
              f"({fingerprint['cpu_model']}, {fingerprint['logical_cores']} logical cores, CPU limit "
              f"{fingerprint['cpu_limit']}, ISA {', '.join(fingerprint['isa_flags'])}).", "",
@@ -166,11 +176,16 @@ def main() -> int:  # pragma: no cover - run by `make bench`
         if unknown:
             raise SystemExit(f"bench: unknown step(s) {sorted(unknown)}; use {', '.join(todo)}")
         todo = {k: v for k, v in todo.items() if k in args.only.split(",")}
-    results = {name: run(name, argv) for name, argv in todo.items()}
+    results = {}
+    for name, argv in steps(args.quick).items():
+        if name in todo:
+            results[name] = run(name, argv)
+        elif args.only and (record := earlier(name)) is not None:
+            results[name] = record
     fingerprint = detect("onnxruntime").to_dict()
     args.out.write_text(render(results, fingerprint))
     print(f"wrote {args.out}")
-    return 1 if any(r["failed"] for r in results.values()) else 0
+    return 1 if any(results[name]["failed"] for name in todo) else 0
 
 
 if __name__ == "__main__":
