@@ -163,16 +163,21 @@ def _finetune_entries(builder, entries: list, targets: dict, args, console) -> t
 
 
 def _int8_entries(builder, entries: list, targets: dict, max_drop: float, console) -> dict:
-    """An int8 twin of every searched entry (not yet timed); kept where no test set loses more than `max_drop`
-    BLEU. BLEU is per arch, so an arch that fails on one profile is not scored again on the next."""
+    """An int8 twin of every searched entry (not yet timed), from the same weights (inherited or fine-tuned); kept
+    where no test set loses more than `max_drop` BLEU. BLEU is per arch and weights, so an arch that fails on one
+    profile is not scored again on the next."""
+    from hat_engine.catalog_build import SUPERNET_FILE
+
     kept, rejected, drops = [], {}, {}
     for e in entries:
-        key, twin_id = e.arch.arch_id(), e.id + "-int8"
+        source = (e.artifacts[0].materialize or {}).get("source")  # the fine-tuned weights, where the entry has them
+        source = None if source == SUPERNET_FILE else source
+        key, twin_id = (e.arch.arch_id(), source), e.id + "-int8"
         if key in drops and drops[key] > max_drop:
             rejected[twin_id] = drops[key]
             continue
         twin = builder.prepare(twin_id, e.arch, targets[e.hardware_profile], e.latency_budget_ms,
-                               e.predicted_latency_ms, fmt="onnx-int8")  # fmt: skip
+                               e.predicted_latency_ms, fmt="onnx-int8", source=source)  # fmt: skip
         drops[key] = round(max(e.bleu[k] - twin.bleu[k] for k in e.bleu), 2)
         console.print(f"{twin_id}: BLEU drop {drops[key]}")
         if drops[key] <= max_drop:
