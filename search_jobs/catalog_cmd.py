@@ -96,6 +96,7 @@ def run_build(args: argparse.Namespace) -> int:
     for twin in twins:
         fp32 = twin.id.removesuffix("-int8")
         console.print(f"{twin.id}: p50 {p50[twin.id]:.1f} ms ({p50[fp32] / p50[twin.id]:.2f}x fp32)")
+    candidates = list(entries)  # before the dominated are dropped: the report compares the search with the baselines
     # A searched entry that is slower and no better than another of its profile is of no use to anyone.
     dropped = {slow for p in profiles for slow, _ in dominated([e for e in entries if e.hardware_profile == p.id])}
     for entry_id in sorted(dropped):
@@ -112,7 +113,7 @@ def run_build(args: argparse.Namespace) -> int:
         {"built_with": "hat catalog build", "dropped_dominated": sorted(dropped), "int8": int8, "finetune": finetuned},
     )
     save_catalog(catalog, args.out)
-    write_report(args.out, catalog, baselines, searches)
+    write_report(args.out, catalog, baselines, searches, candidates)
     print(f"wrote {args.out / 'catalog.json'} ({len(entries)} entries), report.json and REPORT.md")
     return 0
 

@@ -52,3 +52,8 @@ def test_report_sections_int8_finetune_and_shapes(tiny_space, tmp_path):
     assert "Architectures found on every profile: 1 of 2 (p1), 1 (p2)." in text
     assert arch_summary(entries[0]).startswith("enc ") and "cross" in arch_summary(entries[0])
     assert (tmp_path / "pareto-p1.png").is_file()
+    # every candidate the search produced, dominated ones included, is what the baselines are compared with
+    extra = entry("a@3", "p1", 15, 11.5, arch=tiny_space.sample(__import__("random").Random(3)))
+    report = write_report(tmp_path, catalog, baselines, {}, candidates=[*entries, extra])
+    assert report["comparisons"]["p1"][0]["searched_bleu_at_equal_latency"] == pytest.approx(11.5)
+    assert len(report["candidates"]) == 5
