@@ -173,8 +173,8 @@ def write_report(out: Path, catalog, baselines: list[CatalogEntry], searches: di
             bleu = " / ".join(f"{v:.1f}" for v in e.bleu.values())
             lines.append(f"| {e.id} | {e.latency_budget_ms:g} | {e.latency_ms['p50']:.1f} | {e.params:,} | {bleu} |")
         lines += ["", f"Against the hand-scaled baselines: all {len(fp32)} searched fp32 entries built for this "
-                  "profile (dominated ones included), with inherited weights (a fine-tuned entry counts with its BLEU before "
-                  "fine-tuning), as the baselines are built.", "",
+                  "profile (dominated ones included), with inherited weights (a fine-tuned entry counts with its BLEU "
+                  "before fine-tuning), as the baselines are built.", "",
                   "| baseline | p50 ms | BLEU | searched BLEU at equal latency | gain "
                   "| searched ms at equal BLEU | speed-up |", "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
         for r in rows:
