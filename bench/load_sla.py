@@ -112,14 +112,17 @@ def _r(x: float | None) -> float | None:
     return None if x is None else round(x, 1)
 
 
-def sla_levels(catalog_dir: Path, threads: int) -> tuple[str, list[float]]:
-    """This host's catalog profile and two SLAs from its measured p95s: the median entry's, and the best's."""
+def sla_levels(catalog_dir: Path, threads: int, scale: float = 1.6) -> tuple[str, list[float]]:
+    """This host's catalog profile and two SLAs from its measured p95s: the median entry's, and the best's, times
+    `scale`. The catalog's p95 is the reference workload's (30 source tokens, exactly 30 decoder steps); the
+    benchmark's real sentences decode longer: at 1.25x no load level met the SLA (p95 ~1.5-1.7x the catalog's
+    at 0.5 req/s, 2026-11-29)."""
     catalog = load_catalog(catalog_dir)
     host = detect("onnxruntime", threads).profile_id
     ids = sorted({e.hardware_profile for e in catalog.entries})
     profile = host if host in ids else nearest_profile(ids, host)
     p95s = sorted(e.p95 for e in catalog.entries_for(profile))
-    return profile, [round(p95s[len(p95s) // 2] * 1.25, 1), round(p95s[-1] * 1.25, 1)]
+    return profile, [round(p95s[len(p95s) // 2] * scale, 1), round(p95s[-1] * scale, 1)]
 
 
 def load_levels(catalog: Path, home: Path, sla_ms: float, threads: int, seconds: float, sentences: list[str],
@@ -191,13 +194,15 @@ def main() -> int:  # pragma: no cover - a benchmark, run by `make bench`
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seconds", type=float, default=60.0, help="per load level (default 60)")
     p.add_argument("--rates", default="0.5,1,2,3,4,6,8", help="requests/s levels, ascending")
+    p.add_argument("--sla-scale", type=float, default=1.6, help="SLA = catalog p95 x this (default 1.6)")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     rates = [float(x) for x in args.rates.split(",")]
     sentences = reference_like_sentences(args.data, args.catalog)
-    profile, slas = sla_levels(args.catalog, args.threads)
+    profile, slas = sla_levels(args.catalog, args.threads, args.sla_scale)
     result = {"host": detect("onnxruntime", args.threads).profile_id, "catalog_profile": profile,
-              "threads": args.threads, "seconds_per_level": args.seconds, "sentences": len(sentences),
+              "threads": args.threads, "seconds_per_level": args.seconds, "sla_scale": args.sla_scale,
+              "sentences": len(sentences),
               "max_in_flight": MAX_IN_FLIGHT, "timeout_s": TIMEOUT_S, "sla": []}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)

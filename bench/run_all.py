@@ -122,7 +122,9 @@ def render(results: dict, fingerprint: dict) -> str:
         res = results["load"]["result"]
         lines += ["## Load at the SLA", "", f"Open-loop client, {res['seconds_per_level']:g} s per level, "
                   f"{res['sentences']} Bible test sentences of 20-40 tokens, {res['threads']} threads, guard off, "
-                  f"catalog profile `{res['catalog_profile']}`.", ""]  # fmt: skip
+                  f"catalog profile `{res['catalog_profile']}`. The SLAs are the catalog p95 of the profile's "
+                  f"median and slowest entries x {res.get('sla_scale', 1.25):g} (the catalog's p95 is the reference "
+                  "workload's 30 decoder steps; these sentences decode longer).", ""]  # fmt: skip
         for s in res["sla"]:
             lines += [f"**SLA {s['sla_ms']} ms** (serving `{s['selected']}`): max load with p95 within the SLA and "
                       f"zero errors: **{_fmt(s['max_rate_within_sla_rps'])} req/s** "
