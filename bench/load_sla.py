@@ -212,7 +212,7 @@ def main() -> int:  # pragma: no cover - a benchmark, run by `make bench`
         sustainable = tight["max_rate_within_sla_rps"] or rates[0]
         result["guard"] = guard_scenario(args.catalog, home, tight["sla_ms"], args.threads, sentences,
                                          light_rps=max(0.2, sustainable / 2), heavy_rps=sustainable * 4,
-                                         phases_s=(20.0, 45.0, 75.0))  # fmt: skip
+                                         phases_s=(20.0, 45.0, 150.0))  # fmt: skip
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
