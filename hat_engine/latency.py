@@ -84,10 +84,8 @@ def stats(samples_ms: list[float]) -> LatencyStats:
     )
 
 
-def time_cpu(fn: Callable[[], object], warmup: int = 3, runs: int = 20) -> LatencyStats:
-    """Wall-clock milliseconds of `fn()` on the CPU (perf_counter), after `warmup` untimed calls."""
-    if runs < 1:
-        raise ValueError(f"runs={runs} must be >= 1")
+def _cpu_samples(fn: Callable[[], object], warmup: int, runs: int) -> list[float]:
+    """Wall-clock milliseconds of `runs` calls of `fn()` (perf_counter), after `warmup` untimed calls."""
     for _ in range(warmup):
         fn()
     samples = []
@@ -95,7 +93,14 @@ def time_cpu(fn: Callable[[], object], warmup: int = 3, runs: int = 20) -> Laten
         start = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - start) * 1000.0)
-    return stats(samples)
+    return samples
+
+
+def time_cpu(fn: Callable[[], object], warmup: int = 3, runs: int = 20) -> LatencyStats:
+    """Wall-clock milliseconds of `fn()` on the CPU (perf_counter), after `warmup` untimed calls."""
+    if runs < 1:
+        raise ValueError(f"runs={runs} must be >= 1")
+    return stats(_cpu_samples(fn, warmup, runs))
 
 
 def time_cuda(fn: Callable[[], object], warmup: int = 3, runs: int = 20) -> LatencyStats:
@@ -139,12 +144,7 @@ def measure_interleaved(
             model = loaders[name]()
             src = reference_source(workload, model.model_config)
             with torch.inference_mode():
-                for _ in range(warmup):
-                    run_workload(model, src, workload)
-                for _ in range(runs):
-                    start = time.perf_counter()
-                    run_workload(model, src, workload)
-                    samples[name].append((time.perf_counter() - start) * 1000.0)
+                samples[name] += _cpu_samples(lambda m=model, s=src: run_workload(m, s, workload), warmup, runs)
             del model
         on_round(r + 1, rounds)
     return {name: stats(ms) for name, ms in samples.items()}
