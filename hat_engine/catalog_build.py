@@ -123,8 +123,8 @@ class EntryBuilder:
                 raise ValueError(f"{source} holds another arch than {arch.arch_id()}")
             recipe = {"source": source, "source_sha256": sha256_file(self.dir / source), "builder": "onnx-graph"}
         artifact = Artifact(fmt, f"{CACHE_DIR}/{entry_id}/{fmt}", weights_sha256(model), recipe)
-        entry = CatalogEntry(entry_id, target.profile_id, budget_ms, arch, model.num_parameters(), {}, predicted_ms,
-                             {}, {}, (artifact,))  # fmt: skip
+        entry = CatalogEntry(entry_id, target.profile_id, budget_ms, arch, model.num_parameters(), {},
+                             round(predicted_ms, 3), {}, {}, (artifact,))  # fmt: skip
         folder = materialize(self.dir, self.stub, entry, fmt, self.dir / CACHE_DIR)
         key = f"{artifact.sha256}/{fmt}/{self.eval_limit or 'all'}"
         if key not in self._scores:
@@ -134,9 +134,9 @@ class EntryBuilder:
             torch.set_num_threads(threads)
             self._scores_file.write_text(json.dumps(self._scores, indent=1))
         scores = self._scores[key]
-        log.info("%s: BLEU %s", entry_id, {k: v["bleu"] for k, v in scores.items()})
         bleu, chrf = {k: v["bleu"] for k, v in scores.items()}, {k: v["chrf"] for k, v in scores.items()}
-        return replace(entry, predicted_latency_ms=round(predicted_ms, 3), bleu=bleu, chrf=chrf)
+        log.info("%s: BLEU %s", entry_id, bleu)
+        return replace(entry, bleu=bleu, chrf=chrf)
 
     def measure_all(self, entries: list[CatalogEntry], targets: dict[str, ProfileTarget],
                     on_round: Callable[[str, int, int], None] = lambda *_: None) -> list[CatalogEntry]:  # fmt: skip
