@@ -69,6 +69,20 @@ def baseline_archs(space: SearchSpace) -> dict[str, ArchConfig]:
     return archs
 
 
+def finetune_picks(entries: list[CatalogEntry], n: int) -> list[CatalogEntry]:
+    """The searched entries to fine-tune (HAT Table 5): the `n` largest-budget distinct archs of each profile,
+    each arch once (its largest-budget entry, on the first profile that picks it). The largest, because a
+    fine-tuned mid-budget arch would outscore, and so drop as dominated, every slower inherited entry."""
+    picks: dict[str, CatalogEntry] = {}
+    for profile in dict.fromkeys(e.hardware_profile for e in entries):
+        largest: dict[str, CatalogEntry] = {}  # arch id -> its largest-budget entry, largest budgets first
+        for e in sorted((e for e in entries if e.hardware_profile == profile), key=lambda x: -x.latency_budget_ms):
+            largest.setdefault(e.arch.arch_id(), e)
+        for arch_id, e in list(largest.items())[:n]:
+            picks.setdefault(arch_id, e)
+    return list(picks.values())
+
+
 class EntryBuilder:
     """Builds entries into `catalog_dir`, which gets a copy of the supernet and tokenizer. Latency: `rounds`
     interleaved rounds of `runs` timed decodes after `warmup`, per entry."""

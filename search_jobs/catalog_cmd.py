@@ -25,7 +25,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="also build int8 (dynamically quantised ONNX) entries, kept where BLEU holds")  # fmt: skip
     help_drop = "keep an int8 entry only if no test set loses more BLEU than this (default 0.5)"
     b.add_argument("--int8-max-bleu-drop", type=float, default=0.5, help=help_drop)
-    help_ft = "fine-tune this many searched archs; keep the weights where BLEU rises (default 2)"
+    help_ft = "fine-tune this many searched archs per profile; keep the weights where BLEU rises (default 2)"
     b.add_argument("--finetune", type=int, default=2, help=help_ft)
     b.add_argument("--finetune-minutes", type=float, default=8.0, help="wall-clock minutes per fine-tune")
     b.add_argument("--finetune-work", type=Path, default=Path("runs/finetune"), help="scratch checkpoints")
@@ -119,17 +119,13 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def _finetune_entries(builder, entries: list, targets: dict, args, console) -> tuple[list, list]:
-    """HAT Table 5 on our catalog: fine-tune the `args.finetune` largest-budget searched archs of the first
-    profile for a fixed time; where the mean BLEU rises, every entry of that arch is rebuilt from the fine-tuned
-    weights. The largest: a fine-tuned mid-budget arch would outscore, and so drop as dominated, every slower
-    inherited entry. Returns the entries and what was done, kept or not."""
+    """HAT Table 5 on our catalog: fine-tune `finetune_picks` (the `args.finetune` largest-budget archs of each
+    profile) for a fixed time; where the mean BLEU rises, every entry of that arch (on any profile) is rebuilt from
+    the fine-tuned weights. Returns the entries and what was done, kept or not."""
+    from hat_engine.catalog_build import finetune_picks
     from hat_engine.finetune import FinetuneSettings, finetune
 
-    first = [e for e in entries if e.hardware_profile == entries[0].hardware_profile] if entries else []
-    picks = []
-    for e in sorted(first, key=lambda x: -x.latency_budget_ms):
-        if len(picks) < args.finetune and e.arch.arch_id() not in {p.arch.arch_id() for p in picks}:
-            picks.append(e)
+    picks = finetune_picks(entries, args.finetune)
     records = []
     for e in picks:
         arch_id = e.arch.arch_id()

@@ -23,15 +23,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _budgets(dataset: Path, predictor: Path, n: int) -> list[float]:
-    """`n` budgets from the smallest SubTransformer's predicted latency to the dataset's 92nd percentile."""
-    from hat_engine.config import SearchSpace
-    from hat_engine.evolution import budget_ladder
+    """`n` budgets from the fastest SubTransformer's predicted latency to the dataset's 92nd percentile."""
+    from hat_engine.evolution import budget_ladder, fastest_arch
     from hat_engine.latency_dataset import read_dataset
     from hat_engine.predictor import LatencyPredictor
 
-    header, rows = read_dataset(dataset)
-    smallest = LatencyPredictor.load(predictor).predict_one(SearchSpace.from_dict(header["space"]).smallest())
-    return budget_ladder(smallest, [r["p50"] for r in rows], n)
+    _, rows = read_dataset(dataset)
+    model = LatencyPredictor.load(predictor)
+    return budget_ladder(fastest_arch(model.space, model.predict)[1], [r["p50"] for r in rows], n)
 
 
 def _hat(*args: object) -> None:

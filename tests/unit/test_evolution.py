@@ -98,7 +98,7 @@ def test_sweep_warm_starts_from_the_previous_population(tiny_space):
 
 
 def test_infeasible_budget_is_a_typed_error(tiny_space):
-    with pytest.raises(InfeasibleBudgetError, match=r"budget 5 ms .*smallest SubTransformer \(11\.00 ms\)"):
+    with pytest.raises(InfeasibleBudgetError, match=r"budget 5 ms .*fastest SubTransformer \(11\.00 ms\)"):
         evolve(tiny_space, fake_latency, FakeFitness(), 5, SMALL)
     with pytest.raises(InfeasibleBudgetError, match="budget 5 ms"):
         sweep(tiny_space, fake_latency, FakeFitness(), [20, 5], SMALL)
@@ -267,6 +267,23 @@ def test_fitness_scores_persist_only_under_the_same_key(tiny_supernet, tmp_path)
     path.write_text("{not json")
     with pytest.raises(DataError, match="not a fitness cache"):
         load_scores(path, key)
+
+
+def test_the_floor_is_the_fastest_arch_not_the_smallest():
+    from hat_engine.evolution import check_budget, fastest_arch
+
+    def narrow_ffn_is_slow(archs):  # like a CPU where a 1-layer decoder with a wide FFN beats a narrow deep one
+        return [fake_ms(a) + sum(64 / g.ffn_dim for g in a.decoder_layers) * 4 + 3 * len(a.decoder_layers)
+                for a in archs]  # fmt: skip
+
+    smallest_ms = narrow_ffn_is_slow([WIDE.smallest()])[0]
+    arch, ms = fastest_arch(WIDE, narrow_ffn_is_slow)
+    assert ms < smallest_ms and arch != WIDE.smallest() and narrow_ffn_is_slow([arch]) == [ms]
+    assert check_budget(WIDE, narrow_ffn_is_slow, ms) == ms  # a budget between the two is feasible
+    result = evolve(WIDE, narrow_ffn_is_slow, FakeFitness(), (ms + smallest_ms) / 2, SMALL)
+    assert result.latency_ms <= (ms + smallest_ms) / 2
+    with pytest.raises(InfeasibleBudgetError, match="fastest SubTransformer"):
+        check_budget(WIDE, narrow_ffn_is_slow, ms * 0.99)
 
 
 def test_budget_ladder_spans_the_feasible_range_on_a_log_scale():

@@ -1,0 +1,25 @@
+"""Which searched archs the catalog build fine-tunes."""
+
+import random
+
+from hat_engine.catalog import CatalogEntry
+from hat_engine.catalog_build import finetune_picks
+
+
+def _entry(profile, budget, arch):
+    return CatalogEntry(f"{profile}@{budget}ms", profile, budget, arch, 1, {"p50": budget, "p95": budget}, budget,
+                        {"bible_test": 10.0}, {"bible_test": 40.0}, ())  # fmt: skip
+
+
+def test_finetune_picks_the_largest_budget_archs_of_each_profile_once(tiny_space):
+    rng = random.Random(0)
+    others = list(dict.fromkeys(tiny_space.sample(rng) for _ in range(40)).keys() - {tiny_space.largest(),
+                                                                                    tiny_space.smallest()})  # fmt: skip
+    a, b, (c, d) = tiny_space.largest(), tiny_space.smallest(), sorted(others, key=lambda x: x.arch_id())[:2]
+    entries = [_entry("1t", 30, d), _entry("1t", 60, b), _entry("1t", 70, a), _entry("1t", 80, a),  # a twice
+               _entry("2t", 40, b), _entry("2t", 90, c), _entry("2t", 100, a)]  # fmt: skip
+    picks = finetune_picks(entries, 2)
+    # 1t: a (its 80 ms entry) and b; 2t: a and c, a already picked; d and the 2t's b are not among the largest two.
+    assert [e.id for e in picks] == ["1t@80ms", "1t@60ms", "2t@90ms"]
+    assert finetune_picks(entries, 0) == [] and finetune_picks([], 3) == []
+    assert {e.arch for e in finetune_picks(entries, 9)} == {a, b, c, d}
