@@ -57,3 +57,5 @@ def test_report_sections_int8_finetune_and_shapes(tiny_space, tmp_path):
     report = write_report(tmp_path, catalog, baselines, {}, candidates=[*entries, extra])
     assert report["comparisons"]["p1"][0]["searched_bleu_at_equal_latency"] == pytest.approx(11.5)
     assert len(report["candidates"]) == 5
+    # the shapes section lists every searched arch of a profile, not only the ones the catalog kept
+    assert "Architectures found on every profile: 1 of 3 (p1), 1 (p2)." in (tmp_path / "REPORT.md").read_text()
