@@ -5,7 +5,8 @@
    `--seconds` per level: throughput, p50/p95/p99 of client-side latency, errors. The highest rate whose p95 stays
    within the SLA with zero errors is the "max load at SLA". Requests are Bible test sentences close to the
    reference workload's 30 source tokens.
-2. The guard: a server with the guard on gets light load, then overload, then light load again; `/models` is
+2. The guard, at the SLA under which the most load was sustained: a server with the guard on gets light load
+   (half that rate), then overload (4x), then light load again; `/models` is
    polled to record which entry serves, and the switch counter is read from `/metrics`. It should step down
    under overload and back up after.
 
@@ -208,9 +209,12 @@ def main() -> int:  # pragma: no cover - a benchmark, run by `make bench`
         home = Path(tmp)
         for sla in slas:
             result["sla"].append(load_levels(args.catalog, home, sla, args.threads, args.seconds, sentences, rates))
-        tight = result["sla"][0]
-        sustainable = tight["max_rate_within_sla_rps"] or rates[0]
-        result["guard"] = guard_scenario(args.catalog, home, tight["sla_ms"], args.threads, sentences,
+        # The guard runs at the SLA this host sustains most load under: below what it sustains it has headroom to
+        # step back up. At an SLA no level met (p95 over it even at the lightest load), the guard steps down and,
+        # rightly, never up: that run showed only the first half.
+        chosen = max(result["sla"], key=lambda r: (r["max_rate_within_sla_rps"] or 0.0, -r["sla_ms"]))
+        sustainable = chosen["max_rate_within_sla_rps"] or rates[0]
+        result["guard"] = guard_scenario(args.catalog, home, chosen["sla_ms"], args.threads, sentences,
                                          light_rps=max(0.2, sustainable / 2), heavy_rps=sustainable * 4,
                                          phases_s=(20.0, 45.0, 150.0))  # fmt: skip
     print(json.dumps(result, indent=2))
