@@ -240,6 +240,7 @@ class _Breeder:
     budget_ms: float
     cfg: EvolutionConfig
     rng: random.Random
+    fastest: ArchConfig  # the fallback when nothing drawn fits
 
     def _feasible(
         self, make: Callable[[], ArchConfig], n: int, what: str, strict: bool = True
@@ -266,7 +267,7 @@ class _Breeder:
         open are filled with mutations of what fits (`feasible`, the samples found, or the fastest arch)."""
         out = self._feasible(lambda: self.space.sample(self.rng), n, "random samples", strict=False)
         if len(out) < n:
-            pool = feasible + [a for a, _ in out] or [fastest_arch(self.space, self.latency_fn)[0]]
+            pool = feasible + [a for a, _ in out] or [self.fastest]
             space, rng, p = self.space, self.rng, self.cfg.mutation_prob
             out += self._feasible(lambda: mutate(rng.choice(pool), space, rng, p), n - len(out), "initial archs")
         return out
@@ -291,7 +292,7 @@ def fastest_arch(
 ) -> tuple[ArchConfig, float]:
     """The arch with the lowest predicted latency among `space.smallest()` and `samples` seeded random archs.
     The smallest arch is not the fastest one: on our 1-thread CPU profile the predictor puts it (192 wide, every
-    FFN and head count at its minimum) at 43.3 ms, and decoders of one layer with wider FFNs near 35 ms."""
+    FFN and head count at its minimum) at 43.3 ms, and decoders of one layer with wider FFNs near 30 ms."""
     rng = random.Random(seed)
     archs = [space.smallest()] + [space.sample(rng) for _ in range(samples)]
     predicted = [float(ms) for ms in latency_fn(archs)]
@@ -299,18 +300,25 @@ def fastest_arch(
     return archs[best], predicted[best]
 
 
-def check_budget(space: SearchSpace, latency_fn: ArchScorer, budget_ms: float) -> float:
-    """The fastest SubTransformer's predicted latency (`fastest_arch`); InfeasibleBudgetError when even it
-    exceeds the budget."""
-    if not budget_ms > 0:
-        raise InfeasibleBudgetError(f"budget {budget_ms!r} ms must be a positive number")
-    minimum = fastest_arch(space, latency_fn)[1]
-    if minimum > budget_ms:
-        raise InfeasibleBudgetError(
-            f"budget {budget_ms:g} ms is below the predicted latency of the fastest SubTransformer "
-            f"({minimum:.2f} ms); use a budget of at least {minimum:.2f} ms"
-        )
-    return minimum
+def check_budgets(
+    space: SearchSpace,
+    latency_fn: ArchScorer,
+    budgets: Sequence[float],
+    fastest: tuple[ArchConfig, float] | None = None,
+) -> tuple[ArchConfig, float]:
+    """The fastest SubTransformer and its predicted latency (`fastest_arch`, or `fastest` from an earlier call);
+    InfeasibleBudgetError for a budget that is not positive or below it."""
+    for budget_ms in budgets:
+        if not budget_ms > 0:
+            raise InfeasibleBudgetError(f"budget {budget_ms!r} ms must be a positive number")
+    arch, minimum = fastest or fastest_arch(space, latency_fn)
+    for budget_ms in budgets:
+        if minimum > budget_ms:
+            raise InfeasibleBudgetError(
+                f"budget {budget_ms:g} ms is below the predicted latency of the fastest SubTransformer "
+                f"({minimum:.2f} ms); use a budget of at least {minimum:.2f} ms"
+            )
+    return arch, minimum
 
 
 def evolve(
@@ -322,15 +330,17 @@ def evolve(
     initial_population: Sequence[ArchConfig] | None = None,
     on_generation: Callable[[GenerationStats], None] | None = None,
     cache: FitnessCache | None = None,
+    fastest: tuple[ArchConfig, float] | None = None,
 ) -> SearchResult:
     """Search `space` for the fittest SubTransformer whose predicted latency is <= `budget_ms`.
 
     `initial_population` (e.g. the previous budget's) is kept where feasible and topped up with random
     feasible samples (see `_Breeder.initial`). Generation 0 is that population; every later one is the parents
-    plus their offspring. Fitness is looked up in `cache` first: pass one cache to share work across budgets."""
-    check_budget(space, latency_fn, budget_ms)
+    plus their offspring. Fitness is looked up in `cache` first: pass one cache to share work across budgets.
+    `fastest`: `check_budgets`' answer for this space and predictor, when the caller already has it."""
+    fastest = check_budgets(space, latency_fn, [budget_ms], fastest)
     cache = cache if cache is not None else FitnessCache()
-    breeder = _Breeder(space, latency_fn, budget_ms, cfg, random.Random(cfg.seed))
+    breeder = _Breeder(space, latency_fn, budget_ms, cfg, random.Random(cfg.seed), fastest[0])
     started, evaluations_before = time.perf_counter(), cache.evaluations
     latency: dict[str, float] = {}
     population: list[ArchConfig] = []
@@ -398,13 +408,12 @@ def sweep(
     ordered = sorted(set(float(b) for b in budgets))
     if not ordered:
         raise InfeasibleBudgetError("no latency budgets given; pass at least one, e.g. 20,40,80")
-    for budget in ordered:
-        check_budget(space, latency_fn, budget)
+    fastest = check_budgets(space, latency_fn, ordered)
     cache = cache if cache is not None else FitnessCache()
     results: list[SearchResult] = []
     previous: list[ArchConfig] | None = None
     for budget in ordered:
-        result = evolve(space, latency_fn, fitness_fn, budget, cfg, previous, on_generation, cache)
+        result = evolve(space, latency_fn, fitness_fn, budget, cfg, previous, on_generation, cache, fastest)
         results.append(result)
         previous = result.population
         if on_result is not None:

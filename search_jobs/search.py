@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
 
     from hat_engine.checksums import sha256_file
     from hat_engine.errors import ConfigError
-    from hat_engine.evolution import FitnessCache, check_budget, sweep
+    from hat_engine.evolution import FitnessCache, check_budgets, sweep
     from hat_engine.fitness import load_scores, save_scores
 
     budgets, cfg = parse_budgets(args.budgets), _config(args)
@@ -141,8 +141,7 @@ def run(args: argparse.Namespace) -> int:
     from hat_engine.predictor import LatencyPredictor
 
     predictor = LatencyPredictor.load(args.predictor)
-    for budget in budgets:  # fail before the supernet and the validation data are read
-        check_budget(predictor.space, predictor.predict, budget)
+    check_budgets(predictor.space, predictor.predict, budgets)  # fail before the supernet and data are read
     fitness = _fitness(args)
     if predictor.space != fitness.supernet.space:
         raise ConfigError(f"{args.predictor} was fit for another search space than {args.supernet}; refit it")

@@ -3,6 +3,7 @@
 import json
 import math
 import random
+from dataclasses import replace
 
 import pytest
 import torch
@@ -270,7 +271,7 @@ def test_fitness_scores_persist_only_under_the_same_key(tiny_supernet, tmp_path)
 
 
 def test_the_floor_is_the_fastest_arch_not_the_smallest():
-    from hat_engine.evolution import check_budget, fastest_arch
+    from hat_engine.evolution import check_budgets, fastest_arch
 
     def narrow_ffn_is_slow(archs):  # like a CPU where a 1-layer decoder with a wide FFN beats a narrow deep one
         return [fake_ms(a) + sum(64 / g.ffn_dim for g in a.decoder_layers) * 4 + 3 * len(a.decoder_layers)
@@ -279,11 +280,19 @@ def test_the_floor_is_the_fastest_arch_not_the_smallest():
     smallest_ms = narrow_ffn_is_slow([WIDE.smallest()])[0]
     arch, ms = fastest_arch(WIDE, narrow_ffn_is_slow)
     assert ms < smallest_ms and arch != WIDE.smallest() and narrow_ffn_is_slow([arch]) == [ms]
-    assert check_budget(WIDE, narrow_ffn_is_slow, ms) == ms  # a budget between the two is feasible
+    assert check_budgets(WIDE, narrow_ffn_is_slow, [ms]) == (arch, ms)  # a budget between the two is feasible
     result = evolve(WIDE, narrow_ffn_is_slow, FakeFitness(), (ms + smallest_ms) / 2, SMALL)
     assert result.latency_ms <= (ms + smallest_ms) / 2
     with pytest.raises(InfeasibleBudgetError, match="fastest SubTransformer"):
-        check_budget(WIDE, narrow_ffn_is_slow, ms * 0.99)
+        check_budgets(WIDE, narrow_ffn_is_slow, [ms * 1.5, ms * 0.99])
+    floors = []  # the floor is found once per sweep, not once per budget and again in each search
+
+    def counting(archs):
+        floors.extend([1] if len(archs) > 1000 else [])
+        return narrow_ffn_is_slow(archs)
+
+    sweep(WIDE, counting, FakeFitness(), [ms * 1.2, ms * 1.5, ms * 2], replace(SMALL, generations=2))
+    assert floors == [1]
 
 
 def test_budget_ladder_spans_the_feasible_range_on_a_log_scale():
