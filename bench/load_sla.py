@@ -114,7 +114,7 @@ def _r(x: float | None) -> float | None:
 
 
 def sla_levels(catalog_dir: Path, threads: int, scale: float = 1.6) -> tuple[str, list[float]]:
-    """This host's catalog profile and two SLAs from its measured p95s: the median entry's, and the best's, times
+    """This host's catalog profile and two SLAs from its measured p95s: the median entry's, and the slowest's, times
     `scale`. The catalog's p95 is the reference workload's (30 source tokens, exactly 30 decoder steps); the
     benchmark's real sentences decode longer: at 1.25x no load level met the SLA (p95 ~1.5-1.7x the catalog's
     at 0.5 req/s, 2026-11-29)."""
