@@ -298,12 +298,16 @@ def fastest_arch(
     best of 5,000 31.2 ms, and the local search gets below both."""
     rng = random.Random(seed)
     archs = [space.smallest()] + [space.sample(rng) for _ in range(samples)]
-    scored = sorted(zip(archs, (float(ms) for ms in latency_fn(archs))), key=lambda t: t[1])
+
+    def score(candidates: list[ArchConfig]) -> list[tuple[ArchConfig, float]]:
+        return list(zip(candidates, (float(ms) for ms in latency_fn(candidates)), strict=True))
+
+    scored = sorted(score(archs), key=lambda t: t[1])
     per_round = max(samples // 10, keep)
     for _ in range(rounds):
         elite = scored[:keep]
         children = [mutate(rng.choice(elite)[0], space, rng, 0.1) for _ in range(per_round)]
-        scored = sorted(elite + list(zip(children, (float(ms) for ms in latency_fn(children)))), key=lambda t: t[1])
+        scored = sorted(elite + score(children), key=lambda t: t[1])
     return scored[0]
 
 
