@@ -126,9 +126,12 @@ def render(results: dict, fingerprint: dict) -> str:
                   f"median and slowest entries x {res.get('sla_scale', 1.25):g} (the catalog's p95 is the reference "
                   "workload's 30 decoder steps; these sentences decode longer).", ""]  # fmt: skip
         for s in res["sla"]:
+            rate = s["max_rate_within_sla_rps"]
+            held = (f"**{_fmt(rate)} req/s** ({_fmt(s['max_throughput_within_sla_rps'])} ok/s)" if rate is not None
+                    else f"**none**: no level tried ({_fmt(min(lv['rate_rps'] for lv in s['levels']))} req/s and up) "
+                    "kept p95 within the SLA with zero errors")  # fmt: skip
             lines += [f"**SLA {s['sla_ms']} ms** (serving `{s['selected']}`): max load with p95 within the SLA and "
-                      f"zero errors: **{_fmt(s['max_rate_within_sla_rps'])} req/s** "
-                      f"({_fmt(s['max_throughput_within_sla_rps'])} ok/s).", "",
+                      f"zero errors: {held}.", "",
                       "| offered req/s | ok/s | p50 ms | p95 ms | p99 ms | errors | dropped |",
                       "|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
             for lv in s["levels"]:
