@@ -28,6 +28,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     help_ft = "fine-tune this many searched archs per profile; keep the weights where BLEU rises (default 2)"
     b.add_argument("--finetune", type=int, default=2, help=help_ft)
     b.add_argument("--finetune-minutes", type=float, default=8.0, help="wall-clock minutes per fine-tune")
+    help_steps = ("optimizer steps per fine-tune, every arch alike (reproducible; replaces --finetune-minutes, under "
+                  "which a larger arch gets fewer steps and the count depends on the machine's speed)")  # fmt: skip
+    b.add_argument("--finetune-steps", type=int, help=help_steps)
     b.add_argument("--finetune-work", type=Path, default=Path("runs/finetune"), help="scratch checkpoints")
     b.set_defaults(run=run_build)
     v = cat.add_parser("validate", help="check schema, files and checksums")
@@ -56,6 +59,8 @@ def run_build(args: argparse.Namespace) -> int:
     tokenizer = args.tokenizer or args.supernet.parent / "spm.model"
     if args.runs < 1 or args.rounds < 1:
         raise SystemExit("hat: error: --runs and --rounds must be at least 1")
+    if args.finetune_steps is not None and args.finetune_steps < 1:
+        raise SystemExit(f"hat: error: --finetune-steps {args.finetune_steps}: give at least 1 step")
     builder = EntryBuilder(args.out, args.supernet, tokenizer, args.data, runs=args.runs, rounds=args.rounds,
                            eval_limit=args.eval_limit)  # fmt: skip
     console = Console(stderr=True)
@@ -120,19 +125,24 @@ def run_build(args: argparse.Namespace) -> int:
 
 def _finetune_entries(builder, entries: list, targets: dict, args, console) -> tuple[list, list]:
     """HAT Table 5 on our catalog: fine-tune `finetune_picks` (the `args.finetune` largest-budget archs of each
-    profile) for a fixed time; where the mean BLEU rises, every entry of that arch (on any profile) is rebuilt from
-    the fine-tuned weights. Returns the entries and what was done, kept or not."""
+    profile) for a fixed number of steps (or minutes); where the mean BLEU rises, every entry of that arch (on any
+    profile) is rebuilt from the fine-tuned weights. Returns the entries and what was done, kept or not."""
     from hat_engine.catalog_build import finetune_picks
     from hat_engine.finetune import FinetuneSettings, finetune
 
     picks = finetune_picks(entries, args.finetune)
+    if args.finetune_steps is not None:  # no time limit: the steps decide
+        settings = FinetuneSettings(minutes=1e6, max_steps=args.finetune_steps)
+        limit = f"{args.finetune_steps} steps"
+    else:
+        settings, limit = FinetuneSettings(minutes=args.finetune_minutes), f"{args.finetune_minutes:g} min"
     records = []
     for e in picks:
         arch_id = e.arch.arch_id()
         name = f"finetuned/{arch_id}.pt"
-        console.print(f"fine-tuning {arch_id} ({e.id}) for {args.finetune_minutes:g} min")
+        console.print(f"fine-tuning {arch_id} ({e.id}) for {limit}")
         info = finetune(builder.dir / "supernet.pt", e.arch, builder.data_dir, args.finetune_work / arch_id,
-                        builder.dir / name, FinetuneSettings(minutes=args.finetune_minutes))  # fmt: skip
+                        builder.dir / name, settings)  # fmt: skip
         tuned = builder.prepare(e.id, e.arch, targets[e.hardware_profile], e.latency_budget_ms,
                                 e.predicted_latency_ms, source=name)  # fmt: skip
         kept = tuned.mean_bleu > e.mean_bleu

@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
         extra = ["--eval-limit", cat["eval_limit"]] if "eval_limit" in cat else []
         _hat("catalog", "build", *results, "--supernet", supernet, "--data", data, "--out", catalog,
              "--runs", cat["runs"], "--rounds", cat["rounds"], "--finetune", cat["finetune"],
-             "--finetune-minutes", cat["finetune_minutes"],
+             *(["--finetune-steps", cat["finetune_steps"]] if "finetune_steps" in cat
+               else ["--finetune-minutes", cat["finetune_minutes"]]),
              "--finetune-work", out / "finetune", *extra)  # fmt: skip
     _hat("catalog", "validate", catalog)
     print(f"pipeline ({args.preset}) done: {catalog}")
