@@ -45,3 +45,11 @@ def validate_catalog(folder: Path, materialized: bool = False) -> tuple[Catalog,
 
                 check(materialize, folder, catalog, e, a.format, Path(folder) / ".cache")
     return catalog, problems
+
+
+def unreferenced_weights(folder: Path, catalog: Catalog) -> list[str]:
+    """Files under `finetuned/` that no entry's recipe names (e.g. an earlier build's): shipped for nothing."""
+    used = {a.materialize.get("source") for e in catalog.entries for a in e.artifacts if a.materialize}
+    tuned = Path(folder) / "finetuned"
+    files = sorted(p.name for p in tuned.iterdir() if p.is_file()) if tuned.is_dir() else []
+    return [f"finetuned/{name}" for name in files if f"finetuned/{name}" not in used]

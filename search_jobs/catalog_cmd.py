@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -51,6 +52,7 @@ def run_build(args: argparse.Namespace) -> int:
 
     from hat_engine.catalog import dominated, save_catalog
     from hat_engine.catalog_build import EntryBuilder, ProfileTarget, baseline_archs, predictor_record
+    from hat_engine.catalog_check import unreferenced_weights
     from hat_engine.config import ArchConfig
     from hat_engine.errors import ConfigError
     from hat_engine.predictor import LatencyPredictor
@@ -118,6 +120,8 @@ def run_build(args: argparse.Namespace) -> int:
         {"built_with": "hat catalog build", "dropped_dominated": sorted(dropped), "int8": int8, "finetune": finetuned},
     )
     save_catalog(catalog, args.out)
+    for name in unreferenced_weights(args.out, catalog):
+        console.print(f"warning: {name} is used by no entry (an earlier build's?); remove it before committing")
     write_report(args.out, catalog, baselines, searches, candidates)
     print(f"wrote {args.out / 'catalog.json'} ({len(entries)} entries), report.json and REPORT.md")
     return 0
@@ -195,11 +199,13 @@ def _int8_entries(builder, entries: list, targets: dict, max_drop: float, consol
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from hat_engine.catalog_check import validate_catalog
+    from hat_engine.catalog_check import unreferenced_weights, validate_catalog
 
     catalog, problems = validate_catalog(args.dir, materialized=args.materialize)
     for problem in problems:
         print(f"problem: {problem}")
+    for name in unreferenced_weights(args.dir, catalog):
+        print(f"warning: {name} is used by no entry; remove it", file=sys.stderr)
     if problems:
         raise SystemExit(f"hat: error: catalog {args.dir} has {len(problems)} problem(s)")
     n = len(catalog.entries)

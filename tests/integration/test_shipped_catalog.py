@@ -4,7 +4,7 @@ dominated, and its fastest entry materialises and translates."""
 import pytest
 
 from hat_engine.catalog import dominated
-from hat_engine.catalog_check import validate_catalog
+from hat_engine.catalog_check import unreferenced_weights, validate_catalog
 from hat_engine.tokenizer import Tokenizer
 from hat_engine.translator_pool import TranslatorPool, translate_texts
 
@@ -15,6 +15,7 @@ def test_shipped_catalog_is_valid_and_spans_each_profile(repo_root, tmp_path):
     folder = repo_root / "catalog"
     catalog, problems = validate_catalog(folder)
     assert not problems, problems
+    assert unreferenced_weights(folder, catalog) == []  # no weights shipped for nothing
     assert len(catalog.hardware_profiles) >= 2
     for profile in catalog.hardware_profiles:
         entries = catalog.entries_for(profile.id)

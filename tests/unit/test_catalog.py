@@ -36,6 +36,18 @@ def _catalog_dict(tmp_path, profile="cpu-x86_64-avx2-1t-onnxruntime", space=None
     }  # fmt: skip
 
 
+def test_weights_no_entry_uses_are_named(tmp_path, tiny_space):
+    from hat_engine.catalog_check import unreferenced_weights
+
+    d = _catalog_dict(tmp_path, space=tiny_space)
+    assert unreferenced_weights(tmp_path, parse_catalog(d)) == []  # no finetuned/ folder at all
+    (tmp_path / "finetuned").mkdir()
+    for name in ("used.pt", "stale.pt"):
+        (tmp_path / "finetuned" / name).write_bytes(name.encode())
+    d["entries"][0]["artifacts"][0]["materialize"] = {"source": "finetuned/used.pt", "builder": "onnx-graph"}
+    assert unreferenced_weights(tmp_path, parse_catalog(d)) == ["finetuned/stale.pt"]
+
+
 def test_round_trip_and_dominance(tmp_path, tiny_space):
     catalog = parse_catalog(_catalog_dict(tmp_path, space=tiny_space))
     save_catalog(catalog, tmp_path)
