@@ -1,11 +1,13 @@
 """Fine-tuning one searched SubTransformer after the search (HAT Table 5: inherited vs fine-tuned weights).
 
 The supernet is trained further on the fixed architecture only (every other weight gets no gradient and stays
-as it was), for a fixed wall-clock time, and the SubTransformer is extracted from it. The result is a standalone
-model file the catalog can carry as an entry's source weights.
+as it was), for a fixed number of steps (every arch alike, reproducible) or a fixed wall-clock time, and the
+SubTransformer is extracted from it. The result is a standalone model file the catalog can carry as an entry's
+source weights.
 """
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +22,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FinetuneSettings:
-    minutes: float = 8.0
+    minutes: float | None = 8.0  # None: no time limit, `max_steps` decides
     lr: float = 3e-4
     warmup_steps: int = 50
     max_tokens: int = 4096
     seed: int = 1
     threads: int = 2
-    max_steps: int = 1_000_000  # tests stop on steps; the catalog build on minutes
+    max_steps: int = 1_000_000
 
 
 def finetune(supernet_path: Path, arch: ArchConfig, data_dir: Path, work_dir: Path, out: Path,
@@ -43,7 +45,8 @@ def finetune(supernet_path: Path, arch: ArchConfig, data_dir: Path, work_dir: Pa
     cfg = TrainConfig(
         data_dir=str(data_dir), space=str(space_file), out_dir=str(work_dir), seed=settings.seed,
         max_tokens=settings.max_tokens, lr=settings.lr, warmup_steps=settings.warmup_steps,
-        max_minutes=settings.minutes, max_steps=settings.max_steps, validate_every=10**9,
+        max_minutes=math.inf if settings.minutes is None else settings.minutes, max_steps=settings.max_steps,
+        validate_every=10**9,
         init_from=str(supernet_path), arch=arch.to_dict(),
     )  # fmt: skip
     threads = torch.get_num_threads()

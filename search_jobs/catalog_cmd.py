@@ -135,9 +135,8 @@ def _finetune_entries(builder, entries: list, targets: dict, args, console) -> t
     from hat_engine.finetune import FinetuneSettings, finetune
 
     picks = finetune_picks(entries, args.finetune)
-    if args.finetune_steps is not None:  # no time limit: the steps decide
-        settings = FinetuneSettings(minutes=1e6, max_steps=args.finetune_steps)
-        limit = f"{args.finetune_steps} steps"
+    if args.finetune_steps is not None:
+        settings, limit = FinetuneSettings(minutes=None, max_steps=args.finetune_steps), f"{args.finetune_steps} steps"
     else:
         settings, limit = FinetuneSettings(minutes=args.finetune_minutes), f"{args.finetune_minutes:g} min"
     records = []

@@ -127,7 +127,7 @@ def test_finetune_writes_a_standalone_model_that_beats_its_inherited_weights(cop
     trainer.export(tmp_path / "supernet.pt")
     supernet, _ = load_supernet(tmp_path / "supernet.pt")
     arch = supernet.space.smallest()
-    settings = FinetuneSettings(lr=3e-3, warmup_steps=10, max_tokens=256, max_steps=60, threads=1)
+    settings = FinetuneSettings(lr=3e-3, warmup_steps=10, max_tokens=256, max_steps=60, threads=1, minutes=None)
     info = finetune(tmp_path / "supernet.pt", arch, copy_corpus / "data", tmp_path / "work", tmp_path / "ft.pt",
                     settings)  # fmt: skip
     tuned = Transformer.load(tmp_path / "ft.pt")
