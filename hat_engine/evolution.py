@@ -412,14 +412,16 @@ def sweep(
     on_generation: Callable[[GenerationStats], None] | None = None,
     cache: FitnessCache | None = None,
     on_result: Callable[[SearchResult], None] | None = None,
+    fastest: tuple[ArchConfig, float] | None = None,
 ) -> list[SearchResult]:
     """One search per budget, ascending; each starts from the previous budget's final population (all of it
     still fits, the budget only grows) and every budget shares one fitness cache. Every budget is checked
-    before any search starts, so an infeasible one fails fast; `on_result` sees each budget's result."""
+    before any search starts, so an infeasible one fails fast; `on_result` sees each budget's result.
+    `fastest`: `check_budgets`' answer, when the caller already checked the budgets."""
     ordered = sorted(set(float(b) for b in budgets))
     if not ordered:
         raise InfeasibleBudgetError("no latency budgets given; pass at least one, e.g. 20,40,80")
-    fastest = check_budgets(space, latency_fn, ordered)
+    fastest = check_budgets(space, latency_fn, ordered, fastest)
     cache = cache if cache is not None else FitnessCache()
     results: list[SearchResult] = []
     previous: list[ArchConfig] | None = None

@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     from hat_engine.predictor import LatencyPredictor
 
     predictor = LatencyPredictor.load(args.predictor)
-    check_budgets(predictor.space, predictor.predict, budgets)  # fail before the supernet and data are read
+    fastest = check_budgets(predictor.space, predictor.predict, budgets)  # fail before the supernet and data are read
     fitness = _fitness(args)
     if predictor.space != fitness.supernet.space:
         raise ConfigError(f"{args.predictor} was fit for another search space than {args.supernet}; refit it")
@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
             save_scores(args.fitness_cache, cache_key, cache.scores)
 
     sweep(predictor.space, predictor.predict, fitness, budgets, cfg, on_generation=progress, cache=cache,
-          on_result=save)  # fmt: skip
+          on_result=save, fastest=fastest)  # fmt: skip
     table = Table(title=f"hat search: {cfg.generations} generations x {cfg.population} (seed {cfg.seed})")
     for column in ("budget ms", "arch_id", "predicted ms", "valid loss", "embed enc/dec", "dec layers", "evals", "min"):
         table.add_column(column)

@@ -293,6 +293,9 @@ def test_the_floor_is_the_fastest_arch_not_the_smallest():
 
     sweep(WIDE, counting, FakeFitness(), [ms * 1.2, ms * 1.5, ms * 2], replace(SMALL, generations=2))
     assert floors == [1]
+    checked = check_budgets(WIDE, counting, [ms * 1.2])  # `hat search` checks its budgets before it loads anything
+    sweep(WIDE, counting, FakeFitness(), [ms * 1.2], replace(SMALL, generations=2), fastest=checked)
+    assert floors == [1, 1]  # ... and the sweep reuses that answer
 
 
 def test_the_floor_search_goes_past_random_sampling():
