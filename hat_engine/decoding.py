@@ -6,7 +6,8 @@
   alike alone or in a padded batch.
 - Beam search keeps `beam` live hypotheses per sentence. A hypothesis ends when EOS ranks among the top `beam`
   candidates; its score is its log-probability / (generated length incl. EOS) ** length_penalty. A sentence
-  is done once `beam` hypotheses have ended; the best-scoring one is returned.
+  is done once `beam` hypotheses have ended; the best-scoring one is returned (`beam_search_nbest`: all of
+  them, best first, as n-best lists).
 - PAD and BOS are never generated. Results exclude BOS and EOS.
 - `min_len` bans EOS before that many tokens (a fixed-length workload for latency measurement).
 - `use_cache=False` recomputes the whole decoder prefix each step: the reference path the tests compare with.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +34,13 @@ def _eval_mode(model: Transformer) -> Iterator[None]:
         yield
     finally:
         model.train(was_training)
+
+
+class Hypothesis(NamedTuple):
+    """One finished beam hypothesis: its length-normalised log-probability and its tokens (no BOS/EOS)."""
+
+    score: float
+    tokens: list[int]
 
 
 class _Stepper:
@@ -114,7 +123,6 @@ def greedy_search(
         return [_until_eos(row, cfg.eos_id) for row in tokens[:, 1:].tolist()]
 
 
-@torch.inference_mode()
 def beam_search(
     model: Transformer,
     src_tokens: Tensor,
@@ -125,7 +133,24 @@ def beam_search(
     use_cache: bool = True,
     min_len: int = 0,
 ) -> list[list[int]]:
-    """Beam search over src_tokens (B, S), all B sentences x `beam` hypotheses in one batch of B * beam rows."""
+    """Beam search over src_tokens (B, S) -> the best hypothesis' tokens per sentence."""
+    nbest = beam_search_nbest(model, src_tokens, beam, length_penalty, max_len_a, max_len_b, use_cache, min_len)
+    return [hyps[0].tokens for hyps in nbest]
+
+
+@torch.inference_mode()
+def beam_search_nbest(
+    model: Transformer,
+    src_tokens: Tensor,
+    beam: int = 4,
+    length_penalty: float = 1.0,
+    max_len_a: float = 1.2,
+    max_len_b: int = 10,
+    use_cache: bool = True,
+    min_len: int = 0,
+) -> list[list[Hypothesis]]:
+    """Beam search over src_tokens (B, S), all B sentences x `beam` hypotheses in one batch of B * beam rows.
+    Returns, per sentence, the (at most `beam`) finished hypotheses, best first; never an empty list."""
     if beam < 1:
         raise ValueError(f"beam={beam} must be >= 1")
     cfg, device = model.model_config, src_tokens.device
@@ -141,7 +166,7 @@ def beam_search(
         scores = torch.zeros(bsz * k, device=device)  # (B*K,) cumulative log-prob
         beam_offsets = (torch.arange(bsz, device=device) * k)[:, None]  # (B, 1)
         cand_offsets = torch.arange(2 * k, device=device)  # (2K,)
-        finalized: list[list[tuple[float, list[int]]]] = [[] for _ in range(bsz)]
+        finalized: list[list[Hypothesis]] = [[] for _ in range(bsz)]
         done = [False] * bsz
 
         for step in range(max_len + 1):
@@ -165,7 +190,7 @@ def beam_search(
                         continue
                     row = b * k + ended_beams[b][j]
                     score = ended_scores[b][j] / (step + 1) ** length_penalty
-                    finalized[b].append((score, tokens[row, 1 : step + 1].tolist()))
+                    finalized[b].append(Hypothesis(score, tokens[row, 1 : step + 1].tolist()))
                     done[b] = len(finalized[b]) >= k
             if all(done):
                 break
@@ -180,9 +205,9 @@ def beam_search(
 
         results = []
         for b in range(bsz):
-            if finalized[b]:
-                results.append(max(finalized[b], key=lambda hyp: hyp[0])[1])
+            if finalized[b]:  # a stable sort: among equal scores the first to finish ranks first
+                results.append(sorted(finalized[b], key=lambda hyp: hyp.score, reverse=True))
             else:  # only reachable when the vocabulary is smaller than 2 * beam
                 row = b * k + int(scores[b * k : (b + 1) * k].argmax())
-                results.append(_until_eos(tokens[row, 1:].tolist(), cfg.eos_id))
+                results.append([Hypothesis(float(scores[row]), _until_eos(tokens[row, 1:].tolist(), cfg.eos_id))])
         return results

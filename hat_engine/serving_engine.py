@@ -167,9 +167,9 @@ class ServingEngine:
             options = [o for o in self.plan.options if o.entry_id not in self.plan.refused]
         return pick(options, budget_ms)[0].entry_id
 
-    def translate(self, entry_id: str, texts: list[str]) -> tuple[str, list[Translation]]:
-        """Translate with `entry_id`; an entry refused on lazy load is dropped and the request re-routed to the
-        active entry. Returns the entry actually used."""
+    def translate(self, entry_id: str, texts: list[str], alternatives: int = 0) -> tuple[str, list[Translation]]:
+        """Translate with `entry_id` (each text with up to `alternatives` other translations); an entry refused
+        on lazy load is dropped and the request re-routed to the active entry. Returns the entry actually used."""
         try:
             model = self.pool.load(self.catalog.entry(entry_id))
         except CatalogError as exc:
@@ -180,7 +180,7 @@ class ServingEngine:
                 raise
             entry_id = self.active_id
             model = self.pool.load(self.catalog.entry(entry_id))
-        return entry_id, translate_texts(model, self.tokenizer, texts, self.beam)
+        return entry_id, translate_texts(model, self.tokenizer, texts, self.beam, alternatives)
 
     def observe(self, entry_id: str, latency_ms: float, tokens: int) -> Observation | None:
         """Feed one served request to the SLA guard; a switch is logged here and reported to the listener."""

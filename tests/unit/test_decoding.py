@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from hat_engine.config import ModelConfig
-from hat_engine.decoding import beam_search, greedy_search
+from hat_engine.decoding import beam_search, beam_search_nbest, greedy_search
 from hat_engine.supernet import SuperTransformer
 from hat_engine.transformer import Cache, EncoderOut, Transformer, reorder_cache
 
@@ -168,3 +168,21 @@ def test_left_and_right_padding_decode_alike(models):
     left = torch.tensor([[5, 6, 7, 8, 9], [0, 0, 9, 10, 11]])
     for model in models:
         assert beam_search(model, right, beam=2) == beam_search(model, left, beam=2)
+
+
+def test_nbest_is_the_beam_best_first_and_distinct(models, random_batch):
+    src = random_batch(3, 6, seed=9)
+    for model in models:
+        nbest = beam_search_nbest(model, src, beam=4, max_len_a=1.0, max_len_b=3)
+        assert [hyps[0].tokens for hyps in nbest] == beam_search(model, src, beam=4, max_len_a=1.0, max_len_b=3)
+        for hyps in nbest:
+            assert 1 <= len(hyps) <= 4
+            assert [h.score for h in hyps] == sorted((h.score for h in hyps), reverse=True)
+            assert len({tuple(h.tokens) for h in hyps}) == len(hyps)  # finished hypotheses never repeat
+
+
+def test_nbest_ranks_the_markov_models_hypotheses():
+    bos, eos, a, b = 2, 3, 4, 5
+    model = MarkovModel({bos: {a: 0.6, b: 0.4}, a: {eos: 0.35, a: 0.33, b: 0.32}, b: {eos: 0.9, a: 0.05, b: 0.05}})
+    (hyps,) = beam_search_nbest(model, torch.tensor([[6, 7]]), beam=2)
+    assert [h.tokens for h in hyps][:2] == [[b], [a]]  # 0.36 before 0.21

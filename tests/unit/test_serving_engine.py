@@ -97,3 +97,16 @@ def test_torch_backend_serves_the_torch_artifact(catalogs, host, monkeypatch):
     used, out = eng.translate(eng.route(), ["The house is small."])
     assert used == "tiny-d" and type(eng.pool.load(eng.catalog.entry(used))).__name__ == "Transformer"
     assert out[0].tokens > 0
+
+
+def test_alternatives_are_distinct_and_differ_from_the_best(catalogs, host):
+    eng = engine(catalogs[None], host)
+    eng.start()
+    texts = ["The house is small.", "We go to the station tomorrow morning. The weather is good.", ""]
+    _, plain = eng.translate(eng.route(), texts)
+    _, out = eng.translate(eng.route(), texts, alternatives=3)
+    assert all(t.alternatives == () for t in plain)
+    for t in out[:2]:
+        assert 1 <= len(t.alternatives) <= 3 and t.text not in t.alternatives
+        assert len(set(t.alternatives)) == len(t.alternatives) and all(t.alternatives)
+    assert out[2].text == "" and out[2].alternatives == ()
