@@ -11,6 +11,7 @@ Torch-free: the latency predictor and the fitness come in as plain callables.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import statistics
 import time
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, SearchSpace
-from hat_engine.errors import ConfigError, InfeasibleBudgetError
+from hat_engine.errors import ConfigError, InfeasibleBudgetError, check_latencies
 
 log = logging.getLogger(__name__)
 
@@ -303,6 +304,7 @@ def fastest_arch(
         return list(zip(candidates, (float(ms) for ms in latency_fn(candidates)), strict=True))
 
     scored = sorted(score(archs), key=lambda t: t[1])
+    check_latencies([ms for _, ms in scored], "fastest_arch: predicted latencies")
     per_round = max(samples // 10, keep)
     for _ in range(rounds):
         elite = scored[:keep]
@@ -319,10 +321,13 @@ def check_budgets(
 ) -> tuple[ArchConfig, float]:
     """The fastest SubTransformer and its predicted latency (`fastest_arch`, or `fastest` from an earlier call);
     InfeasibleBudgetError for a budget that is not positive or below it."""
+    if not budgets:
+        raise InfeasibleBudgetError("no latency budget given")
     for budget_ms in budgets:
-        if not budget_ms > 0:
-            raise InfeasibleBudgetError(f"budget {budget_ms!r} ms must be a positive number")
+        if not (math.isfinite(budget_ms) and budget_ms > 0):
+            raise InfeasibleBudgetError(f"budget {budget_ms!r} ms must be a positive finite number")
     arch, minimum = fastest or fastest_arch(space, latency_fn)
+    check_latencies([minimum], "the fastest SubTransformer's predicted latency")
     for budget_ms in budgets:
         if minimum > budget_ms:
             raise InfeasibleBudgetError(
@@ -439,8 +444,10 @@ def budget_ladder(fastest_predicted_ms: float, measured_ms: Sequence[float], n: 
     """`n` latency budgets spanning a profile's feasible range, evenly on a log scale: from just above the
     fastest predicted SubTransformer (`fastest_arch`; nothing is feasible below it) to the `top_quantile` of
     the measured dataset (at least 1.5x the bottom)."""
-    if n < 1 or not measured_ms or not 0 < top_quantile < 1:
-        raise ConfigError(f"budget_ladder: need n >= 1 ({n}), measurements, and 0 < top_quantile < 1")
+    if n < 1 or not 0 < top_quantile < 1:
+        raise ConfigError(f"budget_ladder: need n >= 1 ({n}) and 0 < top_quantile ({top_quantile}) < 1")
+    check_latencies([fastest_predicted_ms], "budget_ladder: the fastest predicted latency")
+    check_latencies(list(measured_ms), "budget_ladder: the measured latencies")
     lo = fastest_predicted_ms * 1.03
     hi = max(statistics.quantiles(sorted(measured_ms), n=100, method="inclusive")[round(top_quantile * 100) - 1],
              lo * 1.5)  # fmt: skip

@@ -17,6 +17,7 @@ import torch
 
 from hat_engine.config import ModelConfig
 from hat_engine.decoding import beam_search, greedy_search
+from hat_engine.errors import LatencyError, check_latencies
 
 FIRST_TOKEN_ID = 4  # ids below are pad/unk/bos/eos
 
@@ -72,6 +73,8 @@ def run_workload(model, src: torch.Tensor, workload: Workload) -> list[list[int]
 
 
 def stats(samples_ms: list[float]) -> LatencyStats:
+    """p50, p95, mean and trimmed mean of timed runs; LatencyError for no runs or a non-positive/NaN one."""
+    check_latencies(samples_ms, "latency stats")
     ordered = sorted(samples_ms)
     n = len(ordered)
     lo, hi = int(n * 0.1), max(int(n * 0.9), int(n * 0.1) + 1)
@@ -86,6 +89,8 @@ def stats(samples_ms: list[float]) -> LatencyStats:
 
 def _cpu_samples(fn: Callable[[], object], warmup: int, runs: int) -> list[float]:
     """Wall-clock milliseconds of `runs` calls of `fn()` (perf_counter), after `warmup` untimed calls."""
+    if runs < 1 or warmup < 0:
+        raise LatencyError(f"runs={runs} must be >= 1 and warmup={warmup} >= 0")
     for _ in range(warmup):
         fn()
     samples = []
@@ -98,24 +103,7 @@ def _cpu_samples(fn: Callable[[], object], warmup: int, runs: int) -> list[float
 
 def time_cpu(fn: Callable[[], object], warmup: int = 3, runs: int = 20) -> LatencyStats:
     """Wall-clock milliseconds of `fn()` on the CPU (perf_counter), after `warmup` untimed calls."""
-    if runs < 1:
-        raise ValueError(f"runs={runs} must be >= 1")
     return stats(_cpu_samples(fn, warmup, runs))
-
-
-def time_cuda(fn: Callable[[], object], warmup: int = 3, runs: int = 20) -> LatencyStats:
-    """Milliseconds of `fn()` on a CUDA device, synchronising before and after each run."""
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    samples = []
-    for _ in range(runs):
-        torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        samples.append((time.perf_counter() - start) * 1000.0)
-    return stats(samples)
 
 
 def measure(model, workload: Workload = REFERENCE_WORKLOAD, warmup: int = 3, runs: int = 20) -> LatencyStats:
@@ -133,8 +121,8 @@ def measure_interleaved(
     """Latency of several models measured side by side: `rounds` rounds, each loading every model in a fresh,
     shuffled order and timing `runs` decodes after `warmup`; each model's stats pool its `rounds * runs` samples.
     `loaders` map a name to a function returning a runner (as for `measure`); one runner is alive at a time."""
-    if rounds < 1 or runs < 1:
-        raise ValueError(f"rounds={rounds} and runs={runs} must both be >= 1")
+    if rounds < 1 or runs < 1 or not loaders:
+        raise LatencyError(f"rounds={rounds} and runs={runs} must both be >= 1, with at least one model")
     rng = random.Random(seed)
     samples: dict[str, list[float]] = {name: [] for name in loaders}
     for r in range(rounds):

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from hat_engine.config import ArchConfig, SearchSpace
-from hat_engine.errors import DataError
+from hat_engine.errors import DataError, check_latencies
 from hat_engine.hardware import detect
 from hat_engine.latency import REFERENCE_WORKLOAD, Workload, measure
 from hat_engine.supernet import SuperTransformer
@@ -59,7 +59,10 @@ def read_dataset(path: Path) -> tuple[dict, list[dict]]:
 
 
 def dataset_archs(rows: list[dict]) -> tuple[list[ArchConfig], list[float]]:
-    return [ArchConfig.from_dict(r["arch"]) for r in rows], [r["p50"] for r in rows]
+    """The rows' archs and p50 milliseconds; LatencyError for no rows or a p50 that is not a positive number."""
+    ms = [r.get("p50") for r in rows]
+    check_latencies(ms, "latency dataset p50")
+    return [ArchConfig.from_dict(r["arch"]) for r in rows], ms
 
 
 class DatasetWriter:

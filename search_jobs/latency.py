@@ -143,40 +143,39 @@ def run_recheck(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fit_one(space, archs, ms, train, test, feature_set, epochs):
-    from hat_engine.predictor import fit, metrics
-
-    predictor = fit(space, [archs[i] for i in train], [ms[i] for i in train], feature_set, epochs=epochs)
-    predicted = predictor.predict([archs[i] for i in test])
-    return predictor, predicted, metrics(predicted, [ms[i] for i in test])
-
-
 def run_fit(args: argparse.Namespace) -> int:
     from hat_engine.config import SearchSpace
     from hat_engine.latency_dataset import dataset_archs, read_dataset
     from hat_engine.plots import plot_predictions
-    from hat_engine.predictor import split_indices
+    from hat_engine.predictor import MIN_KENDALL_TAU, MIN_TEST_ARCHS, fit_and_pick, split_indices
 
+    if args.test < MIN_TEST_ARCHS or args.epochs < 1:
+        raise SystemExit(f"hat: error: --test must be >= {MIN_TEST_ARCHS} and --epochs >= 1")
     header, rows = read_dataset(args.data)
     if len(rows) < args.test + 10:
         raise SystemExit(f"hat: error: {args.data} has {len(rows)} rows; need more than --test {args.test} + 10")
     space = SearchSpace.from_dict(header["space"])
     archs, ms = dataset_archs(rows)
-    train, test = split_indices(len(rows), args.test)
+    _, test = split_indices(len(rows), args.test)
     feature_sets = ("hat", "per_layer") if args.features == "both" else (args.features,)
-    results = {fs: _fit_one(space, archs, ms, train, test, fs, args.epochs) for fs in feature_sets}
-    for fs, (_, _, m) in results.items():
-        print(f"{fs:>10}: MAPE {m['mape']:.2f} %  RMSE {m['rmse_ms']:.2f} ms  Kendall tau {m['kendall_tau']:.3f}")
-    best = min(results, key=lambda fs: results[fs][2]["mape"])
-    predictor, predicted, m = results[best]
+    predictor, report = fit_and_pick(space, archs, ms, test, feature_sets, args.epochs)
+    for name, m in report.candidates.items():
+        mark = "  <- kept" if name == report.kept else ""
+        tau = m["kendall_tau"]
+        print(f"{name:>15}: MAPE {m['mape']:.2f} %  RMSE {m['rmse_ms']:.2f} ms  Kendall tau {tau:.3f}{mark}")
+    print(report.note)
+    m = report.metrics
     profile_id = header["profile"]["profile_id"]
-    extra = {"profile_id": profile_id, "profile": header["profile"], "n_train": len(train), "n_test": len(test), **m,
-             "compared": {fs: r[2] for fs, r in results.items()}}  # fmt: skip
+    extra = {"profile_id": profile_id, "profile": header["profile"], "n_train": len(rows) - len(test),
+             "n_test": len(test), **m, "kept": report.kept, "compared": report.candidates}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     predictor.save(args.out, extra)
-    title = f"{profile_id}: {best} features, MAPE {m['mape']:.1f} %, tau {m['kendall_tau']:.3f} (n_test={len(test)})"
-    plot_predictions([ms[i] for i in test], predicted, title, args.out.with_suffix(".png"))
-    print(json.dumps({"kept": best, **extra}, indent=2))
+    title = f"{profile_id}: {report.kept}, MAPE {m['mape']:.1f} %, tau {m['kendall_tau']:.3f} (n_test={len(test)})"
+    plot_predictions([ms[i] for i in test], report.predicted, title, args.out.with_suffix(".png"))
+    print(json.dumps(extra, indent=2))
+    if m["kendall_tau"] < MIN_KENDALL_TAU:
+        print(f"hat: warning: held-out Kendall tau {m['kendall_tau']:.3f} < {MIN_KENDALL_TAU}: `hat search` will "
+              "refuse this predictor; measure more samples or more runs per arch", file=sys.stderr)  # fmt: skip
     return 0
 
 
@@ -194,8 +193,9 @@ def run_adapt(args: argparse.Namespace) -> int:
     before = metrics(source.predict([archs[i] for i in test]), measured)
     after = metrics(adapted.predict([archs[i] for i in test]), measured)
     result = {"target_profile": header["profile"]["profile_id"], "shots": len(shots), "n_test": len(test),
-              "before": before, "after": after, "scale": adapted.scale, "offset": adapted.offset}  # fmt: skip
+              "before": before, "after": after, "scale": adapted.scale, "exponent": adapted.exponent}  # fmt: skip
     if args.out:
-        adapted.save(args.out, {"adapted_from": str(args.predictor), **result})
+        # the held-out figures at the top, as `hat latency fit` records them: `hat search` checks them
+        adapted.save(args.out, {"adapted_from": str(args.predictor), **result, **after})
     print(json.dumps(result, indent=2))
     return 0

@@ -33,6 +33,19 @@ def _budgets(dataset: Path, predictor: Path, n: int) -> list[float]:
     return budget_ladder(fastest_arch(model.space, model.predict)[1], [r["p50"] for r in rows], n)
 
 
+def _require_usable(predictor: Path, min_tau: float | None) -> float:
+    """The floor the profile's predictor met; one clear error line (not a search on noise) when it did not."""
+    from hat_engine.errors import HatError
+    from hat_engine.predictor import MIN_KENDALL_TAU, LatencyPredictor, require_usable
+
+    floor = MIN_KENDALL_TAU if min_tau is None else float(min_tau)
+    try:
+        require_usable(LatencyPredictor.load(predictor), floor, str(predictor))
+    except HatError as exc:
+        raise SystemExit(f"hat: error: pipeline stopped before the search: {exc}") from exc
+    return floor
+
+
 def _hat(*args: object) -> None:
     from search_jobs.cli import main
 
@@ -102,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         if not predictor.is_file():
             _hat("latency", "fit", "--data", dataset, "--out", predictor, "--test", fit["test"], "--epochs",
                  fit["epochs"], "--features", fit["features"])  # fmt: skip
+        min_tau = _require_usable(predictor, fit.get("min_tau"))
         search = preset["search"]
         result = out / f"search-{profile}.json"
         if not result.is_file():
@@ -110,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
                  "--valid-sentences", search["valid_sentences"], "--population", search["population"],
                  "--parents", search["parents"], "--mutations", search["mutations"], "--crossovers",
                  search["crossovers"], "--generations", search["generations"], "--threads", 2,
-                 "--fitness-cache", out / "fitness-cache.json", "--out", result)  # fmt: skip
+                 "--min-tau", min_tau, "--fitness-cache", out / "fitness-cache.json", "--out", result)  # fmt: skip
         results += ["--results", result]
 
     catalog = out / "catalog"

@@ -18,6 +18,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("search", help="evolutionary search: one SubTransformer per latency budget")
     p.add_argument("--budgets", default="20,40,80", help="comma-separated latency budgets in ms (default 20,40,80)")
     p.add_argument("--predictor", type=Path, help="latency predictor of this host (`hat latency fit`)")
+    p.add_argument("--min-tau", type=float, default=None,
+                   help="refuse a predictor whose held-out Kendall tau is below this (default 0.5)")  # fmt: skip
     add_supernet_args(p)
     p.add_argument("--data", type=Path, default=Path("data"), help="corpus folder with the valid splits")
     help_valid = "first N pairs of each valid split (default 25; size it with --measure-one)"
@@ -135,12 +137,15 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("hat: error: --predictor and --out are required (or pass --measure-one)")
     if args.valid_sentences < 1 or args.max_tokens < 64 or args.threads < 1:
         raise SystemExit("hat: error: --valid-sentences and --threads must be >= 1, --max-tokens >= 64")
+    if args.min_tau is not None and not -1 <= args.min_tau <= 1:
+        raise SystemExit(f"hat: error: --min-tau {args.min_tau:g}: a Kendall tau lies in [-1, 1]")
     torch.set_num_threads(args.threads)
     if args.measure_one:
         return _measure_one(args, cfg, _fitness(args))
-    from hat_engine.predictor import LatencyPredictor
+    from hat_engine.predictor import MIN_KENDALL_TAU, LatencyPredictor, require_usable
 
     predictor = LatencyPredictor.load(args.predictor)
+    require_usable(predictor, MIN_KENDALL_TAU if args.min_tau is None else args.min_tau, str(args.predictor))
     fastest = check_budgets(predictor.space, predictor.predict, budgets)  # fail before the supernet and data are read
     fitness = _fitness(args)
     if predictor.space != fitness.supernet.space:

@@ -33,3 +33,52 @@ def test_latency_measure_entry_errors_are_one_line(tmp_path):
         assert "Traceback" not in result.stderr
     assert "not allowed with" in both.stderr
     assert str(tmp_path / "none") in missing.stderr
+
+
+def _dataset(path, space, ms_of, n=40, seed=0):
+    """A latency dataset file as `hat latency measure` writes it, with made-up p50s."""
+    import json
+    import random
+
+    from hat_engine.latency import REFERENCE_WORKLOAD
+    from hat_engine.latency_dataset import DATASET_FORMAT
+
+    rng = random.Random(seed)
+    profile = {"profile_id": "cpu-test-1t-onnxruntime", "threads": 1, "backend": "onnxruntime"}
+    lines = [{"format": DATASET_FORMAT, "profile": profile, "workload": REFERENCE_WORKLOAD.to_dict(),
+              "space": space.to_dict(), "seed": 1}]  # fmt: skip
+    for i in range(n):
+        arch = space.sample(rng)
+        lines.append({"index": i, "arch_id": arch.arch_id(), "arch": arch.to_dict(), "p50": ms_of(arch, rng)})
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def test_latency_fit_compares_models_and_search_refuses_a_predictor_that_cannot_rank(tmp_path, tiny_space, capsys):
+    from search_jobs.cli import main
+
+    def structured(arch, rng):
+        return 5.0 + 6.0 * len(arch.decoder_layers) + arch.decoder_embed_dim / 16 + rng.uniform(-0.2, 0.2)
+
+    def noise(arch, rng):
+        return rng.uniform(10.0, 30.0)
+
+    for name, ms_of in (("structured", structured), ("noise", noise)):
+        _dataset(tmp_path / f"{name}.jsonl", tiny_space, ms_of)
+        code = main(["latency", "fit", "--data", str(tmp_path / f"{name}.jsonl"), "--out", str(tmp_path / f"{name}.pt"),
+                     "--test", "12", "--epochs", "150"])  # fmt: skip
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        for candidate in ("mlp/hat", "ridge/per_layer", "median", "<- kept"):
+            assert candidate in out
+        assert ("will refuse" in err) == (name == "noise"), (name, out, err)
+    search = ["search", "--budgets", "40", "--out", str(tmp_path / "s.json"), "--supernet", str(tmp_path / "none.pt")]
+    assert main([*search, "--predictor", str(tmp_path / "noise.pt")]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "cpu-test-1t-onnxruntime" in lines[0] and "Kendall tau" in lines[0], lines
+    assert "--samples" in lines[0] and "Traceback" not in lines[0]
+    try:
+        main([*search, "--predictor", str(tmp_path / "noise.pt"), "--min-tau", "2"])
+    except SystemExit as exc:
+        assert "[-1, 1]" in str(exc)
+    else:
+        raise AssertionError("--min-tau 2 was accepted")

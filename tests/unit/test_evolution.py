@@ -217,13 +217,16 @@ def test_search_command_writes_one_result_per_budget(corpus, tiny_space, tmp_pat
     n = len(features(tiny_space.largest(), tiny_space, "hat"))
     ones = torch.ones(n)
     # Untrained MLP, scaled to a constant 20 ms (fitting one would cost seconds of optimizer start-up).
-    LatencyPredictor(tiny_space, "hat", LatencyMLP(n, 8, 2), 0 * ones, ones, 0.0, 1.0, scale=0.0, offset=20.0).save(
-        tmp_path / "pred.pt"
+    # A constant ranks nothing (tau 0): this test lowers the floor to 0 to get past the usability check.
+    constant = LatencyPredictor(
+        tiny_space, "hat", LatencyMLP(n, 8, 2), 0 * ones, ones, 0.0, 1.0, scale=0.0, offset=20.0
     )
+    constant.save(tmp_path / "pred.pt", extra={"profile_id": "test-1t", "kendall_tau": 0.0, "mape": 0.0, "n_test": 10})
     out = tmp_path / "results.json"
     small = ["--population", "8", "--parents", "2", "--mutations", "3", "--crossovers", "3", "--generations", "2"]
     files = ["--predictor", str(tmp_path / "pred.pt"), "--supernet", str(tmp_path / "supernet.pt")]
     argv = ["search", "--budgets", "40,30", *files, "--data", str(corpus), "--valid-sentences", "4", "--out", str(out)]
+    argv += ["--min-tau", "0"]
     argv += small
     assert main(argv) == 0
     printed = capsys.readouterr().out
@@ -326,4 +329,29 @@ def test_budget_ladder_spans_the_feasible_range_on_a_log_scale():
     assert len(ladder) == 5 and max(ratios) - min(ratios) < 0.01
     assert budget_ladder(200.0, measured, 3)[-1] == pytest.approx(309.0)  # the dataset is all below: 1.5x the bottom
     with pytest.raises(ConfigError):
-        budget_ladder(40.0, [], 5)
+        budget_ladder(40.0, measured, 0)
+
+
+@pytest.mark.parametrize(
+    ("fastest", "measured"),
+    [(-3.2, [30.0, 60.0]), (float("nan"), [30.0, 60.0]), (0.0, [30.0]), (40.0, []), (40.0, [30.0, float("nan")]),
+     (40.0, [30.0, -1.0]), (float("inf"), [30.0])],
+)  # fmt: skip
+def test_budget_ladder_refuses_latencies_that_are_not_positive_numbers(fastest, measured):
+    """The quick pipeline once crashed here with `type complex doesn't define __round__` on a negative floor."""
+    from hat_engine.errors import LatencyError
+    from hat_engine.evolution import budget_ladder
+
+    with pytest.raises(LatencyError, match="positive finite|no latencies"):
+        budget_ladder(fastest, measured, 3)
+
+
+def test_check_budgets_refuses_bad_budgets_and_a_bad_floor(tiny_space):
+    from hat_engine.errors import LatencyError
+    from hat_engine.evolution import check_budgets
+
+    for budgets in ([], [float("nan")], [float("inf")], [-5.0], [0.0]):
+        with pytest.raises(InfeasibleBudgetError):
+            check_budgets(tiny_space, lambda archs: [10.0] * len(archs), budgets)
+    with pytest.raises(LatencyError, match="positive finite"):
+        check_budgets(tiny_space, lambda archs: [-1.0] * len(archs), [20.0])

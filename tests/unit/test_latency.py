@@ -48,3 +48,19 @@ def test_measure_interleaved_times_every_model_each_round_in_shuffled_order(tiny
     assert {n: s.runs for n, s in result.items()} == {"big": 12, "small": 12, "mid": 12}
     with pytest.raises(ValueError):
         measure_interleaved({"big": loader("big")}, rounds=0)
+
+
+def test_latency_stats_and_timing_refuse_bad_input():
+    from hat_engine.errors import LatencyError
+    from hat_engine.latency import measure_interleaved, stats, time_cpu
+
+    for samples in ([], [1.0, float("nan")], [0.0], [-3.0, 2.0]):
+        with pytest.raises(LatencyError):
+            stats(samples)
+    with pytest.raises(LatencyError, match="runs=0"):
+        time_cpu(lambda: None, runs=0)
+    with pytest.raises(LatencyError, match="warmup=-1"):
+        time_cpu(lambda: None, warmup=-1)
+    with pytest.raises(LatencyError, match="at least one model"):
+        measure_interleaved({})
+    assert stats([2.0, 4.0, 3.0]).p50 == 3.0

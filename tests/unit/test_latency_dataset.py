@@ -54,3 +54,16 @@ def test_recheck_replaces_a_disturbed_row_in_place_and_once(tiny_supernet, tmp_p
     assert fixed["index"] == bad["index"] and fixed["rechecked"] and fixed["p50"] > 10 * bad["p50"]
     assert [r["index"] for r in rows] == list(range(16)) and sum(bool(r.get("rechecked")) for r in rows) == 1
     assert recheck_dataset(tiny_supernet, targets, tmp_path, never, threshold=5.0)["rechecked_archs"] == 0
+
+
+def test_dataset_rows_with_a_bad_latency_are_refused(tiny_space):
+    from hat_engine.errors import LatencyError
+    from hat_engine.latency_dataset import dataset_archs
+
+    good = {"index": 0, "arch": tiny_space.largest().to_dict(), "p50": 12.5}
+    assert dataset_archs([good])[1] == [12.5]
+    for p50 in (None, float("nan"), -1.0, 0.0):
+        with pytest.raises(LatencyError, match="latency dataset p50"):
+            dataset_archs([good, {**good, "index": 1, "p50": p50}])
+    with pytest.raises(LatencyError, match="no latencies"):
+        dataset_archs([])

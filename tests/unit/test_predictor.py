@@ -3,10 +3,23 @@
 import random
 
 import pytest
+import torch
 
 from hat_engine.config import SearchSpace
-from hat_engine.errors import ConfigError
-from hat_engine.predictor import FEATURE_SETS, LatencyPredictor, adapt, features, fit, kendall_tau, metrics
+from hat_engine.errors import ConfigError, LatencyError, UnusablePredictorError
+from hat_engine.predictor import (
+    FEATURE_SETS,
+    LatencyMLP,
+    LatencyPredictor,
+    adapt,
+    features,
+    fit,
+    fit_and_pick,
+    kendall_tau,
+    metrics,
+    require_usable,
+    split_indices,
+)
 
 
 def synthetic_ms(arch) -> float:
@@ -56,3 +69,72 @@ def test_errors_and_tau(space, tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"junk")
     with pytest.raises(Exception, match="latency predictor"):
         LatencyPredictor.load(tmp_path / "bad.pt")
+
+
+def test_predictions_stay_positive_where_a_linear_fit_would_go_negative(space):
+    """Latency spans ~10x: a fit on log ms cannot extrapolate below zero, whatever the rows."""
+    rng = random.Random(3)
+    train = [space.sample(rng) for _ in range(12)]
+    # noisy rows where the slow archs are few: a linear-target MLP extrapolated these to negative ms
+    ms = [(50.0 if len(a.decoder_layers) > 1 else 1.0) * rng.uniform(0.5, 2.0) for a in train]
+    probe = [space.sample(rng) for _ in range(300)] + [space.smallest(), space.largest()]
+    for model in ("mlp", "ridge", "median"):
+        predictor = fit(space, train, ms, "per_layer", model, hidden=64, epochs=300)
+        assert predictor.log_target and min(predictor.predict(probe)) > 0, model
+
+
+def test_a_prediction_that_is_not_a_positive_number_is_an_error(space):
+    n = len(features(space.largest(), space, "hat"))
+    ones = torch.ones(n)
+    # a format-1 (linear-target) predictor shifted below zero, as an old or damaged file could be
+    linear = LatencyPredictor(space, "hat", LatencyMLP(n, 8, 2), 0 * ones, ones, 0.0, 1.0, log_target=False,
+                              offset=-1000.0, extra={"profile_id": "cpu-test-1t"})  # fmt: skip
+    with pytest.raises(LatencyError, match="cpu-test-1t predicted -"):
+        linear.predict([space.largest()])
+    nan = LatencyPredictor(space, "hat", LatencyMLP(n, 8, 2), 0 * ones, ones, float("nan"), 1.0)
+    with pytest.raises(LatencyError, match="nan"):
+        nan.predict([space.smallest()])
+    for bad in ([], [1.0, float("nan")], [0.0, 3.0], [-2.0, 4.0]):
+        with pytest.raises((LatencyError, ConfigError)):
+            fit(space, [space.smallest(), space.largest()][: max(len(bad), 1)], bad, "hat", "ridge")
+
+
+def test_fit_and_pick_keeps_a_simple_model_when_the_mlp_does_worse(space):
+    """Latency that does not depend on the arch (pure noise): nothing beats the median on held-out rows, and the
+    report says the MLP lost."""
+    rng = random.Random(5)
+    archs = [space.sample(rng) for _ in range(40)]
+    ms = [20.0 * rng.uniform(0.8, 1.25) for _ in archs]
+    _, test = split_indices(len(archs), 10)
+    predictor, report = fit_and_pick(space, archs, ms, test, epochs=300)
+    assert set(report.candidates) == {"mlp/hat", "ridge/hat", "mlp/per_layer", "ridge/per_layer", "median"}
+    assert not report.kept.startswith("mlp/") and "the MLP did worse" in report.note
+    assert report.metrics == min(report.candidates.values(), key=lambda m: m["mape"])
+    # structured latency: the landscape is learnable and the kept model ranks it well
+    ms = [synthetic_ms(a) for a in archs]
+    predictor, report = fit_and_pick(space, archs, ms, test, epochs=600)
+    assert report.metrics["kendall_tau"] > 0.8 and report.metrics["mape"] < 10, report
+    assert predictor.predict([archs[i] for i in test]) == pytest.approx(report.predicted)
+    with pytest.raises(ConfigError, match="held-out"):
+        fit_and_pick(space, archs, ms, test[:3])
+
+
+def test_an_unusable_predictor_is_refused_with_its_figures(space):
+    rng = random.Random(2)
+    archs = [space.sample(rng) for _ in range(20)]
+    predictor = fit(space, archs, [synthetic_ms(a) for a in archs], "hat", "ridge")
+    with pytest.raises(UnusablePredictorError, match="no held-out Kendall tau"):
+        require_usable(predictor)
+    predictor.extra = {"profile_id": "cpu-x86_64-avx512bf16-1t-onnxruntime", "kendall_tau": -0.111,
+                       "mape": 640.03, "n_test": 10}  # fmt: skip
+    with pytest.raises(UnusablePredictorError) as caught:
+        require_usable(predictor, name="p.pt")
+    message = str(caught.value)
+    for expected in ("p.pt", "cpu-x86_64-avx512bf16-1t-onnxruntime", "-0.111 < 0.5", "640.0 %", "10 held-out",
+                     "--samples", "--runs"):  # fmt: skip
+        assert expected in message
+    assert "\n" not in message
+    predictor.extra["kendall_tau"] = 0.72
+    require_usable(predictor)  # passes
+    with pytest.raises(UnusablePredictorError):
+        require_usable(predictor, min_tau=0.9)
