@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: install serve test test-unit lint format data bench
+.PHONY: install test-tools serve test test-unit lint format data bench
 .DEFAULT_GOAL := help
 
 help:
@@ -22,7 +22,11 @@ $(VENV)/.installed: pyproject.toml
 serve: install
 	$(VENV)/bin/hat serve --host 127.0.0.1 --port 3000
 
-test: install
+# kubectl, Chromium and apt lists for Prometheus, which the proof tests use; installed where missing.
+test-tools:
+	@bash tests/install-tools.sh
+
+test: install test-tools
 	$(PY) -m pytest
 
 test-unit: install

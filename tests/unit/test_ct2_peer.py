@@ -1,13 +1,12 @@
 """The CTranslate2 peer holds exactly our homogeneous SubTransformer, and says what it cannot hold."""
 
+import ctranslate2
 import pytest
 import torch
 
 from bench.ct2_peer import check_equivalence, ct2_incompatibility, to_ctranslate2
 from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, ModelConfig
 from hat_engine.transformer import Transformer
-
-ctranslate2 = pytest.importorskip("ctranslate2")
 
 
 def _model(arch: ArchConfig, qkv_dim: int = 32) -> Transformer:
