@@ -6,9 +6,7 @@ build the largest default architecture are marked `integration`.
 """
 
 import json
-import logging
 import random
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +22,6 @@ from hat_engine.ort_decoding import OrtTranslator
 from hat_engine.supernet import SuperTransformer
 from tests.unit.test_decoding import sharpen
 from tests.unit.test_onnx import ARCH
-
-log = logging.getLogger(__name__)
 
 # conftest's tiny space; module-scoped fixtures cannot use its function-scoped fixtures.
 SPACE = SearchSpace((16, 32), (32, 64), (2, 4), (1, 2), (1, 2), (1, 2), qkv_dim=32)
@@ -173,14 +169,12 @@ def test_same_graph_interface_and_outputs_as_dynamo_export(built, tmp_path, rand
 
 @pytest.mark.integration
 @torch.no_grad()
-def test_largest_default_arch_builds_fast_and_matches_torch(tmp_path, random_batch):
+def test_largest_default_arch_builds_and_matches_torch(tmp_path, random_batch):
+    """The default space's largest arch (timing is no test: `bench/` measures speed; this checks the graph)."""
     space = SearchSpace.from_yaml((Path(__file__).parents[2] / "configs" / "space.yaml").read_text())
     torch.manual_seed(0)
     model = SuperTransformer(space, ModelConfig(vocab_size=8000)).extract(space.largest()).eval()
-    start = time.perf_counter()
     build_onnx(model, tmp_path)
-    seconds = time.perf_counter() - start
-    log.info("built the largest default arch (%s) in %.2fs", model.arch.arch_id(), seconds)
     translator = OrtTranslator.load(tmp_path, threads=1)
     src = random_batch(2, 9, vocab=8000, seed=5)
     prev = torch.tensor([[2, 900, 17], [2, 3000, 5]])
