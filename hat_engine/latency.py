@@ -114,6 +114,43 @@ def measure(model, workload: Workload = REFERENCE_WORKLOAD, warmup: int = 3, run
         return time_cpu(lambda: run_workload(model, src, workload), warmup, runs)
 
 
+@dataclass(frozen=True)
+class PairedStats:
+    """An arch timed run by run beside a fixed reference arch. A slow spell of a shared machine (seen here: 10x
+    for tens of seconds) slows both alike, so their ratio holds where the milliseconds do not."""
+
+    arch: LatencyStats
+    reference: LatencyStats
+    ratio: float  # median over runs of arch_ms / reference_ms, each pair timed back to back
+
+
+def time_paired(fn: Callable[[], object], reference_fn: Callable[[], object], warmup: int = 3,
+                runs: int = 20) -> PairedStats:  # fmt: skip
+    """`fn()` and `reference_fn()` timed alternately, one call each per run, after `warmup` calls of each."""
+    if runs < 1 or warmup < 0:
+        raise LatencyError(f"runs={runs} must be >= 1 and warmup={warmup} >= 0")
+    for _ in range(warmup):
+        reference_fn()
+        fn()
+    arch, reference = [], []
+    for _ in range(runs):
+        reference += _cpu_samples(reference_fn, 0, 1)
+        arch += _cpu_samples(fn, 0, 1)
+    check_latencies(reference, "time_paired: reference timings")
+    ratio = statistics.median(a / r for a, r in zip(arch, reference, strict=True))
+    return PairedStats(stats(arch), stats(reference), ratio)
+
+
+def measure_paired(model, reference, workload: Workload = REFERENCE_WORKLOAD, warmup: int = 3,
+                   runs: int = 20) -> PairedStats:  # fmt: skip
+    """`measure` of `model` with `reference` (another runner of the same kind) timed beside it (`time_paired`)."""
+    src = reference_source(workload, model.model_config)
+    ref_src = reference_source(workload, reference.model_config)
+    with torch.inference_mode():
+        return time_paired(lambda: run_workload(model, src, workload),
+                           lambda: run_workload(reference, ref_src, workload), warmup, runs)  # fmt: skip
+
+
 def measure_interleaved(
     loaders: dict[str, Callable[[], object]], workload: Workload = REFERENCE_WORKLOAD, rounds: int = 5,
     runs: int = 6, warmup: int = 2, seed: int = 0, on_round: Callable[[int, int], None] = lambda *_: None,

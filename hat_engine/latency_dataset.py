@@ -3,13 +3,20 @@
 Each file starts with a header line (the profile's fingerprint, the workload, the search space) and holds one
 line per measured architecture, so a run can stop at any point and resume where it left off. Every architecture
 is exported once and measured under every requested thread count, one model at a time.
+
+By default each architecture is timed run by run beside a fixed reference architecture (the space's smallest,
+loaded once per target; `latency.time_paired`): a slow spell of a shared machine slows both, and the predictor
+learns the ratio times the reference's median over the dataset (`dataset_archs`), not milliseconds that a spell
+multiplied by ten.
 """
 
 import json
 import logging
 import random
+import statistics
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +25,7 @@ import torch
 from hat_engine.config import ArchConfig, SearchSpace
 from hat_engine.errors import DataError, check_latencies
 from hat_engine.hardware import detect
-from hat_engine.latency import REFERENCE_WORKLOAD, Workload, measure
+from hat_engine.latency import REFERENCE_WORKLOAD, Workload, measure, measure_paired
 from hat_engine.supernet import SuperTransformer
 
 log = logging.getLogger(__name__)
@@ -59,17 +66,26 @@ def read_dataset(path: Path) -> tuple[dict, list[dict]]:
 
 
 def dataset_archs(rows: list[dict]) -> tuple[list[ArchConfig], list[float]]:
-    """The rows' archs and p50 milliseconds; LatencyError for no rows or a p50 that is not a positive number."""
+    """The rows' archs and the milliseconds a predictor learns: where every row was timed beside the reference
+    arch, its ratio times the reference's median p50 over the rows; otherwise the p50. LatencyError for no rows
+    or a figure that is not a positive number."""
     ms = [r.get("p50") for r in rows]
     check_latencies(ms, "latency dataset p50")
+    if all("ratio" in r for r in rows):
+        ratios, reference = [r["ratio"] for r in rows], [r.get("reference_p50") for r in rows]
+        check_latencies(ratios, "latency dataset ratio")
+        check_latencies(reference, "latency dataset reference_p50")
+        typical = statistics.median(reference)
+        ms = [ratio * typical for ratio in ratios]
     return [ArchConfig.from_dict(r["arch"]) for r in rows], ms
 
 
 class DatasetWriter:
     """One file per target, resumable: indices already in every file are skipped."""
 
-    def __init__(self, out_dir: Path, targets: list[Target], space: SearchSpace, workload: Workload, seed: int):
-        self.out_dir, self.targets = Path(out_dir), targets
+    def __init__(self, out_dir: Path, targets: list[Target], space: SearchSpace, workload: Workload, seed: int,
+                 reference: ArchConfig | None = None):  # fmt: skip
+        self.out_dir, self.targets, self.reference = Path(out_dir), targets, reference
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.paths: dict[Target, Path] = {}
         self.done: dict[Target, set[int]] = {}
@@ -77,11 +93,17 @@ class DatasetWriter:
             profile = detect(target.backend, target.threads).to_dict()
             path = self.out_dir / f"{profile['profile_id']}.jsonl"
             header = {"format": DATASET_FORMAT, "profile": profile, "workload": workload.to_dict(),
-                      "space": space.to_dict(), "seed": seed}  # fmt: skip
+                      "space": space.to_dict(), "seed": seed,
+                      "reference_arch": reference.to_dict() if reference else None}  # fmt: skip
             if path.is_file():
                 old, rows = read_dataset(path)
                 if (old["space"], old["workload"], old["seed"]) != (header["space"], header["workload"], seed):
                     raise DataError(f"{path} was measured with another space, workload or seed; use another --out")
+                if old.get("reference_arch") != header["reference_arch"]:
+                    raise DataError(
+                        f"{path} was measured {'with' if old.get('reference_arch') else 'without'} a "
+                        "reference arch beside each one; resume it the same way or use another --out"
+                    )
                 self.done[target] = {r["index"] for r in rows}
             else:
                 path.write_text(json.dumps(header) + "\n")
@@ -101,43 +123,76 @@ class DatasetWriter:
 
 def measure_arch(
     supernet: SuperTransformer, arch: ArchConfig, targets: list[Target], export: Callable, workload: Workload,
-    runs: int, warmup: int,
+    runs: int, warmup: int, references: dict[Target, object] | None = None,
 ) -> dict[Target, dict]:  # fmt: skip
-    """Extract once, export once (ONNX targets), then time under every target in turn."""
-    from hat_engine.ort_decoding import OrtTranslator  # onnxruntime only when measuring
-
+    """Extract once, export once (ONNX targets), then time under every target in turn; beside that target's
+    reference runner (`reference_runners`) when given, adding `reference_p50` and `ratio` to its stats."""
     model = supernet.extract(arch).eval()
-    results: dict[Target, dict] = {}
     with tempfile.TemporaryDirectory(prefix="hat-latency-") as tmp:
         if any(t.backend == "onnxruntime" for t in targets):
             export(model, Path(tmp))
-        threads_before = torch.get_num_threads()
-        for target in targets:
-            if target.backend == "onnxruntime":
-                runner = OrtTranslator.load(tmp, threads=target.threads)
-            else:
-                torch.set_num_threads(target.threads)
-                runner = model
+        return _time_targets(model, Path(tmp), targets, workload, runs, warmup, references)
+
+
+def _time_targets(model, folder: Path, targets, workload, runs, warmup, references) -> dict[Target, dict]:
+    results: dict[Target, dict] = {}
+    threads_before = torch.get_num_threads()
+    for target in targets:
+        runner = _runner(model, folder, target)
+        if references is None:
             results[target] = measure(runner, workload, warmup, runs).to_dict()
-            del runner
-        torch.set_num_threads(threads_before)
+        else:
+            paired = measure_paired(runner, references[target], workload, warmup, runs)
+            results[target] = {**paired.arch.to_dict(), "reference_p50": round(paired.reference.p50, 3),
+                               "ratio": round(paired.ratio, 5)}  # fmt: skip
+        del runner
+    torch.set_num_threads(threads_before)
     return results
+
+
+def _runner(model, folder: Path, target: Target):
+    if target.backend == "onnxruntime":
+        from hat_engine.ort_decoding import OrtTranslator  # onnxruntime only when measuring
+
+        return OrtTranslator.load(folder, threads=target.threads)
+    torch.set_num_threads(target.threads)
+    return model
+
+
+@contextmanager
+def reference_runners(supernet: SuperTransformer, arch: ArchConfig | None, targets: list[Target],
+                      export: Callable) -> Iterator[dict[Target, object] | None]:  # fmt: skip
+    """A runner of `arch` per target, loaded once for a whole dataset; None when there is no reference arch."""
+    if arch is None:
+        yield None
+        return
+    model = supernet.extract(arch).eval()
+    with tempfile.TemporaryDirectory(prefix="hat-reference-") as tmp:
+        if any(t.backend == "onnxruntime" for t in targets):
+            export(model, Path(tmp))
+        yield {t: _runner(model, Path(tmp), t) for t in targets}
 
 
 def build_dataset(
     supernet: SuperTransformer, targets: list[Target], out_dir: Path, samples: int, export: Callable,
     seed: int = 1, runs: int = 20, warmup: int = 3, workload: Workload = REFERENCE_WORKLOAD,
-    on_arch: Callable[[int, ArchConfig, dict], None] = lambda *_: None,
+    on_arch: Callable[[int, ArchConfig, dict], None] = lambda *_: None, paired: bool = True,
 ) -> dict[Target, Path]:  # fmt: skip
-    """Measure `samples` architectures (resuming a previous run) and return the file of each target."""
-    writer = DatasetWriter(out_dir, targets, supernet.space, workload, seed)
-    for index in writer.pending(range(samples)):
-        arch = sample_arch(supernet.space, seed, index)
-        results = measure_arch(supernet, arch, targets, export, workload, runs, warmup)
-        for target, stats in results.items():
-            if index not in writer.done[target]:
-                writer.append(target, {"index": index, "arch_id": arch.arch_id(), "arch": arch.to_dict(), **stats})
-        on_arch(index, arch, {f"{t.backend}-{t.threads}t": s["p50"] for t, s in results.items()})
+    """Measure `samples` architectures (resuming a previous run) and return the file of each target; `paired`:
+    each beside the space's smallest arch (the module's docstring)."""
+    reference = supernet.space.smallest() if paired else None
+    writer = DatasetWriter(out_dir, targets, supernet.space, workload, seed, reference)
+    pending = list(writer.pending(range(samples)))
+    if not pending:
+        return writer.paths
+    with reference_runners(supernet, reference, targets, export) as references:
+        for index in pending:
+            arch = sample_arch(supernet.space, seed, index)
+            results = measure_arch(supernet, arch, targets, export, workload, runs, warmup, references)
+            for target, stats in results.items():
+                if index not in writer.done[target]:
+                    writer.append(target, {"index": index, "arch_id": arch.arch_id(), "arch": arch.to_dict(), **stats})
+            on_arch(index, arch, {f"{t.backend}-{t.threads}t": s["p50"] for t, s in results.items()})
     return writer.paths
 
 
@@ -170,8 +225,10 @@ def recheck_dataset(
     (`suspect_rows`) and has not rechecked yet; the new measurement replaces the old one in place, marked
     `"rechecked": true`, as soon as it is taken (an interrupted recheck keeps what it did and resumes). Returns
     how many rows each file had suspected."""
-    seed = _seed_of(out_dir, targets)
-    writer = DatasetWriter(out_dir, targets, supernet.space, REFERENCE_WORKLOAD, seed)
+    header = _header_of(out_dir, targets)
+    seed, reference = int(header["seed"]), header.get("reference_arch")
+    reference = ArchConfig.from_dict(reference) if reference else None
+    writer = DatasetWriter(out_dir, targets, supernet.space, REFERENCE_WORKLOAD, seed, reference)
     suspects: set[int] = set()
     counts = {}
     for path in writer.paths.values():
@@ -179,12 +236,14 @@ def recheck_dataset(
         found = suspect_rows(supernet.space, rows, threshold) - {r["index"] for r in rows if r.get("rechecked")}
         counts[path.name] = len(found)
         suspects |= found
-    for n, index in enumerate(sorted(suspects)):
-        arch = sample_arch(supernet.space, seed, index)
-        for target, stats in measure_arch(supernet, arch, targets, export, REFERENCE_WORKLOAD, runs, warmup).items():
-            row = {"index": index, "arch_id": arch.arch_id(), "arch": arch.to_dict(), **stats, "rechecked": True}
-            _replace_row(writer.paths[target], row)
-        on_arch(n + 1, len(suspects))
+    with reference_runners(supernet, reference if suspects else None, targets, export) as references:
+        for n, index in enumerate(sorted(suspects)):
+            arch = sample_arch(supernet.space, seed, index)
+            measured = measure_arch(supernet, arch, targets, export, REFERENCE_WORKLOAD, runs, warmup, references)
+            for target, stats in measured.items():
+                row = {"index": index, "arch_id": arch.arch_id(), "arch": arch.to_dict(), **stats, "rechecked": True}
+                _replace_row(writer.paths[target], row)
+            on_arch(n + 1, len(suspects))
     counts["rechecked_archs"] = len(suspects)
     return counts
 
@@ -200,9 +259,9 @@ def _replace_row(path: Path, new: dict) -> None:
     tmp.replace(path)
 
 
-def _seed_of(out_dir: Path, targets: list[Target]) -> int:
+def _header_of(out_dir: Path, targets: list[Target]) -> dict:
     for target in targets:
         path = Path(out_dir) / f"{detect(target.backend, target.threads).profile_id}.jsonl"
         if path.is_file():
-            return int(read_dataset(path)[0]["seed"])
+            return read_dataset(path)[0]
     raise DataError(f"{out_dir} holds no dataset for {targets}; run `hat latency measure` first")

@@ -28,6 +28,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     m.add_argument("--runs", type=int, default=20)
     m.add_argument("--warmup", type=int, default=3)
     m.add_argument("--seed", type=int, default=1)
+    m.add_argument("--reference", action=argparse.BooleanOptionalAction, default=True,
+                   help="time each arch run by run beside the space's smallest, so that a slow spell of the machine "
+                        "cancels out of the ratio the predictor learns (default on)")  # fmt: skip
     m.set_defaults(run=run_measure)
     r = latency.add_parser("recheck", help="measure again the rows far off what the other rows predict")
     r.add_argument("--out", type=Path, default=Path("latency"), help="folder of per-profile JSONL files")
@@ -119,7 +122,7 @@ def run_measure(args: argparse.Namespace) -> int:
             progress.update(task, completed=index + 1, last=" ".join(f"{k} {v:.0f}ms" for k, v in p50s.items()))
 
         paths = build_dataset(supernet, targets, args.out, args.samples, export, args.seed, args.runs, args.warmup,
-                              on_arch=on_arch)  # fmt: skip
+                              on_arch=on_arch, paired=args.reference)  # fmt: skip
     for target, path in paths.items():
         print(f"{target.backend} {target.threads}t -> {path}")
     return 0

@@ -25,12 +25,12 @@ def register(commands: argparse._SubParsersAction) -> None:
 def _budgets(dataset: Path, predictor: Path, n: int) -> list[float]:
     """`n` budgets from the fastest SubTransformer's predicted latency to the dataset's 92nd percentile."""
     from hat_engine.evolution import budget_ladder, fastest_arch
-    from hat_engine.latency_dataset import read_dataset
+    from hat_engine.latency_dataset import dataset_archs, read_dataset
     from hat_engine.predictor import LatencyPredictor
 
     _, rows = read_dataset(dataset)
     model = LatencyPredictor.load(predictor)
-    return budget_ladder(fastest_arch(model.space, model.predict)[1], [r["p50"] for r in rows], n)
+    return budget_ladder(fastest_arch(model.space, model.predict)[1], dataset_archs(rows)[1], n)
 
 
 def _require_usable(predictor: Path, min_tau: float | None) -> float:

@@ -64,3 +64,22 @@ def test_latency_stats_and_timing_refuse_bad_input():
     with pytest.raises(LatencyError, match="at least one model"):
         measure_interleaved({})
     assert stats([2.0, 4.0, 3.0]).p50 == 3.0
+
+
+def test_time_paired_keeps_the_ratio_through_a_slow_spell():
+    """A spell that slows the machine 10x for half the runs moves p50 far; the paired ratio stays 2."""
+    import time
+
+    from hat_engine.latency import time_paired
+
+    calls = {"n": 0}
+
+    def slowdown() -> float:
+        calls["n"] += 1
+        return 10.0 if calls["n"] <= 24 else 1.0
+
+    paired = time_paired(lambda: time.sleep(0.002 * slowdown()), lambda: time.sleep(0.001 * slowdown()),
+                         warmup=1, runs=20)  # fmt: skip
+    assert paired.arch.runs == paired.reference.runs == 20
+    assert paired.arch.p95 > 5 * paired.arch.p50 or paired.arch.p50 > 10  # the spell is in the milliseconds
+    assert paired.ratio == pytest.approx(2.0, rel=0.3)

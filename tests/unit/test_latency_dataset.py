@@ -35,6 +35,21 @@ def test_build_resume_and_mismatch(tiny_supernet, tmp_path):
     assert sample_arch(tiny_supernet.space, 1, 4) == dataset_archs(read_dataset(paths[targets[0]])[1])[0][4]
     with pytest.raises(DataError, match="another space, workload or seed"):
         build_dataset(tiny_supernet, targets, tmp_path, 5, never, seed=2, runs=2, warmup=0, workload=workload)
+    # each row was timed beside the reference (the smallest arch), which the header names
+    assert header["reference_arch"] == tiny_supernet.space.smallest().to_dict()
+    assert all(r["ratio"] > 0 and r["reference_p50"] > 0 for r in rows)
+    with pytest.raises(DataError, match="with a reference arch"):
+        build_dataset(tiny_supernet, targets, tmp_path, 6, never, runs=2, warmup=0, workload=workload, paired=False)
+
+
+def test_labels_are_the_ratio_to_the_reference_times_its_median(tiny_space):
+    arch = tiny_space.largest().to_dict()
+    rows = [{"arch": arch, "p50": 240.0, "ratio": 2.0, "reference_p50": 120.0},  # a 10x slow spell slowed both
+            {"arch": arch, "p50": 24.0, "ratio": 2.0, "reference_p50": 12.0},
+            {"arch": arch, "p50": 36.0, "ratio": 3.0, "reference_p50": 12.0}]  # fmt: skip
+    assert dataset_archs(rows)[1] == [24.0, 24.0, 36.0]
+    # one row without a ratio (an older, unpaired file): the p50s as measured
+    assert dataset_archs([*rows[:2], {"arch": arch, "p50": 36.0}])[1] == [240.0, 24.0, 36.0]
 
 
 def test_recheck_replaces_a_disturbed_row_in_place_and_once(tiny_supernet, tmp_path):
@@ -44,6 +59,7 @@ def test_recheck_replaces_a_disturbed_row_in_place_and_once(tiny_supernet, tmp_p
     lines = path.read_text().splitlines()
     bad = json.loads(lines[6])
     bad["p50"] /= 50  # a row 50x too fast: far off what the others predict
+    bad["ratio"] /= 50
     lines[6] = json.dumps(bad)
     path.write_text("\n".join(lines) + "\n")
 
