@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from hat_engine.catalog_check import validate_catalog
+from hat_engine.predictor import MIN_KENDALL_TAU, LatencyPredictor
 
 pytestmark = pytest.mark.integration
 
@@ -27,6 +28,14 @@ def test_quick_pipeline_produces_a_valid_catalog(real_data, tmp_path, repo_root)
     int8 = catalog.extra["int8"]
     searched = sum(len(json.loads(p.read_text())["results"]) for p in out.glob("search-*.json"))
     assert len(int8["kept"]) + len(int8["rejected_bleu_drop"]) == searched
+    # the predictor that steered the search: fitted on log ms, and ranking held-out archs above the floor
+    (predictor_file,) = (out / "predictors").glob("*.pt")
+    predictor = LatencyPredictor.load(predictor_file)
+    assert predictor.log_target and predictor.extra["kendall_tau"] >= MIN_KENDALL_TAU, predictor.extra
+    print(
+        f"quick predictor {predictor.profile_id}: {predictor.extra['kept']}, tau {predictor.extra['kendall_tau']}, "
+        f"MAPE {predictor.extra['mape']} %"
+    )
     # fitness scores kept for the next profile's search
     assert json.loads((out / "fitness-cache.json").read_text())["scores"]
     # one entry re-measured on this host, as CONTRACT §2 prints it
