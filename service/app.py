@@ -1,99 +1,131 @@
 """The LibreTranslate-compatible routes, a small Starlette app mounted on the BentoML service (CONTRACT §4).
 
-`POST /translate` (JSON or form), `GET|POST /languages`, `GET /models`, and their OpenAPI description at
-`GET /libretranslate.json`. Handlers reach the worker's service
-instance through `bentoml.get_current_service()`. Every client error is a 4xx with `{"error": ...}`; the
-limits are checked before any model work, and the body is refused while it streams once it passes the limit.
+`POST /translate`, `POST /detect`, `POST /translate_file` + `GET /download_file/NAME` (`service.files`),
+`GET|POST /languages`, `GET /frontend/settings`, `POST /suggest` (disabled, as LibreTranslate answers when it is),
+`GET /models`, the page at `/` and Swagger at `/docs` (`service.page`), and the OpenAPI document of every route at
+`/docs.json` (`service.openapi`). LibreTranslate's API documentation is the reference for fields, replies and
+status codes. Handlers reach the worker's service instance through `bentoml.get_current_service()`. Every client
+error is a 4xx with `{"error": ...}`; the limits are checked before any model work, and the body is refused while
+it streams once it passes the limit. With keys or limits on (`service.access`), translate, detect and
+translate_file check the key and take their cost first.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
-import bentoml
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from service.openapi import SPEC
-from service.schemas import LANGUAGES, ApiError, parse_fields, read_body, validate
+from service import files, langid, page
+from service.common import (
+    check_access,
+    current_service,
+    detect_source,
+    error_response,
+    read_fields,
+    ready_service,
+    run_translation,
+)
+from service.errors import ApiError
+from service.openapi import SPEC, merged_spec
+from service.schemas import LANGUAGES, validate, validate_texts
 
 log = logging.getLogger(__name__)
 
 
-async def _service():
-    """The worker's `Translator` instance once its model is loaded (503 when it failed or takes too long)."""
-    svc = bentoml.get_current_service()
-    if svc is None:
-        raise ApiError(503, "the service is starting; retry when /readyz answers 200")
-    await svc.wait_ready()
-    return svc
-
-
-async def _fields(request: Request, limit: int, max_fields: int) -> dict:
-    body = await read_body(request.headers, request.stream(), limit)
-    content_type = request.headers.get("content-type", "")
-    if not content_type.lower().startswith("multipart/form-data"):
-        return parse_fields(content_type, body)
-
-    async def replay():
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    try:
-        form = await Request(request.scope, replay).form(max_files=0, max_fields=max_fields)
-    except MultiPartException as exc:
-        raise ApiError(400, f"invalid multipart form: {exc.message}") from None
-    fields: dict = {}
-    for key, value in form.multi_items():
-        value = value if isinstance(value, str) else ""
-        fields[key] = [*fields[key], value] if isinstance(fields.get(key), list) else (
-            [fields[key], value] if key in fields else value)  # fmt: skip
-    return fields
-
-
 async def translate(request: Request) -> JSONResponse:
-    svc = bentoml.get_current_service()
     started = time.perf_counter()
+    svc = None
     try:
-        limits = svc.settings.limits if svc is not None else None
-        if limits is None:
-            raise ApiError(503, "the service is starting")
-        req = validate(await _fields(request, limits.max_body_bytes, limits.max_texts + 16), limits)
-        result = await (await _service()).translate(req.texts, req.max_latency_ms)
+        svc = current_service()
+        limits = svc.settings.limits
+        fields, _ = await read_fields(request, limits.max_body_bytes, limits.max_texts + 16)
+        req = validate(fields, limits)
+        check_access(svc, request, fields, req.chars)
+        detected = detect_source(req) if req.source == "auto" else None
+        entry_id, texts, alternatives = await run_translation(await ready_service(), req)
     except ApiError as exc:
         if svc is not None:
             svc.metrics.requests.labels(status=str(exc.status)).inc()
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
-    texts = [r.text for r in result.results]
+        return error_response(exc)
     body = {
         "translatedText": texts if req.as_list else texts[0],
-        "model": result.entry_id,
+        "model": entry_id,
         "latency_ms": round((time.perf_counter() - started) * 1000.0, 3),
     }
-    if req.source == "auto":
-        detected = {"confidence": 100.0, "language": "en"}  # the only source language served
-        body["detectedLanguage"] = [detected] * len(texts) if req.as_list else detected
+    if req.alternatives > 0:
+        body["alternatives"] = alternatives if req.as_list else alternatives[0]
+    if detected is not None:
+        body["detectedLanguage"] = detected if req.as_list else detected[0]
     svc.metrics.requests.labels(status="200").inc()
     return JSONResponse(body)
+
+
+async def detect(request: Request) -> JSONResponse:
+    """LibreTranslate's `/detect`: `[{"confidence": 0-100, "language": code}, ...]`, most likely first (a list of
+    such lists when `q` is a list)."""
+    try:
+        svc = current_service()
+        limits = svc.settings.limits
+        fields, _ = await read_fields(request, limits.max_body_bytes, limits.max_texts + 16)
+        texts, as_list = validate_texts(fields, limits)
+        check_access(svc, request, fields, sum(len(t) for t in texts))
+        ranked = await asyncio.to_thread(lambda: [[d.to_dict() for d in langid.rank(t)] for t in texts])
+    except ApiError as exc:
+        return error_response(exc)
+    return JSONResponse(ranked if as_list else ranked[0])
 
 
 async def languages(request: Request) -> JSONResponse:
     return JSONResponse(LANGUAGES)
 
 
+def frontend_settings_of(svc) -> dict:
+    limits, keys_on = svc.settings.limits, svc.access.policy.keys is not None
+    return {
+        "charLimit": limits.max_chars,
+        "frontendTimeout": 500,
+        "apiKeys": keys_on,
+        "keyRequired": keys_on,
+        "suggestions": False,
+        "filesTranslation": True,
+        "supportedFilesFormat": [".txt", ".html"],
+        "language": {"source": {"code": "en", "name": "English"}, "target": {"code": "de", "name": "German"}},
+    }
+
+
+async def frontend_settings(request: Request) -> JSONResponse:
+    try:
+        return JSONResponse(frontend_settings_of(current_service()))
+    except ApiError as exc:
+        return error_response(exc)
+
+
+async def suggest(request: Request) -> JSONResponse:
+    return JSONResponse({"error": "Suggestions are disabled on this server."}, status_code=403)
+
+
 async def openapi(request: Request) -> JSONResponse:
     return JSONResponse(SPEC)
 
 
+async def docs_json(request: Request) -> JSONResponse:
+    from service.service import Translator  # the BentoML service object; importing here avoids a cycle
+
+    return JSONResponse(merged_spec(Translator.openapi_spec.asdict()))
+
+
 async def models(request: Request) -> JSONResponse:
     try:
-        svc = await _service()
+        svc = await ready_service()
     except ApiError as exc:
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        return error_response(exc)
     return JSONResponse(svc.describe())
 
 
@@ -106,30 +138,20 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"error": "internal error; see the server log"}, status_code=500)
 
 
-app = Starlette(
-    routes=[
+def _routes() -> list[Route]:
+    return [
         Route("/translate", translate, methods=["POST"]),
+        Route("/detect", detect, methods=["POST"]),
+        Route("/translate_file", files.translate_file, methods=["POST"]),
+        Route("/download_file/{name}", files.download_file, methods=["GET"]),
         Route("/languages", languages, methods=["GET", "POST"]),
+        Route("/frontend/settings", frontend_settings, methods=["GET"]),
+        Route("/suggest", suggest, methods=["POST"]),
         Route("/models", models, methods=["GET"]),
         Route("/libretranslate.json", openapi, methods=["GET"]),
-    ],
-    exception_handlers={HTTPException: _http_error, Exception: _unexpected},
-)
+        Route("/docs.json", docs_json, methods=["GET"]),
+        *page.routes(),
+    ]
 
 
-class MultipartBoundaryGuard:
-    """ASGI middleware: a `multipart/form-data` body without a boundary is a client error (400), not the 500 that
-    BentoML's typed `/v1/translate` route answers with (found by schemathesis)."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http":
-            headers = dict(scope.get("headers") or [])
-            content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
-            if content_type.startswith("multipart/form-data") and "boundary=" not in content_type:
-                response = JSONResponse({"error": "a multipart/form-data body needs a boundary parameter"}, 400)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+app = Starlette(routes=_routes(), exception_handlers={HTTPException: _http_error, Exception: _unexpected})

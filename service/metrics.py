@@ -25,6 +25,7 @@ class Metrics:
     switches: Any  # Counter hat_model_switches_total {from_model, to_model, direction}
     requests: Any  # Counter hat_translate_requests_total {status}
     batch_texts: Any  # Histogram hat_batch_texts (texts per adaptive batch)
+    api_requests: Any  # Counter hat_api_requests_total {key_id, outcome}, with keys or limits on
 
     def select(self, model: str, hardware_profile: str, sla_ms: float | None, previous: str | None = None) -> None:
         """Mark `model` as the one serving default requests (and `previous`, if any, as no longer)."""
@@ -52,4 +53,7 @@ def metrics() -> Metrics:
         switches=Counter("hat_model_switches", "SLA guard switches", ["from_model", "to_model", "direction"]),
         requests=Counter("hat_translate_requests", "Translate requests by HTTP status", ["status"]),
         batch_texts=Histogram("hat_batch_texts", "Texts per adaptive batch", buckets=(1, 2, 4, 8, 16, 32, 64, 128)),
+        api_requests=Counter("hat_api_requests", "Requests checked for a key or a limit, by key id (never the key; "
+                             "'none' without one, 'unknown' for a wrong one, 'anonymous' with keys off) and outcome "
+                             "(ok, forbidden, limited, refused)", ["key_id", "outcome"]),
     )  # fmt: skip

@@ -1,9 +1,11 @@
 """Request schemas: LibreTranslate bodies -> a validated `TranslateRequest`, or an `ApiError` (4xx, one message).
 
 Accepted, as LibreTranslate does: a JSON object, or form fields (urlencoded or multipart; `q` repeated for a
-list). `q` is a string or a list of strings; `source` is "en" or "auto"; `target` is "de"; `format` "text";
-`api_key` and unknown fields are ignored; `max_latency_ms` is an optional positive number. Control characters
-become spaces and unpaired surrogates U+FFFD, so any text that passes the limits can be translated.
+list). `q` is a string or a list of strings; `source` ("en" or "auto") and `target` ("de") are required, as in
+LibreTranslate (a missing one is a 400); `format` "text" (default) or "html"; `alternatives` a whole number
+(0 default, at most ALTERNATIVES_LIMIT); `api_key` is read by `service.access`; `max_latency_ms` is an optional
+positive number; unknown fields are ignored. Control characters become spaces and unpaired surrogates U+FFFD, so
+any text that passes the limits can be translated.
 """
 
 from __future__ import annotations
@@ -17,23 +19,20 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
+from service.errors import ApiError
 from service.settings import Limits
+
+__all__ = ["ApiError", "TranslateRequest", "validate"]
 
 SOURCES = ("en", "auto")
 TARGET = "de"
+FORMATS = ("text", "html")
+ALTERNATIVES_LIMIT = 5  # each one widens the beam by two (hat_engine.translator_pool.translate_texts)
 LANGUAGES = [
     {"code": "en", "name": "English", "targets": ["de"]},
     {"code": "de", "name": "German", "targets": []},
 ]
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-class ApiError(Exception):
-    """A client error: HTTP `status` with `{"error": message}`."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status, self.message = status, message
 
 
 @dataclass(frozen=True)
@@ -42,6 +41,12 @@ class TranslateRequest:
     as_list: bool  # reply with a list (q was a list)
     source: str
     max_latency_ms: float | None
+    format: str = "text"
+    alternatives: int = 0
+
+    @property
+    def chars(self) -> int:
+        return sum(len(t) for t in self.texts)
 
 
 async def read_body(headers: Mapping[str, str], stream: AsyncIterator[bytes], limit: int) -> bytes:
@@ -86,11 +91,32 @@ def clean_text(text: str) -> str:
     return _CONTROL.sub(" ", unicodedata.normalize("NFC", text))
 
 
-def validate(fields: Mapping[str, Any], limits: Limits, name: str = "q") -> TranslateRequest:
-    """Check a LibreTranslate request's fields against the API and the limits (`name`: the texts' field)."""
+def validate(fields: Mapping[str, Any], limits: Limits, name: str = "q", languages: bool = True) -> TranslateRequest:
+    """Check a LibreTranslate request's fields against the API and the limits (`name`: the texts' field;
+    `languages`: source and target are required, as on LibreTranslate's routes)."""
+    texts, as_list = validate_texts(fields, limits, name)
+    source, target = "en", TARGET
+    if languages:
+        for field_name in ("source", "target"):
+            if fields.get(field_name) in (None, "", []):
+                raise ApiError(400, f"Invalid request: missing {field_name} parameter (this service translates "
+                                    "source 'en' or 'auto' to target 'de')")  # fmt: skip
+        source, target = _code(fields["source"], "source"), _code(fields["target"], "target")
+    if source not in SOURCES or target != TARGET:
+        raise ApiError(400, f"{source!r} -> {target!r} is not supported: this service translates en -> de "
+                            "(source 'en' or 'auto', target 'de')")  # fmt: skip
+    fmt = fields.get("format") or "text"
+    if fmt not in FORMATS:
+        raise ApiError(400, f"format {fmt!r} is not supported; use 'text' or 'html'")
+    return TranslateRequest([clean_text(t) for t in texts], as_list, source, parse_budget(fields.get("max_latency_ms")),
+                            fmt, parse_alternatives(fields.get("alternatives")))  # fmt: skip
+
+
+def validate_texts(fields: Mapping[str, Any], limits: Limits, name: str = "q") -> tuple[list[str], bool]:
+    """`fields[name]`: a string or a non-empty list of strings within the limits -> (texts, it was a list)."""
     q = fields.get(name)
     if q is None:
-        raise ApiError(400, f"missing {name}: send the text to translate as {name} (a string or a list of strings)")
+        raise ApiError(400, f"Invalid request: missing {name} parameter (a string or a list of strings)")
     as_list = isinstance(q, list)
     texts = q if as_list else [q]
     if not all(isinstance(t, str) for t in texts):
@@ -106,15 +132,23 @@ def validate(fields: Mapping[str, Any], limits: Limits, name: str = "q") -> Tran
     total = sum(len(t) for t in texts)
     if total > limits.max_total_chars:
         raise ApiError(413, f"{name} has {total} characters in all; the limit is {limits.max_total_chars} per request")
-    source = _code(fields.get("source", "auto"), "source")
-    target = _code(fields.get("target", TARGET), "target")
-    if source not in SOURCES or target != TARGET:
-        raise ApiError(400, f"unsupported language pair {source!r} -> {target!r}: this service translates "
-                            "en -> de (source 'en' or 'auto', target 'de')")  # fmt: skip
-    fmt = fields.get("format", "text")
-    if fmt not in ("text", None, ""):
-        raise ApiError(400, f"format {fmt!r} is not supported; use 'text'")
-    return TranslateRequest([clean_text(t) for t in texts], as_list, source, parse_budget(fields.get("max_latency_ms")))
+    return texts, as_list
+
+
+def parse_alternatives(value: Any) -> int:
+    """`alternatives`: absent/empty -> 0; else a whole number >= 0, capped at ALTERNATIVES_LIMIT (as LibreTranslate
+    caps it at its --alternatives-limit)."""
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if value is None or value == "":
+        return 0
+    if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+        raise ApiError(400, "alternatives format is invalid: send a whole number such as 3")
+    try:
+        count = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ApiError(400, "alternatives format is invalid: send a whole number such as 3") from None
+    return max(0, min(count, ALTERNATIVES_LIMIT))
 
 
 def _code(value: Any, name: str) -> str:

@@ -15,20 +15,25 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from typing import Annotated
 
 import bentoml
 import torch
 from pydantic import BaseModel, Field
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
 
 from hat_engine.errors import HatError
 from hat_engine.hardware import detect
 from hat_engine.serving_engine import Listener, ServingEngine
 from hat_engine.sla_guard import Switch
-from service.app import MultipartBoundaryGuard, app
+from service import langid
+from service.access import Access
+from service.app import app
 from service.batcher import Batcher, BatchResult
 from service.metrics import metrics
+from service.middleware import MultipartBoundaryGuard, TypedApiAccess
 from service.schemas import ApiError, validate
 from service.settings import Settings, load_settings
 
@@ -56,6 +61,7 @@ def _settings_or_exit() -> Settings:
 
 SETTINGS = _settings_or_exit()
 READY_WAIT_S = 120.0
+RECENT_REQUESTS = 200  # the live p95 on the page and in /models: this worker's last requests
 
 
 class TranslateOutput(BaseModel):
@@ -75,11 +81,14 @@ class Translator:
         self.host = detect(SETTINGS.serving.backend, SETTINGS.threads, probe_cuda=False)  # serving runs on CPU
         self.engine = ServingEngine(SETTINGS.serving, self.host, Listener(self._refused, self._switched))
         self.batcher = Batcher(self.engine.translate, SETTINGS.max_batch)
+        self.access = Access(SETTINGS.access)
+        self.recent: deque[float] = deque(maxlen=RECENT_REQUESTS)
         self.ready, self.failure = threading.Event(), None
         threading.Thread(target=self._start, name="hat-startup", daemon=True).start()
 
     def _start(self) -> None:
         try:
+            langid.load()
             plan = self.engine.start()
         except HatError as exc:
             self.failure = str(exc)
@@ -110,10 +119,13 @@ class Translator:
                 raise ApiError(503, "the model is still loading; retry when /readyz answers 200")
             await asyncio.sleep(0.05)
 
-    async def translate(self, texts: list[str], max_latency_ms: float | None = None) -> BatchResult:
+    async def translate(
+        self, texts: list[str], max_latency_ms: float | None = None, alternatives: int = 0
+    ) -> BatchResult:
         """Route, batch, translate, and record the request's latency, tokens and any SLA violation."""
         await self.wait_ready()
-        result = await self.batcher.submit(self.engine.route(max_latency_ms), texts)
+        result = await self.batcher.submit(self.engine.route(max_latency_ms), texts, alternatives)
+        self.recent.append(result.latency_ms)
         tokens = sum(t.tokens for t in result.results)
         self.metrics.latency.labels(model=result.entry_id, hardware_profile=self.host.profile_id).observe(
             result.latency_ms / 1000.0
@@ -129,7 +141,16 @@ class Translator:
         limits = self.settings.limits
         return {**self.engine.describe(), "max_batch_texts": self.settings.max_batch, "workers": self.settings.workers,
                 "limits": {"max_chars": limits.max_chars, "max_texts": limits.max_texts,
-                           "max_total_chars": limits.max_total_chars}}  # fmt: skip
+                           "max_total_chars": limits.max_total_chars},
+                "recent": self.recent_latency()}  # fmt: skip
+
+    def recent_latency(self) -> dict:
+        """p50/p95 of this worker's last RECENT_REQUESTS requests (queueing included), ms."""
+        values = sorted(self.recent)
+        if not values:
+            return {"requests": 0, "p50_ms": None, "p95_ms": None}
+        at = lambda q: values[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
+        return {"requests": len(values), "p50_ms": round(at(0.50), 3), "p95_ms": round(at(0.95), 3)}
 
     @bentoml.api(route="/v1/translate")
     async def translate_texts(
@@ -139,7 +160,8 @@ class Translator:
     ) -> TranslateOutput:
         """Typed JSON API: English texts -> German, batched with concurrent requests."""
         try:
-            req = validate({"texts": texts, "max_latency_ms": max_latency_ms}, self.settings.limits, name="texts")
+            fields = {"texts": texts, "max_latency_ms": max_latency_ms}
+            req = validate(fields, self.settings.limits, name="texts", languages=False)
             result = await self.translate(req.texts, req.max_latency_ms)
         except ApiError as exc:
             return JSONResponse({"error": exc.message}, status_code=exc.status)
@@ -155,3 +177,8 @@ class Translator:
 
 
 Translator.add_asgi_middleware(MultipartBoundaryGuard)
+Translator.add_asgi_middleware(TypedApiAccess)
+if SETTINGS.cors_origins:  # browsers on these origins may call the API (preflight answered here)
+    Translator.add_asgi_middleware(CORSMiddleware, allow_origins=list(SETTINGS.cors_origins),
+                                   allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"],
+                                   max_age=600)  # fmt: skip

@@ -12,6 +12,9 @@
 | HAT_MAX_BATCH | 32 | texts per adaptive batch (1 turns batching off) |
 | HAT_SLA_GUARD | on | off: never switch models at run time |
 | HAT_MAX_CHARS / HAT_MAX_TEXTS / HAT_MAX_TOTAL_CHARS | 5000 / 128 / 20000 | input limits per request |
+| HAT_API_KEYS | none (no keys) | file of API keys with optional per-key limits (`service.access`) |
+| HAT_REQ_LIMIT / HAT_CHAR_LIMIT | none | requests / characters per minute per client without a key |
+| HAT_CORS_ORIGINS | none (no CORS headers) | comma-separated origins allowed to call from a browser, or `*` |
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from hat_engine.hardware import BACKENDS, detect
 from hat_engine.serving import best_thread_count
 from hat_engine.serving_engine import ServingSettings
 from hat_engine.sla_guard import GuardConfig
+from service.access import AccessPolicy, load_policy
 
 DEFAULT_CATALOG = Path(__file__).resolve().parents[1] / "catalog"
 
@@ -52,6 +56,8 @@ class Settings:
     workers: int
     max_batch: int
     limits: Limits
+    access: AccessPolicy
+    cors_origins: tuple[str, ...] = ()
 
 
 def _number(env: Mapping[str, str], name: str, default, kind=int, minimum=1):
@@ -125,4 +131,9 @@ def load_settings(env: Mapping[str, str] | None = None, check_catalog: bool = Tr
     )
     limits = Limits(_number(env, "HAT_MAX_CHARS", 5000), _number(env, "HAT_MAX_TEXTS", 128),
                     _number(env, "HAT_MAX_TOTAL_CHARS", 20_000))  # fmt: skip
-    return Settings(serving, threads, workers, _number(env, "HAT_MAX_BATCH", 32), limits)
+    origins = tuple(o.strip().rstrip("/") for o in env.get("HAT_CORS_ORIGINS", "").split(",") if o.strip())
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ConfigError(f"HAT_CORS_ORIGINS: {origin!r} is not an origin such as https://example.org, or *")
+    access = load_policy(env, cache_dir)
+    return Settings(serving, threads, workers, _number(env, "HAT_MAX_BATCH", 32), limits, access, origins)

@@ -1,7 +1,6 @@
 """The service's request handling without a server: parsing, limits, language pair, settings, batching."""
 
 import asyncio
-import json
 
 import pytest
 
@@ -39,7 +38,15 @@ def status(fields) -> int:
         ({"q": "Hi", "source": "fr", "target": "de"}, 400),
         ({"q": "Hi", "source": "en", "target": "es"}, 400),
         ({"q": "Hi", "source": 1, "target": "de"}, 400),
-        ({"q": "Hi", "source": "en", "target": "de", "format": "html"}, 400),
+        ({"q": "<b>Hi</b>", "source": "en", "target": "de", "format": "html"}, 200),
+        ({"q": "Hi", "source": "en", "target": "de", "format": "xml"}, 400),
+        ({"q": "Hi", "target": "de"}, 400),
+        ({"q": "Hi", "source": "en"}, 400),
+        ({"q": "Hi", "source": "", "target": "de"}, 400),
+        ({"q": "Hi", "source": "en", "target": "de", "alternatives": "2"}, 200),
+        ({"q": "Hi", "source": "en", "target": "de", "alternatives": "many"}, 400),
+        ({"q": "Hi", "source": "en", "target": "de", "alternatives": 1.5}, 400),
+        ({"q": "Hi", "source": "en", "target": "de", "alternatives": True}, 400),
         ({"q": "Hi", "source": "en", "target": "de", "max_latency_ms": "20"}, 200),
         ({"q": "Hi", "source": "en", "target": "de", "max_latency_ms": -1}, 400),
         ({"q": "Hi", "source": "en", "target": "de", "max_latency_ms": True}, 400),
@@ -119,24 +126,26 @@ def test_cache_dir_falls_back_when_the_catalog_folder_is_not_writable(tmp_path):
 def test_batcher_merges_concurrent_requests_and_keeps_their_order():
     calls = []
 
-    def run(entry_id, texts):
-        calls.append((entry_id, list(texts)))
-        return entry_id, [t.upper() for t in texts]
+    def run(entry_id, texts, alternatives):
+        calls.append((entry_id, list(texts), alternatives))
+        return entry_id, [t.upper() * (alternatives + 1) for t in texts]
 
     async def main():
         batcher = Batcher(run, max_texts=8)
         jobs = [batcher.submit("m", [f"t{i}", f"u{i}"]) for i in range(5)] + [batcher.submit("other", ["z"])]
-        return await asyncio.gather(*jobs)
+        return await asyncio.gather(*jobs, batcher.submit("m", ["a"], alternatives=1))
 
     results = asyncio.run(main())
     assert [r.results for r in results[:5]] == [[f"T{i}", f"U{i}"] for i in range(5)]
     assert results[5].results == ["Z"] and results[5].entry_id == "other"
-    assert len(calls) < 6 and max(len(texts) for _, texts in calls) <= 8  # batched, within max_texts
-    assert json.dumps([r.latency_ms >= 0 for r in results])
+    assert results[6].results == ["AA"]  # batched apart: it asked for alternatives
+    assert all(alternatives == 1 for _, texts, alternatives in calls if "a" in texts)
+    assert len(calls) < 7 and max(len(texts) for _, texts, _ in calls) <= 8  # batched, within max_texts
+    assert all(r.latency_ms >= 0 for r in results)
 
 
 def test_batcher_survives_a_failing_batch():
-    def run(entry_id, texts):
+    def run(entry_id, texts, alternatives):
         if "boom" in texts:
             raise RuntimeError("boom")
         return entry_id, texts
