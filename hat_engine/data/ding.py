@@ -10,6 +10,7 @@ import random
 import tarfile
 from pathlib import Path
 
+from hat_engine.data.deb import ar_members
 from hat_engine.data.text import normalise, strip_notes
 from hat_engine.errors import DataError
 
@@ -22,30 +23,13 @@ SPLIT_RULE = (
 )
 
 
-def _ar_members(data: bytes, name: str) -> dict[str, bytes]:
-    """The members of a Debian package (an `ar` archive)."""
-    if not data.startswith(b"!<arch>\n"):
-        raise DataError(f"{name} is not a Debian package (no ar header); delete it and run again")
-    members, pos = {}, 8
-    while pos + 60 <= len(data):
-        header = data[pos : pos + 60]
-        member = header[:16].decode("ascii", "replace").strip().rstrip("/")
-        try:
-            size = int(header[48:58].decode("ascii").strip())
-        except ValueError as exc:
-            raise DataError(f"{name}: corrupt ar member header at byte {pos}") from exc
-        members[member] = data[pos + 60 : pos + 60 + size]
-        pos += 60 + size + (size % 2)
-    return members
-
-
 def read_ding_deb(deb: Path) -> str:
     """The dictionary text inside the `trans-de-en` .deb, read without dpkg."""
     try:
         data = deb.read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read {deb}: {exc}") from exc
-    members = _ar_members(data, str(deb))
+    members = ar_members(data, str(deb))
     payload = next((v for k, v in members.items() if k.startswith("data.tar")), None)
     if payload is None:
         raise DataError(f"{deb}: no data.tar.* member; expected the trans-de-en package")

