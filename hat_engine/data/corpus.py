@@ -102,7 +102,7 @@ def _modern_inputs(opts: BuildOptions, downloads: Path, inputs: _Inputs, step: C
         inputs.ignored = modern.ignored_reserved(opts.debs_dir)
     wanted = modern.packages(opts.sources)
     if wanted:
-        step(f"fetching {len(wanted)} Debian packages (about 300 MB, apt-get download; cached)")
+        step(f"fetching {len(wanted)} Debian packages (apt-get download, cached; all sources: 295 MB)")
     found, missing = fetch_debs(wanted, downloads, opts.debs_dir)
     for name in opts.sources:
         if name in modern.DEB_SOURCES:

@@ -11,7 +11,9 @@ import pytest
 
 from hat_engine.data import load_manifest
 from hat_engine.data.bible import chapter_split
+from hat_engine.data.modern import MODERN_SOURCES, UI_SOURCES
 from hat_engine.data.text import normalise
+from tests.integration.conftest import corpus_sources
 
 pytestmark = pytest.mark.integration
 
@@ -34,13 +36,39 @@ def test_sizes(real_data):
 
 
 def test_zero_leakage(real_data):
-    train_en = {normalise(s) for s in _lines(real_data, "bible_train.en") + _lines(real_data, "ding_train.en")}
-    train_de = {normalise(s) for s in _lines(real_data, "bible_train.de") + _lines(real_data, "ding_train.de")}
-    for name in ("bible_valid", "bible_test", "ding_valid", "ding_test"):
-        assert not train_en & {normalise(s) for s in _lines(real_data, f"{name}.en")}, name
-        assert not train_de & {normalise(s) for s in _lines(real_data, f"{name}.de")}, name
-    for name in ("bible_valid", "bible_test"):
-        assert not train_de & {normalise(s) for s in _lines(real_data, f"{name}.de2")}, name
+    splits = load_manifest(real_data)["splits"]
+    train_en, train_de = set(), set()
+    for name, split in splits.items():
+        if split["role"] == "train":
+            train_en |= {normalise(s) for s in _lines(real_data, f"{name}.en")}
+            train_de |= {normalise(s) for s in _lines(real_data, f"{name}.de")}
+    for name, split in splits.items():
+        if split["role"] != "train":
+            assert not train_en & {normalise(s) for s in _lines(real_data, f"{name}.en")}, name
+            for ref in ("de", "de2"):
+                if ref in split["files"]:
+                    assert not train_de & {normalise(s) for s in _lines(real_data, f"{name}.{ref}")}, name
+
+
+def test_modern_split_is_by_document_and_stratified(real_data):
+    m = load_manifest(real_data)
+    modern = [s for s in m["options"]["sources"] if s in MODERN_SOURCES]
+    assert modern, "the corpus holds no modern source"
+    docs = {}
+    for name in ("modern_train", "ui_train", "modern_valid", "modern_test"):
+        if name in m["splits"]:
+            assert len(_lines(real_data, f"{name}.keys")) == m["splits"][name]["pairs"]
+            docs[name] = set(_lines(real_data, f"{name}.keys"))
+    assert not docs["modern_train"] & docs["modern_valid"] and not docs["modern_train"] & docs["modern_test"]
+    assert not docs["modern_valid"] & docs["modern_test"]
+    prose = [s for s in modern if s not in UI_SOURCES and m["sources"][s]["documents"] >= 3]
+    for name in ("modern_valid", "modern_test"):
+        held = {k.split(":", 1)[0] for k in docs[name]}
+        assert held == set(prose), name  # every prose source contributes; UI strings never
+    assert all(m["sources"][s]["pairs"] > 0 for s in modern), m["sources"]
+    if set(MODERN_SOURCES) <= set(modern):  # the full corpus v2
+        assert m["splits"]["modern_test"]["pairs"] >= 2_000 and m["splits"]["modern_valid"]["pairs"] >= 1_500
+    assert not any("debian-reference" in k for k in m["inputs"])
 
 
 def test_held_out_chapters_are_whole(real_data):
@@ -58,8 +86,9 @@ def test_held_out_chapters_are_whole(real_data):
 
 
 def test_second_build_does_no_work(real_data):
+    sources = ",".join(corpus_sources(real_data))
     result = subprocess.run(
-        [sys.executable, "-m", "search_jobs.cli", "data", "build", "--out", str(real_data)],
+        [sys.executable, "-m", "search_jobs.cli", "data", "build", "--out", str(real_data), "--sources", sources],
         capture_output=True,
         text=True,
         timeout=120,
