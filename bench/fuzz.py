@@ -22,22 +22,28 @@ SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 
 
 def schemathesis_run(url: str, max_examples: int, seed: int, workdir: Path, max_time_s: int = 300) -> dict:
-    """`schemathesis run` on the service's OpenAPI (`/docs.json`) with the not-a-server-error check.
-    Returns its exit code, the number of test cases generated and the failures it reported."""
+    """`schemathesis run` on the service's OpenAPI (`/docs.json`: every route, the LibreTranslate ones included)
+    with the not-a-server-error check. Returns its exit code, the number of test cases generated, their statuses
+    and, per operation ("POST /translate"), how many cases each request content type got."""
     workdir.mkdir(parents=True, exist_ok=True)
     report = workdir / "schemathesis.ndjson"
     cmd = [str(SCHEMATHESIS), "run", f"{url}/docs.json", "--checks", "not_a_server_error", "--max-examples",
            str(max_examples), "--seed", str(seed), "--workers", "1", "--max-time", str(max_time_s),
            "--request-timeout", "60", "--report", "ndjson", "--report-ndjson-path", str(report)]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=max_time_s + 120)
-    cases, statuses = 0, Counter()
+    cases, statuses, operations = 0, Counter(), {}
     for line in report.read_text().splitlines() if report.is_file() else []:
         event = json.loads(line)
+        label = ((event.get("ScenarioFinished") or {}).get("recorder") or {}).get("label", "?")
         for interaction in _interactions(event):
             cases += 1
             status = (interaction.get("response") or {}).get("status_code")
             statuses[f"{status // 100}xx" if isinstance(status, int) else "no response"] += 1
+            headers = (interaction.get("request") or {}).get("headers") or {}
+            media = (headers.get("Content-Type") or headers.get("content-type") or ["none"])[0].split(";")[0]
+            operations.setdefault(label, Counter())[media] += 1
     return {"exit_code": result.returncode, "test_cases": cases, "statuses": dict(statuses),
+            "operations": {label: dict(media) for label, media in operations.items()},
             "output_tail": result.stdout[-1500:]}  # fmt: skip
 
 
@@ -59,10 +65,17 @@ Q = st.one_of(_texts, _huge, st.lists(_texts, max_size=20), st.lists(_huge, max_
 LANG = st.one_of(st.sampled_from(["en", "de", "auto", "fr", ""]), st.none(), st.integers(), st.text(max_size=8))
 BUDGET = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 10**9),
                    st.text(max_size=6))  # fmt: skip
-JSON_BODY = st.fixed_dictionaries({"q": Q}, optional={"source": LANG, "target": LANG, "format": LANG,
-                                                      "max_latency_ms": BUDGET})  # fmt: skip
-FORM_BODY = st.fixed_dictionaries({"q": st.one_of(_texts, _huge)}, optional={
-    "source": st.text(max_size=8), "target": st.text(max_size=8), "max_latency_ms": st.text(max_size=8)})  # fmt: skip
+# source and target are required (as on LibreTranslate); about half of each are the valid ones (LANG holds None,
+# which reads as missing), so a fair share of the bodies reaches the model.
+SOURCE = st.one_of(st.sampled_from(["en", "auto"]), LANG)
+TARGET = st.one_of(st.just("de"), LANG)
+JSON_BODY = st.fixed_dictionaries({"q": Q, "source": SOURCE, "target": TARGET},
+                                  optional={"format": LANG, "max_latency_ms": BUDGET,
+                                            "alternatives": BUDGET})  # fmt: skip
+_FORM_LANG = st.text(max_size=8)
+FORM_BODY = st.fixed_dictionaries({"q": st.one_of(_texts, _huge), "source": st.one_of(st.just("en"), _FORM_LANG),
+                                   "target": st.one_of(st.just("de"), _FORM_LANG)},
+                                  optional={"max_latency_ms": st.text(max_size=8), "format": _FORM_LANG})  # fmt: skip
 RAW = st.tuples(st.binary(max_size=2000), st.sampled_from(["application/json", "application/x-www-form-urlencoded",
                                                           "text/plain", "multipart/form-data"]))  # fmt: skip
 REQUEST = st.one_of(st.tuples(st.just("json"), JSON_BODY), st.tuples(st.just("form"), FORM_BODY),

@@ -25,7 +25,7 @@ _REQUEST = {
         "alternatives": {"type": "integer", "minimum": 0, "default": 0,
                          "description": "other translations per text, from the beam (at most 5)"},
         "api_key": _KEY,
-        "max_latency_ms": {"type": "number", "exclusiveMinimum": 0,
+        "max_latency_ms": {"type": "number", "minimum": 0, "exclusiveMinimum": True,  # OpenAPI 3.0 form
                            "description": "p95 budget on the reference workload: the best entry meeting it serves"},
     },
 }  # fmt: skip

@@ -1,6 +1,6 @@
-"""Bad input at scale, in seconds: schemathesis over the OpenAPI and a hypothesis fuzz of `q` against a real
-server (fixture catalog). Zero 5xx, and the service is still ready afterwards. `bench/robustness.py` runs the
-same with large counts on the shipped catalog."""
+"""Bad input at scale, in seconds: schemathesis over the OpenAPI (every route: BentoML's and the LibreTranslate
+ones, JSON and form bodies) and a hypothesis fuzz of `q` against a real server (fixture catalog). Zero 5xx, and the
+service is still ready afterwards. `bench/robustness.py` runs the same with large counts on the shipped catalog."""
 
 import httpx
 import pytest
@@ -20,10 +20,18 @@ def server(tmp_path_factory):
         yield s
 
 
-def test_schemathesis_finds_no_server_error(server, tmp_path):
-    result = schemathesis_run(server.url, max_examples=15, seed=1, workdir=tmp_path, max_time_s=30)
+def test_schemathesis_fuzzes_every_route_json_and_form_and_finds_no_server_error(server, tmp_path):
+    result = schemathesis_run(server.url, max_examples=15, seed=1, workdir=tmp_path, max_time_s=40)
     assert result["exit_code"] == 0, result["output_tail"]
     assert result["test_cases"] > 0 and "5xx" not in result["statuses"], result
+    spec = httpx.get(server.url + "/docs.json", timeout=10).json()
+    documented = {f"{method.upper()} {path}" for path, item in spec["paths"].items() for method in item}
+    assert {"POST /translate", "POST /detect", "POST /translate_file", "GET /frontend/settings",
+            "GET /download_file/{name}", "POST /v1/translate"} <= documented  # fmt: skip
+    assert documented <= set(result["operations"]), documented - set(result["operations"])
+    forms = {"application/json", "application/x-www-form-urlencoded", "multipart/form-data"}
+    for operation in ("POST /translate", "POST /detect"):
+        assert forms <= set(result["operations"][operation]), result["operations"][operation]
     assert httpx.get(server.url + "/readyz", timeout=10).status_code == 200
 
 
