@@ -110,9 +110,11 @@ def test_int8_graphs_run_close_to_fp32(exported, random_batch):
     for step in range(prev.size(1)):
         logits, cache = translator.decode_step(prev[:, step : step + 1], encoder_out, cache, step)
         q_logits, int8_cache = int8.decode_step(prev[:, step : step + 1], int8_out, int8_cache, step)
-        # Loose: int8 weights shift logits a little; the ranking must stay broadly the same.
+        # Loose: int8 weights shift logits a little; the ranking must stay broadly the same. How far depends on
+        # the host's int8 kernels (AVX2 without VNNI saturates u8 x s8 products: 0.984 on such a host, > 0.99 on
+        # AMX/VNNI ones); a broken quantisation lands far below either.
         corr = np.corrcoef(logits.flatten().numpy(), q_logits.flatten().numpy())[0, 1]
-        assert corr > 0.99, corr
+        assert corr > 0.97, corr
     hyps = int8.beam_search(src, beam=4)
     assert len(hyps) == 2 and all(not {0, 2, 3} & set(hyp) for hyp in hyps)
 
