@@ -33,17 +33,42 @@ def _budgets(dataset: Path, predictor: Path, n: int) -> list[float]:
     return budget_ladder(fastest_arch(model.space, model.predict)[1], dataset_archs(rows)[1], n)
 
 
-def _require_usable(predictor: Path, min_tau: float | None) -> float:
-    """The floor the profile's predictor met; one clear error line (not a search on noise) when it did not."""
-    from hat_engine.errors import HatError
+def _measure_and_fit(preset: dict, out: Path, supernet: Path) -> dict[str, tuple[Path, Path, float]]:
+    """Latency dataset and predictor per profile: {profile: (dataset, predictor, tau floor)}. A predictor that
+    ranks its held-out archs below the floor is not searched with: the pipeline measures twice as many archs
+    (`latency.extend` times, default 2) and refits; then it stops with the predictor's one-line refusal."""
+    from hat_engine.errors import UnusablePredictorError
     from hat_engine.predictor import MIN_KENDALL_TAU, LatencyPredictor, require_usable
 
-    floor = MIN_KENDALL_TAU if min_tau is None else float(min_tau)
-    try:
-        require_usable(LatencyPredictor.load(predictor), floor, str(predictor))
-    except HatError as exc:
-        raise SystemExit(f"hat: error: pipeline stopped before the search: {exc}") from exc
-    return floor
+    lat, fit = preset["latency"], preset["fit"]
+    floor = MIN_KENDALL_TAU if fit.get("min_tau") is None else float(fit["min_tau"])
+    samples, extensions = int(lat["samples"]), int(lat.get("extend", 2))
+    for attempt in range(extensions + 1):
+        _hat("latency", "measure", "--samples", samples, "--targets", lat["targets"], "--runs", lat["runs"],
+             "--warmup", lat["warmup"], "--supernet", supernet, "--out", out / "latency")  # fmt: skip
+        profiles, refused = {}, []
+        for dataset in sorted((out / "latency").glob("*.jsonl")):
+            predictor = out / "predictors" / f"{dataset.stem}.pt"
+            if not predictor.is_file():
+                _hat("latency", "fit", "--data", dataset, "--out", predictor, "--test", fit["test"], "--epochs",
+                     fit["epochs"], "--features", fit["features"])  # fmt: skip
+            try:
+                require_usable(LatencyPredictor.load(predictor), floor, str(predictor))
+            except UnusablePredictorError as exc:
+                refused.append(str(exc))
+                predictor.unlink()  # refitted on the larger dataset
+                continue
+            profiles[dataset.stem] = (dataset, predictor, floor)
+        if not refused:
+            return profiles
+        if attempt < extensions:
+            print(
+                f"pipeline: {len(refused)} predictor(s) below the Kendall tau floor {floor:g}; measuring "
+                f"{samples} more archs and refitting ({attempt + 1} of {extensions}): {refused[0]}",
+                flush=True,
+            )
+            samples *= 2
+    raise SystemExit(f"hat: error: pipeline stopped before the search: {refused[0]}")
 
 
 def _hat(*args: object) -> None:
@@ -103,19 +128,10 @@ def run(args: argparse.Namespace) -> int:
         _hat("supernet", "train", "--config", _train_config(preset, out, data), "--resume", "--export", supernet)
     (out / "spm.model").write_bytes((data / "spm.model").read_bytes())
 
-    lat = preset["latency"]
-    _hat("latency", "measure", "--samples", lat["samples"], "--targets", lat["targets"], "--runs", lat["runs"],
-         "--warmup", lat["warmup"], "--supernet", supernet, "--out", out / "latency")  # fmt: skip
+    profiles = _measure_and_fit(preset, out, supernet)
 
     results = []
-    for dataset in sorted((out / "latency").glob("*.jsonl")):
-        profile = dataset.stem
-        predictor = out / "predictors" / f"{profile}.pt"
-        fit = preset["fit"]
-        if not predictor.is_file():
-            _hat("latency", "fit", "--data", dataset, "--out", predictor, "--test", fit["test"], "--epochs",
-                 fit["epochs"], "--features", fit["features"])  # fmt: skip
-        min_tau = _require_usable(predictor, fit.get("min_tau"))
+    for profile, (dataset, predictor, min_tau) in profiles.items():
         search = preset["search"]
         result = out / f"search-{profile}.json"
         if not result.is_file():
