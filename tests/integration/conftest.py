@@ -7,7 +7,7 @@ import sys
 import pytest
 
 # CI builds Bible, Ding and one small real modern source (the man pages: 13 MB of packages): the full corpus v2
-# takes far longer on a 2-core machine (README, "The corpus"). A fuller build already in data/ is kept as it is.
+# takes far longer on a 2-core machine (docs/corpus.md). A fuller build already in data/ is kept as it is.
 CI_SOURCES = ("bible", "ding", "manpages")
 
 
