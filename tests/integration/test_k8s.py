@@ -5,6 +5,7 @@ settings, the torchrun Job and the Prometheus rules.
 Rendering uses `kubectl kustomize` (or `kustomize build`); where neither is installed those tests skip, saying so.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -303,3 +304,14 @@ def test_prometheus_scrapes_every_class_and_alerts_on_p95_above_the_sla():
     base = yaml.safe_load((K8S / "base/kustomization.yaml").read_text())
     literals = dict(item.split("=", 1) for item in base["configMapGenerator"][0]["literals"])
     assert float(expr.rsplit(">", 1)[1]) == pytest.approx(float(literals["HAT_SLA_MS"]) / 1000)
+
+
+def test_monitoring_renders_the_grafana_dashboard_for_the_sidecar():
+    docs = render(K8S / "monitoring")
+    maps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
+    dashboard = maps["grafana-dashboard-hat"]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    (name,) = dashboard["data"]
+    assert name.endswith(".json")
+    assert json.loads(dashboard["data"][name]) == json.loads((K8S / "monitoring/grafana-dashboard.json").read_text())
+    assert set(maps["prometheus-hat"]["data"]) == {"prometheus.yml", "hat-rules.yml"}
