@@ -12,7 +12,6 @@ repository's own rules file (the dashboard graphs one of its recording rules).
 import json
 import math
 import re
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -21,8 +20,8 @@ import httpx
 import pytest
 
 from tests.fixtures_catalog import build_fixture_catalog
-from tests.integration.test_service_prometheus import prometheus_binary
-from tests.service_server import Server, free_port, server_env
+from tests.prometheus import prometheus_binary, running_prometheus
+from tests.service_server import Server, server_env
 
 pytestmark = pytest.mark.integration
 
@@ -105,7 +104,7 @@ def _burst(server: Server, seconds: float, stop: threading.Event, answers: list)
 
 
 def test_every_dashboard_query_returns_series_from_a_real_prometheus(tmp_path):
-    binary = prometheus_binary()
+    prometheus_binary()  # fetched before the server starts
     started = time.monotonic()
     catalog = tmp_path / "catalog"
     build_fixture_catalog(catalog, corrupt="source", fake_p95_ms=FAKE_P95_MS)
@@ -113,20 +112,13 @@ def test_every_dashboard_query_returns_series_from_a_real_prometheus(tmp_path):
     keys.write_text(f"# key  requests/min  characters/min\n{KEY} - -\n{TINY_KEY} 1 -\n")
     env = server_env(catalog, tmp_path, HAT_SLA_MS=SLA_MS, HAT_API_KEYS=str(keys))
     with Server(env, tmp_path / "server.log") as server:
-        port = free_port()
-        prom = f"http://127.0.0.1:{port}"
-        config = tmp_path / "prometheus.yml"
-        config.write_text(
+        config = (
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
             f"rule_files:\n  - {RULES}\n"
             "scrape_configs:\n  - job_name: hat-translator\n    static_configs:\n"
             f"      - targets: ['127.0.0.1:{server.port}']\n        labels:\n          node_class: {NODE_CLASS}\n"
         )
-        log = open(tmp_path / "prometheus.log", "wb")  # noqa: SIM115
-        args = [f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                f"--web.listen-address=127.0.0.1:{port}"]  # fmt: skip
-        proc = subprocess.Popen([str(binary), *args], stdout=log, stderr=subprocess.STDOUT)
-        try:
+        with running_prometheus(config, tmp_path) as prom:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 try:
@@ -193,7 +185,3 @@ def test_every_dashboard_query_returns_series_from_a_real_prometheus(tmp_path):
             violations = results[("SLA violations/s per entry", "A")][1]
             assert any(float(s["value"][1]) > 0 for s in violations)
             assert not any(KEY in json.dumps(series) for series, _ in results.values())
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
-            log.close()
