@@ -148,9 +148,10 @@ def run_recheck(args: argparse.Namespace) -> int:
 
 def run_fit(args: argparse.Namespace) -> int:
     from hat_engine.config import SearchSpace
+    from hat_engine.errors import UnusablePredictorError
     from hat_engine.latency_dataset import dataset_archs, read_dataset
     from hat_engine.plots import plot_predictions
-    from hat_engine.predictor import MIN_KENDALL_TAU, MIN_TEST_ARCHS, fit_and_pick, split_indices
+    from hat_engine.predictor import MIN_TEST_ARCHS, fit_and_pick, require_usable, split_indices
 
     if args.test < MIN_TEST_ARCHS or args.epochs < 1:
         raise SystemExit(f"hat: error: --test must be >= {MIN_TEST_ARCHS} and --epochs >= 1")
@@ -172,13 +173,15 @@ def run_fit(args: argparse.Namespace) -> int:
     extra = {"profile_id": profile_id, "profile": header["profile"], "n_train": len(rows) - len(test),
              "n_test": len(test), **m, "kept": report.kept, "compared": report.candidates}  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    predictor.save(args.out, extra)
+    predictor.extra = extra
+    predictor.save(args.out)
     title = f"{profile_id}: {report.kept}, MAPE {m['mape']:.1f} %, tau {m['kendall_tau']:.3f} (n_test={len(test)})"
     plot_predictions([ms[i] for i in test], report.predicted, title, args.out.with_suffix(".png"))
     print(json.dumps(extra, indent=2))
-    if m["kendall_tau"] < MIN_KENDALL_TAU:
-        print(f"hat: warning: held-out Kendall tau {m['kendall_tau']:.3f} < {MIN_KENDALL_TAU}: `hat search` will "
-              "refuse this predictor; measure more samples or more runs per arch", file=sys.stderr)  # fmt: skip
+    try:
+        require_usable(predictor, name=str(args.out))  # the check `hat search` makes, with its default floor
+    except UnusablePredictorError as exc:
+        print(f"hat: warning: `hat search` will refuse this predictor: {exc}", file=sys.stderr)
     return 0
 
 
