@@ -127,11 +127,19 @@ def measure_arch(
 ) -> dict[Target, dict]:  # fmt: skip
     """Extract once, export once (ONNX targets), then time under every target in turn; beside that target's
     reference runner (`reference_runners`) when given, adding `reference_p50` and `ratio` to its stats."""
+    with _extracted(supernet, arch, targets, export) as (model, folder):
+        return _time_targets(model, folder, targets, workload, runs, warmup, references)
+
+
+@contextmanager
+def _extracted(supernet: SuperTransformer, arch: ArchConfig, targets: list[Target],
+               export: Callable) -> Iterator[tuple[object, Path]]:  # fmt: skip
+    """`arch` extracted, and exported into a temporary folder when any target runs ONNX Runtime."""
     model = supernet.extract(arch).eval()
     with tempfile.TemporaryDirectory(prefix="hat-latency-") as tmp:
         if any(t.backend == "onnxruntime" for t in targets):
             export(model, Path(tmp))
-        return _time_targets(model, Path(tmp), targets, workload, runs, warmup, references)
+        yield model, Path(tmp)
 
 
 def _time_targets(model, folder: Path, targets, workload, runs, warmup, references) -> dict[Target, dict]:
@@ -166,11 +174,8 @@ def reference_runners(supernet: SuperTransformer, arch: ArchConfig | None, targe
     if arch is None:
         yield None
         return
-    model = supernet.extract(arch).eval()
-    with tempfile.TemporaryDirectory(prefix="hat-reference-") as tmp:
-        if any(t.backend == "onnxruntime" for t in targets):
-            export(model, Path(tmp))
-        yield {t: _runner(model, Path(tmp), t) for t in targets}
+    with _extracted(supernet, arch, targets, export) as (model, folder):
+        yield {t: _runner(model, folder, t) for t in targets}
 
 
 def build_dataset(

@@ -81,5 +81,5 @@ def test_time_paired_keeps_the_ratio_through_a_slow_spell():
     paired = time_paired(lambda: time.sleep(0.002 * slowdown()), lambda: time.sleep(0.001 * slowdown()),
                          warmup=1, runs=20)  # fmt: skip
     assert paired.arch.runs == paired.reference.runs == 20
-    assert paired.arch.p95 > 5 * paired.arch.p50 or paired.arch.p50 > 10  # the spell is in the milliseconds
+    assert paired.arch.p50 > 10  # 11 of the 20 runs fell in the spell: the milliseconds moved 10x
     assert paired.ratio == pytest.approx(2.0, rel=0.3)
