@@ -140,7 +140,7 @@ def fetch_ddtp(downloads: Path, debs_dir: Path | None) -> list[Path]:
         return _ddtp_files(cache)
     if shutil.which("apt-get") is None:
         raise DataError("apt-get is not available: put Translation-de/-en files in --debs-dir, or leave out ddtp")
-    root = downloads / "ddtp-apt"
+    root = (downloads / "ddtp-apt").resolve()  # apt-get runs in `downloads`: a relative --out would break APT_CONFIG
     shutil.rmtree(root, ignore_errors=True)
     config = private_apt_config(root)
     result = subprocess.run(

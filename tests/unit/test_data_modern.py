@@ -484,3 +484,26 @@ def test_v2_second_run_does_no_work_and_missing_packages_skip_their_source(built
         and "apt-get is not available" in m["skipped_sources"]["gimp"]
     )
     assert set(m["splits"]) == {"modern_train", "modern_valid", "modern_test"}
+
+
+def test_ddtp_apt_config_is_absolute_under_a_relative_out(tmp_path, monkeypatch):
+    """apt-get runs inside the downloads folder: a relative `--out data` once gave it a relative APT_CONFIG
+    that did not resolve there, and the DDTP source was skipped."""
+    import subprocess
+
+    from hat_engine.data import fetch
+
+    seen = {}
+
+    def fake_apt(cmd, cwd, env, **_):
+        seen["config"] = Path(env["APT_CONFIG"])
+        seen["readable"] = (Path(cwd) / env["APT_CONFIG"]).is_file()
+        return subprocess.CompletedProcess(cmd, 100, "", "E: no network in this test")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(fetch.subprocess, "run", fake_apt)
+    monkeypatch.setattr(fetch.shutil, "which", lambda _: "/usr/bin/apt-get")
+    Path("data/downloads").mkdir(parents=True)
+    with pytest.raises(DataError, match="no network in this test"):
+        fetch.fetch_ddtp(Path("data/downloads"), None)
+    assert seen["config"].is_absolute() and seen["readable"]
