@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from hat_engine.data import load_manifest
-from hat_engine.errors import DataError
+from hat_engine.errors import ConfigError, DataError
 from hat_engine.tokenizer import Tokenizer
 
 
@@ -50,8 +50,17 @@ def splits_with_role(data_dir: Path, role: str) -> list[str]:
     return [name for name, s in load_manifest(data_dir)["splits"].items() if s["role"] == role]
 
 
-def tokenize(tokenizer: Tokenizer, src: list[str], tgt: list[str], repeat: int = 1) -> ParallelData:
-    return ParallelData(tokenizer.encode(src) * repeat, tokenizer.encode(tgt) * repeat)
+def mixture_splits(data_dir: Path, mixture: dict[str, float]) -> list[str]:
+    """The corpus' train splits, after checking that the mixture names only those."""
+    names = splits_with_role(data_dir, "train")
+    unknown = sorted(set(mixture) - set(names))
+    if unknown:
+        raise ConfigError(f"mixture names {unknown}, not train splits of {data_dir}: {names}")
+    return names
+
+
+def tokenize(tokenizer: Tokenizer, src: list[str], tgt: list[str]) -> ParallelData:
+    return ParallelData(tokenizer.encode(src), tokenizer.encode(tgt))
 
 
 def concat(parts: list[ParallelData]) -> ParallelData:
@@ -72,11 +81,30 @@ def make_batch(data: ParallelData, indices: list[int], pad: int, bos: int, eos: 
     return Batch(src, prev, target, sum(len(t) + 1 for t in tgts))
 
 
-def token_buckets(data: ParallelData, max_tokens: int, seed: int) -> list[list[int]]:
-    """Index lists of similar-length pairs whose padded size (rows x longest side) stays within `max_tokens`."""
+def mixture_indices(parts: list[tuple[str, int]], weights: dict[str, float], seed: int, epoch: int) -> list[int]:
+    """The rows of one epoch of a mixture of concatenated splits (`parts`: name and size, in order).
+
+    A split of weight w contributes floor(w) copies of every pair plus a seeded sample, drawn afresh each epoch,
+    of frac(w) of its pairs: 0.25 trains on a different quarter each epoch, 4 repeats every pair four times,
+    0 leaves the split out. Splits not named weigh 1."""
+    rng, rows, offset = random.Random(seed * 7_919 + epoch), [], 0
+    for name, size in parts:
+        weight = weights.get(name, 1.0)
+        whole, fraction = int(weight), weight - int(weight)
+        block = range(offset, offset + size)
+        rows.extend(i for _ in range(whole) for i in block)
+        rows.extend(rng.sample(block, round(fraction * size)))
+        offset += size
+    return rows
+
+
+def token_buckets(data: ParallelData, max_tokens: int, seed: int, rows: list[int] | None = None) -> list[list[int]]:
+    """Index lists of similar-length pairs whose padded size (rows x longest side) stays within `max_tokens`.
+    `rows` (default: every pair once) may repeat a pair."""
     rng = random.Random(seed)
     lengths = [max(len(s) + 1, len(t) + 1) for s, t in zip(data.src, data.tgt, strict=True)]
-    order = sorted(range(len(data)), key=lambda i: (lengths[i], rng.random()))
+    rows = range(len(data)) if rows is None else rows
+    order = sorted(rows, key=lambda i: (lengths[i], rng.random()))
     buckets, current, longest = [], [], 0
     for i in order:
         longest_next = max(longest, lengths[i])
@@ -90,8 +118,21 @@ def token_buckets(data: ParallelData, max_tokens: int, seed: int) -> list[list[i
     return buckets
 
 
-def epoch_batches(data: ParallelData, max_tokens: int, seed: int, epoch: int) -> Iterator[list[int]]:
-    """The buckets of one epoch in a seeded random order."""
-    buckets = token_buckets(data, max_tokens, seed + epoch)
+def epoch_batches(
+    data: ParallelData, max_tokens: int, seed: int, epoch: int, rows: list[int] | None = None
+) -> Iterator[list[int]]:
+    """The buckets of one epoch (of `rows`, default every pair once) in a seeded random order."""
+    buckets = token_buckets(data, max_tokens, seed + epoch, rows)
     random.Random(seed * 1000 + epoch).shuffle(buckets)
     yield from buckets
+
+
+def mixture_sentences(data_dir: Path, mixture: dict[str, float], seed: int) -> list[str]:
+    """English and German sides of the first epoch of a training mixture (`mixture_indices`), in corpus order:
+    the text a tokenizer for that mixture is trained on."""
+    names = mixture_splits(data_dir, mixture)
+    sides = [read_split(data_dir, name) for name in names]
+    src = [line for en, _ in sides for line in en]
+    tgt = [line for _, de in sides for line in de]
+    rows = sorted(mixture_indices([(n, len(en)) for n, (en, _) in zip(names, sides, strict=True)], mixture, seed, 0))
+    return [text for i in rows for text in (src[i], tgt[i])]

@@ -50,11 +50,12 @@ def score(hypotheses: list[str], references: list[list[str]]) -> dict:
     }
 
 
-def test_sets(data_dir: Path) -> dict[str, tuple[list[str], list[list[str]]]]:
-    """Every test split of a built corpus: (sources, reference streams). Extra references (`de2`) are used."""
+def test_sets(data_dir: Path, role: str = "test") -> dict[str, tuple[list[str], list[list[str]]]]:
+    """Every test (or valid) split of a built corpus: (sources, reference streams). Extra references (`de2`)
+    are used."""
     sets = {}
     for name, split in load_manifest(data_dir)["splits"].items():
-        if split["role"] != "test":
+        if split["role"] != role:
             continue
         files = {k: (data_dir / f["path"]).read_text(encoding="utf-8").splitlines() for k, f in split["files"].items()}
         sets[name] = (files["en"], [files[k] for k in ("de", "de2") if k in files])
@@ -68,10 +69,11 @@ def evaluate(
     beam: int = 4,
     limit: int | None = None,
     on_batch: Callable[[int], None] = lambda _: None,
+    role: str = "test",
 ) -> dict[str, dict]:
-    """BLEU/chrF on each test set (the first `limit` sentences when given)."""
+    """BLEU/chrF on each test set (or valid set: `role`), the first `limit` sentences when given."""
     results = {}
-    for name, (src, refs) in test_sets(data_dir).items():
+    for name, (src, refs) in test_sets(data_dir, role).items():
         src, refs = src[:limit], [r[:limit] for r in refs]
         hyps = translate(model, tokenizer, src, beam=beam, on_batch=on_batch)
         results[name] = {**score(hyps, refs), "sentences": len(src), "references": len(refs)}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from hat_engine.batching import splits_with_role
 from hat_engine.config import ArchConfig
 from hat_engine.supernet import load_supernet
 from hat_engine.training import TrainConfig, Trainer
@@ -39,7 +40,10 @@ def finetune(supernet_path: Path, arch: ArchConfig, data_dir: Path, work_dir: Pa
     scratch checkpoint and the training log; a finished run found there is reused (resumable)."""
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    supernet, _ = load_supernet(supernet_path)
+    supernet, extra = load_supernet(supernet_path)
+    trained = extra.get("train_config", {})
+    present = set(splits_with_role(Path(data_dir), "train"))
+    mixture = {k: w for k, w in trained.get("mixture", trained.get("upsample", {})).items() if k in present}
     space_file = work_dir / "space.yaml"
     space_file.write_text(supernet.space.to_yaml())
     cfg = TrainConfig(
@@ -47,7 +51,7 @@ def finetune(supernet_path: Path, arch: ArchConfig, data_dir: Path, work_dir: Pa
         max_tokens=settings.max_tokens, lr=settings.lr, warmup_steps=settings.warmup_steps,
         max_minutes=math.inf if settings.minutes is None else settings.minutes, max_steps=settings.max_steps,
         validate_every=10**9,
-        init_from=str(supernet_path), arch=arch.to_dict(),
+        init_from=str(supernet_path), arch=arch.to_dict(), mixture=mixture,
     )  # fmt: skip
     threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)

@@ -1,8 +1,14 @@
 """SuperTransformer training (HAT §3.2): one sampled SubTransformer per update, weights shared by all.
 
-Token-bucketed batches, label-smoothed cross entropy, Adam with inverse-sqrt warm-up, bf16 autocast on CPU.
-The sampled arch of step `n` depends only on (seed, n), as in HAT, so a resumed or distributed run trains the
-same sequence of SubTransformers. Checkpoints hold everything needed to resume exactly where training stopped.
+Token-bucketed batches from a weighted mixture of the corpus' train splits, label-smoothed cross entropy, Adam
+with inverse-sqrt warm-up, bf16 autocast where the device has native bf16 (fp32 elsewhere: emulated bf16 is
+several times slower). The sampled arch of step `n` depends only on (seed, n), as in HAT, so a resumed or
+distributed run trains the same sequence of SubTransformers. The sandwich rule (BigNAS) trains the largest, the
+smallest and one random SubTransformer on every batch, the two smaller ones distilled in place from the largest.
+
+Two ways to continue: a checkpoint in `out_dir` (weights, optimizer, step and data position: exact), or, on a
+machine without it, the fp16 export (`export`, committed to git): weights, step and data position, with a fresh
+optimizer whose learning rate is re-warmed over `rewarm_steps`.
 
 Data-parallel training (`rank`, `world_size`; the caller sets up `torch.distributed`, e.g. under torchrun): every
 rank trains the same SubTransformer in a step on its own bucket (rank r of n takes buckets r, r+n, ... of the
@@ -33,12 +39,15 @@ from hat_engine.batching import (
     concat,
     epoch_batches,
     make_batch,
+    mixture_indices,
+    mixture_splits,
     read_split,
     splits_with_role,
     tokenize,
 )
 from hat_engine.config import ArchConfig, ModelConfig, SearchSpace
 from hat_engine.errors import CheckpointError, ConfigError
+from hat_engine.hardware import native_bf16
 from hat_engine.supernet import SuperTransformer, load_supernet, save_supernet
 from hat_engine.tokenizer import Tokenizer
 
@@ -65,13 +74,17 @@ class TrainConfig:
     label_smoothing: float = 0.1
     dropout: float = 0.1
     sampling: str = "uniform"  # HAT's rule; "sandwich" = largest + smallest + one random per update
+    distill: bool = True  # sandwich: the smallest and the random one learn the largest's output distribution
     max_minutes: float = 90.0
     max_steps: int = 1_000_000
     checkpoint_minutes: float = 5.0
     validate_every: int = 250
     valid_sentences: int = 300
-    upsample: dict[str, int] = field(default_factory=lambda: {"ding_train": 4})
-    bf16: bool = True
+    mixture: dict[str, float] = field(default_factory=dict)  # weight per train split (default 1), see batching
+    bf16: bool | str = "auto"  # "auto": where the device computes bf16 natively (hardware.native_bf16)
+    tokenizer: str | None = None  # SentencePiece model; default DATA_DIR/spm.model
+    export: str | None = None  # fp16 export written at every checkpoint and at the end (spm.model beside it)
+    rewarm_steps: int = 100  # continuing from the export: learning rate ramps up again over this many steps
     init_from: str | None = None  # start from a saved supernet's weights (fresh optimizer)
     arch: dict | None = None  # train only this SubTransformer: fine-tuning a searched one (HAT Table 5)
 
@@ -80,6 +93,12 @@ class TrainConfig:
             raise ConfigError(f"sampling={self.sampling!r}: use 'uniform' or 'sandwich'")
         if self.max_tokens < 64 or self.lr <= 0 or self.warmup_steps < 1:
             raise ConfigError("max_tokens must be >= 64, lr > 0 and warmup_steps >= 1")
+        if self.bf16 not in (True, False, "auto"):
+            raise ConfigError(f"bf16={self.bf16!r}: use true, false or auto")
+        bad = {k: w for k, w in self.mixture.items() if not isinstance(w, int | float) or w < 0}
+        if bad:
+            raise ConfigError(f"mixture weights must be numbers >= 0: {bad}")
+        object.__setattr__(self, "mixture", {k: float(w) for k, w in self.mixture.items()})
         if self.arch is not None:
             ArchConfig.from_dict(self.arch)  # a malformed arch fails here, not mid-run
         object.__setattr__(self, "adam_betas", tuple(self.adam_betas))
@@ -90,6 +109,8 @@ class TrainConfig:
             raw = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"training config is not valid YAML: {exc}") from exc
+        if isinstance(raw, dict) and "upsample" in raw and "mixture" not in raw:
+            raw["mixture"] = raw.pop("upsample")  # the integer repeats of earlier configs are mixture weights
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - names)
         if unknown:
@@ -105,10 +126,14 @@ class TrainConfig:
         return d
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to `lr`, then inverse square root decay (Vaswani et al.)."""
+def lr_at(step: int, cfg: TrainConfig, rewarm_from: int | None = None) -> float:
+    """Linear warm-up to `lr`, then inverse square root decay (Vaswani et al.); after a restart without optimizer
+    state at step `rewarm_from`, a linear ramp over `rewarm_steps` on top (Adam's moments start from zero)."""
     step = max(step, 1)
-    return cfg.lr * min(step / cfg.warmup_steps, math.sqrt(cfg.warmup_steps / step))
+    lr = cfg.lr * min(step / cfg.warmup_steps, math.sqrt(cfg.warmup_steps / step))
+    if rewarm_from is not None:
+        lr *= min(1.0, (step - rewarm_from) / cfg.rewarm_steps)
+    return lr
 
 
 def archs_for_step(space: SearchSpace, cfg: TrainConfig, step: int) -> list[ArchConfig]:
@@ -134,19 +159,25 @@ def parameter_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
-def loss_on(model: torch.nn.Module, batch, label_smoothing: float, bf16: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(label-smoothed loss, plain NLL), both summed over non-pad target tokens.
+def loss_on(
+    model: torch.nn.Module, batch, label_smoothing: float, bf16: bool, teacher: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(training loss, plain NLL, detached probabilities (N, V)), the sums over the N non-pad target tokens.
 
-    One log-softmax over the real (non-pad) positions serves both: over an 8k vocabulary it is a large share of
-    a step, and padding is a fifth of a token-bucketed batch."""
+    The loss is label-smoothed cross entropy, or, given `teacher` probabilities over the same tokens (in-place
+    distillation), the cross entropy against them. One log-softmax over the real (non-pad) positions serves
+    every term: over an 8k vocabulary it is a large share of a step, and padding is a fifth of a batch."""
     with torch.autocast(batch.src.device.type, dtype=torch.bfloat16, enabled=bf16):
         logits = model(batch.src, batch.prev)  # (B, T, V)
     target = batch.target.flatten()
     keep = target.ne(model.model_config.pad_id)
     lprobs = F.log_softmax(logits.flatten(0, 1)[keep].float(), dim=-1)  # (N, V), N real target tokens
     nll = -lprobs.gather(1, target[keep][:, None]).squeeze(1)  # (N,)
-    loss = (1.0 - label_smoothing) * nll + label_smoothing * -lprobs.mean(dim=-1)  # as F.cross_entropy's smoothing
-    return loss.sum(), nll.detach().sum()
+    if teacher is None:
+        loss = (1.0 - label_smoothing) * nll + label_smoothing * -lprobs.mean(dim=-1)  # as F.cross_entropy's
+    else:
+        loss = -(teacher * lprobs).sum(dim=-1)
+    return loss.sum(), nll.detach().sum(), lprobs.detach().exp()
 
 
 @torch.no_grad()
@@ -188,14 +219,15 @@ class Trainer:
         self.cfg, self.out = cfg, Path(cfg.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
         data_dir = Path(cfg.data_dir)
-        self.tokenizer = Tokenizer(data_dir / "spm.model")
+        self.tokenizer = Tokenizer(cfg.tokenizer or data_dir / "spm.model")
+        self.bf16 = native_bf16(str(self.device)) if cfg.bf16 == "auto" else bool(cfg.bf16)
         self.space = SearchSpace.from_yaml(Path(cfg.space).read_text())
         if cfg.arch is not None:
             self.space.validate(ArchConfig.from_dict(cfg.arch))
-        parts = []
-        for name in splits_with_role(data_dir, "train"):
-            parts.append(tokenize(self.tokenizer, *read_split(data_dir, name), repeat=cfg.upsample.get(name, 1)))
+        train_splits = mixture_splits(data_dir, cfg.mixture)
+        parts = [tokenize(self.tokenizer, *read_split(data_dir, name)) for name in train_splits]
         self.train_data = concat(parts)
+        self.parts = [(name, len(part)) for name, part in zip(train_splits, parts, strict=True)]
         self.valid = {}
         for name in splits_with_role(data_dir, "valid"):
             src, tgt = read_split(data_dir, name)
@@ -205,21 +237,35 @@ class Trainer:
             t.vocab_size, pad_id=t.pad_id, unk_id=t.unk_id, bos_id=t.bos_id, eos_id=t.eos_id, dropout=cfg.dropout
         )
         self.state = {"step": 0, "epoch": 0, "position": 0, "elapsed": 0.0, "tokens": 0}
-        checkpoint = self.out / CHECKPOINT
+        self.rewarm_from: int | None = None
+        checkpoint, export = self.out / CHECKPOINT, Path(cfg.export) if cfg.export else None
         if resume and checkpoint.is_file():
             self.model, extra = load_supernet(checkpoint)
             self._optimizer()
             self.optimizer.load_state_dict(extra["optimizer"])
             self.state.update(extra["state"])
-            log.info("resumed from %s at step %d", checkpoint, self.state["step"])
+            self.rewarm_from = self.state.get("rewarm_from")
+            self.resumed = f"resumed exactly from checkpoint {checkpoint} at step {self.state['step']}"
+        elif resume and export is not None and export.is_file():
+            self.model, extra = load_supernet(export)
+            self._optimizer()
+            self.state.update(extra["state"])
+            self.rewarm_from = self.state["rewarm_from"] = self.state["step"]
+            self.resumed = (
+                f"no checkpoint in {self.out}: continued from the export {export} at step {self.state['step']} "
+                f"(epoch {self.state['epoch']}, batch {self.state['position']}), fresh optimizer re-warmed over "
+                f"{cfg.rewarm_steps} steps"
+            )
         elif cfg.init_from:
             self.model, _ = load_supernet(cfg.init_from)
             self._optimizer()
-            log.info("initialised weights from %s", cfg.init_from)
+            self.resumed = f"started from the weights of {cfg.init_from} (fresh optimizer)"
         else:
             torch.manual_seed(cfg.seed)
             self.model = SuperTransformer(self.space, model_config)
             self._optimizer()
+            self.resumed = "started from scratch" + (" (nothing to resume)" if resume else "")
+        log.info("%s", self.resumed)
         if self.model.model_config.vocab_size != t.vocab_size:
             raise ConfigError(f"supernet vocab {self.model.model_config.vocab_size} != tokenizer vocab {t.vocab_size}")
         if world_size > 1:
@@ -228,7 +274,11 @@ class Trainer:
     def _optimizer(self) -> None:
         self.model.to(self.device)  # before the optimizer sees the parameters (and moves any loaded state to them)
         self.optimizer = torch.optim.Adam(
-            self.model.parameters(), lr=self.cfg.lr, betas=self.cfg.adam_betas, weight_decay=self.cfg.weight_decay
+            self.model.parameters(),
+            lr=self.cfg.lr,
+            betas=self.cfg.adam_betas,
+            weight_decay=self.cfg.weight_decay,
+            foreach=True,  # one kernel per group of tensors instead of a Python loop over ~200 parameters
         )
 
     def _start_replicas(self) -> None:
@@ -267,9 +317,20 @@ class Trainer:
             p.grad.copy_(flat[offset : offset + p.numel()].view_as(p.grad))
             offset += p.numel()
 
-    def _should_stop(self, started: float) -> bool:
-        """Step or time limit reached; under DDP rank 0's clock decides, so every rank runs the same steps."""
-        stop = self.state["step"] >= self.cfg.max_steps or (time.time() - started) >= self.cfg.max_minutes * 60
+    def request_stop(self) -> None:
+        """Stop after the current update (e.g. on SIGTERM): `run` then validates, checkpoints and exports."""
+        self.stop_requested = True
+
+    def _should_stop(self, started: float, sitting_ends: float) -> bool:
+        """Step or time limit reached, or a stop requested; under DDP rank 0 decides, so every rank runs the same
+        steps. `max_minutes` counts the whole run across resumes; `sitting_ends` is this process's own limit."""
+        now = time.time()
+        stop = (
+            self.state["step"] >= self.cfg.max_steps
+            or (now - started) >= self.cfg.max_minutes * 60
+            or now >= sitting_ends
+            or getattr(self, "stop_requested", False)
+        )
         if self.world_size > 1:
             flag = torch.tensor([int(stop)], device=self.device)
             dist.broadcast(flag, src=0)
@@ -296,10 +357,17 @@ class Trainer:
         save_supernet(tmp, self.model, extra)
         tmp.replace(self.out / CHECKPOINT)
 
-    def export(self, path: Path) -> None:
-        """The trained supernet alone, fp16, with its training config and state: what the product ships."""
+    def export(self, path: str | Path) -> None:
+        """The trained supernet alone, fp16, with its training config and state (step and data position), and
+        its tokenizer beside it as spm.model: what the product ships and what a fresh machine continues from."""
+        if self.rank != 0:
+            return
+        path = Path(path)
         extra = {"state": dict(self.state), "train_config": self.cfg.to_dict()}
         save_supernet(path, self.model, extra, dtype=torch.float16)
+        beside = path.parent / "spm.model"
+        if not beside.is_file() or beside.read_bytes() != self.tokenizer.path.read_bytes():
+            beside.write_bytes(self.tokenizer.path.read_bytes())
 
     def _metric(self, record: dict) -> None:
         if self.rank != 0:
@@ -314,26 +382,32 @@ class Trainer:
             watched = [("arch", ArchConfig.from_dict(self.cfg.arch))]
         for label, arch in watched:
             for name, data in self.valid.items():
-                result[f"{label}/{name}"] = validation_loss(self.model, arch, data, self.cfg.max_tokens, self.cfg.bf16)
+                result[f"{label}/{name}"] = validation_loss(self.model, arch, data, self.cfg.max_tokens, self.bf16)
         self._metric({"step": self.state["step"], "tokens": self.state["tokens"], "valid": result})
         return result
 
-    def _buckets(self, epoch: int) -> list[list[int]]:
+    def epoch_buckets(self, epoch: int) -> list[list[int]]:
         if getattr(self, "_epoch_buckets", (None,))[0] != epoch:
-            self._epoch_buckets = (
-                epoch,
-                list(epoch_batches(self.train_data, self.cfg.max_tokens, self.cfg.seed, epoch)),
-            )
+            cfg = self.cfg
+            rows = mixture_indices(self.parts, cfg.mixture, cfg.seed, epoch)
+            self._epoch_buckets = (epoch, list(epoch_batches(self.train_data, cfg.max_tokens, cfg.seed, epoch, rows)))
         return self._epoch_buckets[1]
 
-    def run(self, on_progress: Callable[[dict], None] = lambda _: None) -> dict:
+    def _save(self) -> None:
+        self.checkpoint()
+        if self.cfg.export:
+            self.export(self.cfg.export)
+
+    def run(self, on_progress: Callable[[dict], None] = lambda _: None, sitting_minutes: float | None = None) -> dict:
+        """Train until `max_minutes` in all, `max_steps`, `sitting_minutes` of this call, or `request_stop()`."""
         cfg, st, model = self.cfg, self.state, self.model
         model.train()
         started, last_ckpt = time.time() - st["elapsed"], time.time()
+        sitting_ends = time.time() + sitting_minutes * 60 if sitting_minutes is not None else math.inf
         pad, bos, eos = model.model_config.pad_id, model.model_config.bos_id, model.model_config.eos_id
         window: list[tuple[float, int]] = []
-        while not self._should_stop(started):
-            buckets = self._buckets(st["epoch"])
+        while not self._should_stop(started, sitting_ends):
+            buckets = self.epoch_buckets(st["epoch"])
             if len(buckets) < self.world_size:
                 raise ConfigError(f"{len(buckets)} batches per epoch for {self.world_size} ranks: lower max_tokens")
             if st["position"] + self.world_size > len(buckets):  # the last < world_size buckets wait for next epoch
@@ -344,16 +418,19 @@ class Trainer:
             ntokens = self._sum_over_ranks(batch.ntokens)  # the step's loss is the mean over all ranks' tokens
             st["position"] += self.world_size
             st["step"] += 1
+            lr = lr_at(st["step"], cfg, self.rewarm_from)
             for group in self.optimizer.param_groups:
-                group["lr"] = lr_at(st["step"], cfg)
+                group["lr"] = lr
             self.optimizer.zero_grad(set_to_none=True)
             archs = archs_for_step(self.space, cfg, st["step"])
-            nll_sum = 0.0
+            nll_sum, teacher = 0.0, None
             for arch in archs:
                 model.set_active(arch)
-                loss, nll = loss_on(model, batch, cfg.label_smoothing, cfg.bf16)
+                loss, nll, probs = loss_on(model, batch, cfg.label_smoothing, self.bf16, teacher)
                 (loss / (ntokens * len(archs))).backward()
                 nll_sum += nll.item() / ntokens / len(archs)
+                if cfg.sampling == "sandwich" and cfg.distill and teacher is None:
+                    teacher = probs  # the largest comes first; the others learn its distribution
             if self.world_size > 1:
                 self._reduce_gradients()
                 nll_sum = self._sum_over_ranks(nll_sum)
@@ -363,13 +440,11 @@ class Trainer:
             st["elapsed"] = time.time() - started
             window = (window + [(nll_sum, ntokens)])[-50:]
             if st["step"] % 50 == 0:
-                self._metric(
-                    {"step": st["step"], "tokens": st["tokens"], "train_nll": nll_sum, "lr": lr_at(st["step"], cfg)}
-                )
+                self._metric({"step": st["step"], "tokens": st["tokens"], "train_nll": nll_sum, "lr": lr})
             if st["step"] % cfg.validate_every == 0:
                 st["last_valid"] = self.validate()
             if time.time() - last_ckpt > cfg.checkpoint_minutes * 60:
-                self.checkpoint()
+                self._save()
                 last_ckpt = time.time()
             on_progress(
                 {
@@ -380,5 +455,5 @@ class Trainer:
                 }
             )
         st["last_valid"] = self.validate()
-        self.checkpoint()
+        self._save()
         return dict(st)

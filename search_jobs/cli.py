@@ -9,6 +9,7 @@ from hat_engine.errors import HatError
 from search_jobs import (
     catalog_cmd,
     data_build,
+    data_tokenizer,
     detect,
     latency,
     pipeline,
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.required = True
     data_build.register(data)
+    data_tokenizer.register(data)
     supernet = commands.add_parser("supernet", help="the SuperTransformer").add_subparsers(
         dest="supernet_command", metavar="ACTION", parser_class=_Parser
     )

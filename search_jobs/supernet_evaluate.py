@@ -17,6 +17,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--beam", type=int, default=4)
     p.add_argument("--data", type=Path, default=Path("data"), help="corpus folder with the test sets")
     p.add_argument("--limit", type=int, help="score only the first N sentences of each test set")
+    p.add_argument(
+        "--split", choices=("test", "valid"), default="test", help="score the valid sets (for choosing a setting)"
+    )
     p.add_argument("--json", type=Path, help="also write the results here")
     p.set_defaults(run=run)
 
@@ -37,13 +40,14 @@ def run(args: argparse.Namespace) -> int:
     archs = [(spec, arch_from_spec(space, spec)) for spec in (args.arch or ["largest", "smallest"])]
     rng = random.Random(args.seed)
     archs += [(f"random-{i + 1}", space.sample(rng)) for i in range(args.random)]
-    sentences = sum(min(len(src), args.limit or len(src)) for src, _ in test_sets(args.data).values())
+    sentences = sum(min(len(src), args.limit or len(src)) for src, _ in test_sets(args.data, args.split).values())
     results = []
     with Progress(console=Console(stderr=True)) as progress:
         task = progress.add_task("translating", total=sentences * len(archs))
         for label, arch in archs:
             model = supernet.extract(arch).eval()
-            scores = evaluate(model, tokenizer, args.data, args.beam, args.limit, lambda n: progress.advance(task, n))
+            advance = lambda n: progress.advance(task, n)  # noqa: E731
+            scores = evaluate(model, tokenizer, args.data, args.beam, args.limit, advance, args.split)
             results.append(
                 {
                     "label": label,

@@ -18,10 +18,22 @@ from pathlib import Path
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("train", help="train or resume the SuperTransformer")
     p.add_argument("--config", type=Path, required=True, help="training YAML (see configs/supernet.yaml)")
-    p.add_argument("--resume", action="store_true", help="continue from OUT_DIR/checkpoint.pt if present")
-    p.add_argument("--max-minutes", type=float, help="override the config's time limit")
-    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads per process (default 2)")
-    p.add_argument("--export", type=Path, help="also write the trained supernet (fp16) here")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from OUT_DIR/checkpoint.pt (exactly), else from the config's export (weights, step, data "
+        "position; optimizer re-warmed), else start afresh; the log says which",
+    )
+    p.add_argument("--max-minutes", type=float, help="override the config's time limit (the whole run, all resumes)")
+    p.add_argument("--sitting-minutes", type=float, help="stop this process after N minutes (checkpoint + export)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads per process (default 1: on 2-core VMs 2 ranks "
+        "x 1 thread under torchrun train faster than 1 x 2)",
+    )
+    p.add_argument("--export", type=Path, help="write the supernet (fp16, spm.model beside it) here (default: config)")
     p.set_defaults(run=run)
 
 
@@ -85,11 +97,16 @@ def _train(args: argparse.Namespace, rank: int, world_size: int, device: str) ->
     cfg = TrainConfig.from_yaml(args.config.read_text())
     if args.max_minutes is not None:
         cfg = dataclasses.replace(cfg, max_minutes=args.max_minutes)
+    if args.export is not None:
+        cfg = dataclasses.replace(cfg, export=str(args.export))
+    if args.threads < 1:
+        raise SystemExit(f"hat: error: --threads {args.threads}: use 1 or more")
     torch.set_num_threads(args.threads)
     if rank != 0:  # one log, one progress line, one set of files: rank 0's
         logging.getLogger().setLevel(logging.WARNING)
         trainer = Trainer(cfg, resume=args.resume, rank=rank, world_size=world_size, device=device)
-        trainer.run()
+        _stop_on_signals(trainer)
+        trainer.run(sitting_minutes=args.sitting_minutes)
         trainer.replica_digests()
         return 0
     out = Path(cfg.out_dir)
@@ -101,18 +118,22 @@ def _train(args: argparse.Namespace, rank: int, world_size: int, device: str) ->
     log.info("command: hat %s", " ".join(sys.argv[1:]))
     log.info("config: %s", cfg.to_dict())
     trainer = Trainer(cfg, resume=args.resume, rank=rank, world_size=world_size, device=device)
-    data = trainer.train_data
+    _stop_on_signals(trainer)
+    batches = trainer.epoch_buckets(trainer.state["epoch"])
     log.info(
-        "train pairs %d (%d target tokens per epoch), supernet params %d, threads %d, %d rank(s) on %s",
-        len(data),
-        data.target_tokens(),
+        "%d train pairs, %d batches per epoch of the mixture %s; supernet params %d, bf16 %s, threads %d, "
+        "%d rank(s) on %s",
+        len(trainer.train_data),
+        len(batches),
+        cfg.mixture,
         trainer.model.num_parameters(),
+        trainer.bf16,
         args.threads,
         world_size,
         device,
     )
     started = time.time()
-    state = trainer.run(on_progress=_progress)
+    state = trainer.run(on_progress=_progress, sitting_minutes=args.sitting_minutes)
     sys.stderr.write("\n")
     if world_size > 1:
         digests = trainer.replica_digests()
@@ -127,7 +148,19 @@ def _train(args: argparse.Namespace, rank: int, world_size: int, device: str) ->
         state.get("last_valid"),
     )
     plot_training(out / METRICS, out / "loss.png")
-    if args.export:
-        trainer.export(args.export)
-        log.info("exported %s", args.export)
+    if cfg.export:
+        log.info("exported %s (step %d)", cfg.export, state["step"])
     return 0
+
+
+def _stop_on_signals(trainer) -> None:
+    """SIGTERM / SIGINT finish the current update, then checkpoint and export, instead of losing up to
+    `checkpoint_minutes` of training."""
+    import signal
+
+    def stop(signum, _frame):
+        logging.getLogger("hat.supernet").warning("signal %d: stopping after this update", signum)
+        trainer.request_stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)

@@ -42,7 +42,7 @@ def _config(folder, out_dir, **overrides) -> dict:
         "validate_every": 10_000,
         "valid_sentences": 20,
         "bf16": False,
-        "upsample": {},
+        "mixture": {},
         "max_steps": STEPS,
     } | overrides
 

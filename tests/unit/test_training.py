@@ -25,7 +25,7 @@ def _config(folder, out, **overrides) -> TrainConfig:
         validate_every=10_000,
         valid_sentences=40,
         bf16=False,
-        upsample={},
+        mixture={},
     )
     return TrainConfig(**(base | overrides))
 
@@ -75,7 +75,7 @@ def test_loss_matches_cross_entropy(tiny_supernet):
     data = ParallelData([[5, 6, 7], [8, 9]], [[10, 11], [12, 13, 14, 15]])
     batch = make_batch(data, [0, 1], pad=0, bos=2, eos=3)
     tiny_supernet.eval()
-    loss, nll = loss_on(tiny_supernet, batch, 0.1, bf16=False)
+    loss, nll, _ = loss_on(tiny_supernet, batch, 0.1, bf16=False)
     logits = tiny_supernet(batch.src, batch.prev).flatten(0, 1)
     target = batch.target.flatten()
     expected = F.cross_entropy(logits, target, ignore_index=0, label_smoothing=0.1, reduction="sum")
@@ -113,7 +113,7 @@ def _nll(model, valid) -> float:
     cfg = model.model_config
     batch = make_batch(valid, list(range(len(valid))), cfg.pad_id, cfg.bos_id, cfg.eos_id)
     with torch.no_grad():
-        _, nll = loss_on(model.eval(), batch, 0.0, False)
+        _, nll, _ = loss_on(model.eval(), batch, 0.0, False)
     return nll.item() / batch.ntokens
 
 
@@ -134,3 +134,81 @@ def test_finetune_writes_a_standalone_model_that_beats_its_inherited_weights(cop
     assert tuned.arch == arch and info["steps"] == 60
     valid = next(iter(trainer.valid.values()))
     assert _nll(tuned, valid) < _nll(supernet.extract(arch), valid)
+
+
+def test_mixture_weights_sample_afresh_each_epoch_and_repeat_whole_copies():
+    from hat_engine.batching import mixture_indices
+
+    parts = [("bible", 100), ("ding", 10), ("ui", 20)]
+    weights = {"bible": 0.25, "ding": 4, "ui": 0}
+    e0, e1 = (mixture_indices(parts, weights, seed=1, epoch=e) for e in (0, 1))
+    assert len(e0) == 25 + 40 and sorted(i for i in e0 if i < 100) != sorted(i for i in e1 if i < 100)
+    assert all(e0.count(i) == 4 for i in range(100, 110)) and not any(i >= 110 for i in e0)
+    assert len(set(i for i in e0 if i < 100)) == 25  # a fraction draws distinct pairs
+    assert mixture_indices(parts, weights, seed=1, epoch=0) == e0  # deterministic: a resume sees the same epoch
+    assert len(mixture_indices(parts, {}, seed=1, epoch=0)) == 130
+
+
+def test_mixture_config_errors(copy_corpus, tmp_path):
+    with pytest.raises(ConfigError, match="numbers >= 0"):
+        TrainConfig(mixture={"a": -1})
+    with pytest.raises(ConfigError, match="not train splits"):
+        Trainer(_config(copy_corpus, tmp_path, mixture={"bible_train": 0.5}))
+    with pytest.raises(ConfigError, match="bf16"):
+        TrainConfig(bf16="yes")
+    assert TrainConfig.from_yaml("upsample: {ding_train: 4}\n").mixture == {"ding_train": 4.0}  # older configs
+
+
+def test_distillation_loss_is_cross_entropy_against_the_teacher(tiny_supernet):
+    import torch
+
+    from hat_engine.batching import ParallelData, make_batch
+    from hat_engine.training import loss_on
+
+    batch = make_batch(ParallelData([[5, 6, 7], [8, 9]], [[10, 11], [12, 13, 14, 15]]), [0, 1], 0, 2, 3)
+    tiny_supernet.eval()
+    _, nll, teacher = loss_on(tiny_supernet, batch, 0.1, bf16=False)
+    assert torch.allclose(teacher.sum(-1), torch.ones(len(teacher)))
+    distilled, _, _ = loss_on(tiny_supernet, batch, 0.1, bf16=False, teacher=teacher)
+    entropy = -(teacher * teacher.log()).sum()
+    assert distilled.item() == pytest.approx(entropy.item(), rel=1e-4)  # CE(p, p) = H(p)
+    one_hot = torch.nn.functional.one_hot(batch.target.flatten()[batch.target.flatten() != 0], teacher.size(1))
+    hard, _, _ = loss_on(tiny_supernet, batch, 0.1, bf16=False, teacher=one_hot.float())
+    assert hard.item() == pytest.approx(nll.item(), rel=1e-4)
+
+
+def test_sandwich_with_distillation_trains(copy_corpus, tmp_path):
+    trainer = Trainer(_config(copy_corpus, tmp_path, max_steps=40, sampling="sandwich"))
+    before = trainer.validate()
+    after = trainer.run()["last_valid"]
+    assert all(after[k] < before[k] for k in before), (before, after)
+
+
+def test_resume_from_the_export_on_a_fresh_machine(copy_corpus, tmp_path):
+    import torch
+
+    from hat_engine.supernet import load_supernet
+
+    export = tmp_path / "shipped" / "supernet.pt"
+    first = Trainer(_config(copy_corpus, tmp_path / "run1", max_steps=6, export=str(export)))
+    first.run()
+    assert (export.parent / "spm.model").read_bytes() == first.tokenizer.path.read_bytes()
+    shipped, extra = load_supernet(export)
+    assert extra["state"]["step"] == 6 and next(shipped.parameters()).dtype == torch.float32
+    # another machine: no run folder, only the committed export
+    second = Trainer(_config(copy_corpus, tmp_path / "run2", max_steps=9, export=str(export)), resume=True)
+    assert "continued from the export" in second.resumed and second.state["step"] == 6
+    assert second.state["position"] == first.state["position"] and second.rewarm_from == 6
+    cfg = second.cfg
+    assert lr_at(7, cfg, 6) == pytest.approx(lr_at(7, cfg) / cfg.rewarm_steps)
+    assert second.run()["step"] == 9
+    again = Trainer(_config(copy_corpus, tmp_path / "run2", max_steps=12, export=str(export)), resume=True)
+    assert "resumed exactly from checkpoint" in again.resumed and again.rewarm_from == 6
+
+
+def test_native_bf16_reads_the_cpu_flags(tmp_path):
+    from hat_engine.hardware import native_bf16
+
+    for flags, expected in (("fpu avx2", False), ("avx2 avx512f avx512_bf16", True), ("avx2 amx_bf16 amx_tile", True)):
+        (tmp_path / "cpuinfo").write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        assert native_bf16("cpu", tmp_path / "cpuinfo") is expected
