@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 export BENTOML_DO_NOT_TRACK := true
 
-.PHONY: install test-tools serve test test-unit lint format data bench
+.PHONY: install test-tools serve test test-unit lint format data bench gpu-corpus
 .DEFAULT_GOAL := help
 
 help:
@@ -42,6 +42,10 @@ data: install
 	$(VENV)/bin/hat data build --out data
 
 # Every benchmark, one at a time, into bench/RESULTS.md (about half an hour on 2 cores; needs `make data`).
+# The built corpus (text splits, manifest, tokenizer; no downloads) packed for a GPU machine: scripts/gpu_train.sh.
+gpu-corpus:
+	mkdir -p runs/gpu && cd data && tar -cJf ../runs/gpu/corpus.tar.xz manifest.json spm.model *_train.* *_valid.* *_test.*
+
 bench: install
 	@test -f data/manifest.json || $(VENV)/bin/hat data build --out data
 	$(PY) bench/run_all.py

@@ -33,6 +33,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="torch intra-op threads per process (default 1: on 2-core VMs 2 ranks "
         "x 1 thread under torchrun train faster than 1 x 2)",
     )
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when torch sees it")
     p.add_argument("--export", type=Path, help="write the supernet (fp16, spm.model beside it) here (default: config)")
     p.set_defaults(run=run)
 
@@ -73,10 +74,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.config.is_file():
         raise SystemExit(f"hat: error: --config {args.config} does not exist")
     launch = launch_env(os.environ)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("hat: error: --device cuda: torch sees no CUDA device here")
     if launch is None:
-        return _train(args, rank=0, world_size=1, device="cpu")
+        cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+        return _train(args, rank=0, world_size=1, device="cuda" if cuda else "cpu")
     rank, world_size, local_rank = launch
-    if torch.cuda.is_available():
+    if args.device != "cpu" and torch.cuda.is_available():
         torch.cuda.set_device(local_rank)
         backend, device = "nccl", f"cuda:{local_rank}"
     else:
