@@ -279,15 +279,18 @@ class SearchSpace:
             decoder_layers=(DecoderLayerArch(ffn, heads, heads, cross),) * dec_depth,
         )
 
-    def largest(self) -> ArchConfig:
-        """Every gene at its maximum (cross_layers capped by the encoder depth)."""
+    def largest(self, decoder_depth: int | None = None) -> ArchConfig:
+        """Every gene at its maximum (cross_layers capped by the encoder depth); `decoder_depth` (one of the
+        space's) gives the largest SubTransformer of that decoder depth."""
         depth = self.max_encoder_depth
+        if decoder_depth is not None and decoder_depth not in self.decoder_depths:
+            raise InvalidArchError(f"decoder depth {decoder_depth} not in {self.decoder_depths}")
         return self._build(
             self.max_embed_dim,
             self.max_ffn_dim,
             self.max_heads,
             depth,
-            self.max_decoder_depth,
+            self.max_decoder_depth if decoder_depth is None else decoder_depth,
             max(self._cross_choices(depth)),
         )
 

@@ -1,5 +1,6 @@
 """Translate text with an extracted SubTransformer and score it with sacrebleu (BLEU + chrF, corpus level)."""
 
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -38,6 +39,13 @@ def translate(
     return out
 
 
+def repeats_a_trigram(text: str, times: int = 3) -> bool:
+    """A repetition loop: some word 3-gram occurs `times` or more times in one output."""
+    words = text.split()
+    counts = Counter(zip(words, words[1:], words[2:], strict=False))
+    return bool(counts) and max(counts.values()) >= times
+
+
 def score(hypotheses: list[str], references: list[list[str]]) -> dict:
     """Corpus BLEU and chrF against one or more reference streams, with sacrebleu's signatures."""
     bleu, chrf = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
@@ -70,11 +78,16 @@ def evaluate(
     limit: int | None = None,
     on_batch: Callable[[int], None] = lambda _: None,
     role: str = "test",
+    with_outputs: bool = False,
 ) -> dict[str, dict]:
-    """BLEU/chrF on each test set (or valid set: `role`), the first `limit` sentences when given."""
+    """BLEU/chrF and the count of outputs caught in a repetition loop on each test set (or valid set: `role`),
+    the first `limit` sentences when given; `with_outputs` adds the translations themselves."""
     results = {}
     for name, (src, refs) in test_sets(data_dir, role).items():
         src, refs = src[:limit], [r[:limit] for r in refs]
         hyps = translate(model, tokenizer, src, beam=beam, on_batch=on_batch)
-        results[name] = {**score(hyps, refs), "sentences": len(src), "references": len(refs)}
+        loops = sum(map(repeats_a_trigram, hyps))
+        results[name] = {**score(hyps, refs), "sentences": len(src), "references": len(refs), "loops": loops}
+        if with_outputs:
+            results[name]["outputs"] = hyps
     return results

@@ -19,5 +19,5 @@ print("device:", torch.cuda.get_device_name(0), "torch", torch.__version__)
 PY
 python3 -m search_jobs.cli supernet train --config configs/supernet-gpu.yaml --resume \
   --sitting-minutes "${MINUTES:-7}" 2>&1 | tail -n 40
-cp catalog/next-gpu/supernet.pt catalog/next-gpu/spm.model runs/supernet-gpu/train.log \
+cp supernet/gpu/supernet.pt supernet/gpu/spm.model runs/supernet-gpu/train.log \
   runs/supernet-gpu/metrics.jsonl "$out"/

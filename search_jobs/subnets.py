@@ -19,14 +19,18 @@ def add_supernet_args(p: argparse.ArgumentParser) -> None:
 
 
 def arch_from_spec(space: SearchSpace, spec: str) -> ArchConfig:
-    """`largest`, `smallest`, or a path to an arch YAML file."""
+    """`largest`, `largest-decN` (the largest with N decoder layers), `smallest`, or a path to an arch YAML."""
     if spec == "largest":
         return space.largest()
+    if spec.startswith("largest-dec") and spec[len("largest-dec") :].isdigit():
+        return space.largest(decoder_depth=int(spec[len("largest-dec") :]))
     if spec == "smallest":
         return space.smallest()
     path = Path(spec)
     if not path.is_file():
-        raise ConfigError(f"--arch {spec!r}: use 'largest', 'smallest' or the path of an arch YAML file")
+        raise ConfigError(
+            f"--arch {spec!r}: use 'largest', 'largest-decN' (N decoder layers), 'smallest' or an arch YAML file"
+        )
     arch = ArchConfig.from_yaml(path.read_text())
     space.validate(arch)
     return arch

@@ -21,6 +21,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--split", choices=("test", "valid"), default="test", help="score the valid sets (for choosing a setting)"
     )
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--outputs", type=Path, help="also write each translation to DIR/LABEL.SET.de")
     p.set_defaults(run=run)
 
 
@@ -47,7 +48,13 @@ def run(args: argparse.Namespace) -> int:
         for label, arch in archs:
             model = supernet.extract(arch).eval()
             advance = lambda n: progress.advance(task, n)  # noqa: E731
-            scores = evaluate(model, tokenizer, args.data, args.beam, args.limit, advance, args.split)
+            scores = evaluate(
+                model, tokenizer, args.data, args.beam, args.limit, advance, args.split, args.outputs is not None
+            )
+            for name, result in scores.items():
+                if args.outputs is not None:
+                    args.outputs.mkdir(parents=True, exist_ok=True)
+                    (args.outputs / f"{label}.{name}.de").write_text("\n".join(result.pop("outputs")) + "\n")
             results.append(
                 {
                     "label": label,
@@ -61,10 +68,12 @@ def run(args: argparse.Namespace) -> int:
     for column in ("SubTransformer", "params", *(f"{n} BLEU/chrF" for n in results[0]["scores"])):
         table.add_column(column)
     for r in results:
-        cells = [f"{s['bleu']:.1f} / {s['chrf']:.1f}" for s in r["scores"].values()]
+        cells = [f"{s['bleu']:.1f} / {s['chrf']:.1f} ({s['loops']} loops)" for s in r["scores"].values()]
         table.add_row(f"{r['label']} ({r['arch_id']})", f"{r['params'] / 1e6:.2f}M", *cells)
-    first = next(iter(results[0]["scores"].values()))
-    table.caption = f"{first['bleu_signature']}\n{first['chrf_signature']}"
+    table.caption = "\n".join(
+        f"{name} ({s['sentences']} sentences): {s['bleu_signature']} | {s['chrf_signature']}"
+        for name, s in results[0]["scores"].items()
+    )
     Console().print(table)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -125,3 +125,24 @@ def test_supernet_save_load_round_trip(tmp_path, tiny_supernet, random_batch):
     save_supernet(path, tiny_supernet, dtype=torch.float16)
     half, _ = load_supernet(path)
     assert next(half.parameters()).dtype == torch.float32
+
+
+def test_largest_of_a_decoder_depth_and_its_cli_spec(tiny_space):
+    from search_jobs.subnets import arch_from_spec
+
+    one = tiny_space.largest(decoder_depth=min(tiny_space.decoder_depths))
+    assert one.decoder_depth == min(tiny_space.decoder_depths)
+    assert one.encoder_embed_dim == tiny_space.largest().encoder_embed_dim
+    assert arch_from_spec(tiny_space, f"largest-dec{one.decoder_depth}") == one
+    with pytest.raises(InvalidArchError, match="decoder depth 99"):
+        tiny_space.largest(decoder_depth=99)
+    with pytest.raises(ConfigError, match="largest-decN"):
+        arch_from_spec(tiny_space, "largest-decoder")
+
+
+def test_repetition_loops_are_a_word_trigram_three_times():
+    from hat_engine.evaluation import repeats_a_trigram
+
+    assert repeats_a_trigram("das ist gut das ist gut das ist gut")
+    assert not repeats_a_trigram("das ist gut das ist gut")
+    assert not repeats_a_trigram("") and not repeats_a_trigram("ja ja")
