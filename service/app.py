@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -115,10 +116,16 @@ async def openapi(request: Request) -> JSONResponse:
     return JSONResponse(SPEC)
 
 
-async def docs_json(request: Request) -> JSONResponse:
-    from service.service import Translator  # the BentoML service object; importing here avoids a cycle
+_service_spec: list[Callable[[], dict]] = []  # set by the BentoML service that mounts this app
 
-    return JSONResponse(merged_spec(Translator.openapi_spec.asdict()))
+
+def register_service_spec(spec: Callable[[], dict]) -> None:
+    """The mounting service's own OpenAPI document, merged into /docs.json (set once at import)."""
+    _service_spec[:] = [spec]
+
+
+async def docs_json(request: Request) -> JSONResponse:
+    return JSONResponse(merged_spec(_service_spec[0]() if _service_spec else {}))
 
 
 async def models(request: Request) -> JSONResponse:

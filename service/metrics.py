@@ -57,3 +57,34 @@ def metrics() -> Metrics:
                              "'none' without one, 'unknown' for a wrong one, 'anonymous' with keys off) and outcome "
                              "(ok, forbidden, limited, refused)", ["key_id", "outcome"]),
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MetricsListener:
+    """What the engine and the service report, turned into this worker's metrics: the engine's `Listener`
+    callbacks (refused artifacts, SLA guard switches) and each served request."""
+
+    metrics: Metrics
+    hardware_profile: str
+    sla_ms: float | None
+
+    def started(self, selected: str, sla_violation: bool) -> None:
+        self.metrics.select(selected, self.hardware_profile, self.sla_ms)
+        if sla_violation:
+            self.metrics.violations.labels(model=selected).inc()
+
+    def refused(self, entry_id: str, reason: str) -> None:
+        self.metrics.refused.labels(model=entry_id).inc()
+
+    def switched(self, switch: Any) -> None:
+        m = self.metrics
+        m.switches.labels(from_model=switch.from_id, to_model=switch.to_id, direction=switch.direction).inc()
+        m.select(switch.to_id, self.hardware_profile, self.sla_ms, previous=switch.from_id)
+
+    def served(self, model: str, latency_ms: float, tokens: int, batch_texts: int, violation: bool) -> None:
+        m = self.metrics
+        m.latency.labels(model=model, hardware_profile=self.hardware_profile).observe(latency_ms / 1000.0)
+        m.tokens.labels(model=model).inc(tokens)
+        m.batch_texts.observe(batch_texts)
+        if violation:
+            m.violations.labels(model=model).inc()

@@ -11,10 +11,7 @@ defaults to the CPU limit divided among the workers); the metrics are summed ove
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
-import time
 from collections import deque
 from typing import Annotated
 
@@ -26,16 +23,16 @@ from starlette.responses import JSONResponse
 
 from hat_engine.errors import HatError
 from hat_engine.hardware import detect
-from hat_engine.serving_engine import Listener, ServingEngine
-from hat_engine.sla_guard import Switch
+from hat_engine.serving.engine import Listener, ServingEngine
 from service import langid
 from service.access import Access
-from service.app import app
+from service.app import app, register_service_spec
 from service.batcher import Batcher, BatchResult
-from service.metrics import metrics
+from service.metrics import MetricsListener, metrics
 from service.middleware import MultipartBoundaryGuard, TypedApiAccess
 from service.schemas import ApiError, validate
 from service.settings import Settings, load_settings
+from service.startup import Startup
 
 log = logging.getLogger(__name__)
 
@@ -79,45 +76,26 @@ class Translator:
         torch.set_num_threads(SETTINGS.threads)  # ONNX Runtime sessions get the same count (TranslatorPool)
         self.metrics = metrics()
         self.host = detect(SETTINGS.serving.backend, SETTINGS.threads, probe_cuda=False)  # serving runs on CPU
-        self.engine = ServingEngine(SETTINGS.serving, self.host, Listener(self._refused, self._switched))
+        self.report = MetricsListener(self.metrics, self.host.profile_id, SETTINGS.serving.sla_ms)
+        self.engine = ServingEngine(SETTINGS.serving, self.host, Listener(self.report.refused, self.report.switched))
         self.batcher = Batcher(self.engine.translate, SETTINGS.max_batch)
         self.access = Access(SETTINGS.access)
         self.recent: deque[float] = deque(maxlen=RECENT_REQUESTS)
-        self.ready, self.failure = threading.Event(), None
-        threading.Thread(target=self._start, name="hat-startup", daemon=True).start()
+        self.startup = Startup(self._start)
 
     def _start(self) -> None:
-        try:
-            langid.load()
-            plan = self.engine.start()
-        except HatError as exc:
-            self.failure = str(exc)
-            log.error("hat serve: startup failed: %s", exc)
-            return
-        except Exception as exc:  # a bug or an OS error: reported the same way, with the traceback
-            self.failure = f"{type(exc).__name__}: {exc}"
-            log.exception("hat serve: startup failed")
-            return
-        self.metrics.select(plan.selected.entry_id, self.host.profile_id, plan.sla_ms)
-        if plan.sla_violation:
-            self.metrics.violations.labels(model=plan.selected.entry_id).inc()
-        self.ready.set()
+        langid.load()
+        plan = self.engine.start()
+        self.report.started(plan.selected.entry_id, plan.sla_violation)
 
     def __is_ready__(self) -> bool:
-        return self.ready.is_set()
+        return self.startup.ready.is_set()
 
     def __is_alive__(self) -> bool:
-        return self.failure is None
+        return self.startup.failure is None
 
     async def wait_ready(self, timeout_s: float = READY_WAIT_S) -> None:
-        """Hold a request that reached a worker still loading (readiness is per pod, not per worker)."""
-        deadline = time.monotonic() + timeout_s
-        while not self.ready.is_set():
-            if self.failure is not None:
-                raise ApiError(503, f"the service failed to start: {self.failure}")
-            if time.monotonic() > deadline:
-                raise ApiError(503, "the model is still loading; retry when /readyz answers 200")
-            await asyncio.sleep(0.05)
+        await self.startup.wait(timeout_s)
 
     async def translate(
         self, texts: list[str], max_latency_ms: float | None = None, alternatives: int = 0
@@ -127,14 +105,9 @@ class Translator:
         result = await self.batcher.submit(self.engine.route(max_latency_ms), texts, alternatives)
         self.recent.append(result.latency_ms)
         tokens = sum(t.tokens for t in result.results)
-        self.metrics.latency.labels(model=result.entry_id, hardware_profile=self.host.profile_id).observe(
-            result.latency_ms / 1000.0
-        )
-        self.metrics.tokens.labels(model=result.entry_id).inc(tokens)
-        self.metrics.batch_texts.observe(result.batch_texts)
         observation = self.engine.observe(result.entry_id, result.latency_ms, tokens)
-        if observation is not None and observation.violation:
-            self.metrics.violations.labels(model=result.entry_id).inc()
+        violation = observation is not None and observation.violation
+        self.report.served(result.entry_id, result.latency_ms, tokens, result.batch_texts, violation)
         return result
 
     def describe(self) -> dict:
@@ -168,13 +141,6 @@ class Translator:
         return TranslateOutput(translations=[r.text for r in result.results], model=result.entry_id,
                                latency_ms=round(result.latency_ms, 3))  # fmt: skip
 
-    def _refused(self, entry_id: str, reason: str) -> None:
-        self.metrics.refused.labels(model=entry_id).inc()
-
-    def _switched(self, switch: Switch) -> None:
-        self.metrics.switches.labels(from_model=switch.from_id, to_model=switch.to_id, direction=switch.direction).inc()
-        self.metrics.select(switch.to_id, self.host.profile_id, self.settings.serving.sla_ms, previous=switch.from_id)
-
 
 Translator.add_asgi_middleware(MultipartBoundaryGuard)
 Translator.add_asgi_middleware(TypedApiAccess)
@@ -182,3 +148,4 @@ if SETTINGS.cors_origins:  # browsers on these origins may call the API (preflig
     Translator.add_asgi_middleware(CORSMiddleware, allow_origins=list(SETTINGS.cors_origins),
                                    allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"],
                                    max_age=600)  # fmt: skip
+register_service_spec(lambda: Translator.openapi_spec.asdict())

@@ -26,12 +26,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from hat_engine.catalog import load_catalog, verify_file
+from hat_engine.catalog.schema import load_catalog, verify_file
 from hat_engine.errors import ConfigError
 from hat_engine.hardware import BACKENDS, detect
-from hat_engine.serving import best_thread_count
-from hat_engine.serving_engine import ServingSettings
-from hat_engine.sla_guard import GuardConfig
+from hat_engine.serving.engine import ServingSettings
+from hat_engine.serving.guard import GuardConfig
+from hat_engine.serving.selection import best_thread_count
 from service.access import AccessPolicy, load_policy
 
 DEFAULT_CATALOG = Path(__file__).resolve().parents[1] / "catalog"
