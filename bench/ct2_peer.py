@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from hat_engine.config import ArchConfig  # noqa: E402
-from hat_engine.transformer import Transformer, sinusoidal_table  # noqa: E402
+from hat_engine.model.transformer import Transformer, sinusoidal_table  # noqa: E402
 
 
 def ct2_incompatibility(arch: ArchConfig, qkv_dim: int) -> list[str]:
@@ -148,15 +148,15 @@ def main() -> int:  # pragma: no cover - a benchmark, run by `make bench`
     import ctranslate2
     import sacrebleu
 
-    from hat_engine.catalog_build import baseline_archs
-    from hat_engine.evaluation import test_sets
+    from hat_engine.catalog.build import baseline_archs
+    from hat_engine.data.tokenizer import Tokenizer
     from hat_engine.hardware import detect
-    from hat_engine.onnx_export import quantize_export
-    from hat_engine.onnx_graph import build_onnx
-    from hat_engine.ort_decoding import OrtTranslator
-    from hat_engine.supernet import load_supernet
-    from hat_engine.tokenizer import Tokenizer
-    from hat_engine.translator_pool import MAX_SOURCE_TOKENS
+    from hat_engine.model.supernet import load_supernet
+    from hat_engine.runtime.onnx_export import quantize_export
+    from hat_engine.runtime.onnx_graph import build_onnx
+    from hat_engine.runtime.ort_decoding import OrtTranslator
+    from hat_engine.serving.pool import MAX_SOURCE_TOKENS
+    from hat_engine.train.evaluation import test_sets
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--catalog", type=Path, default=REPO / "catalog", help="folder with supernet.pt and spm.model")

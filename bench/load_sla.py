@@ -31,9 +31,9 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from hat_engine.catalog import load_catalog  # noqa: E402
+from hat_engine.catalog.schema import load_catalog  # noqa: E402
 from hat_engine.hardware import detect  # noqa: E402
-from hat_engine.serving import nearest_profile  # noqa: E402
+from hat_engine.serving.selection import nearest_profile  # noqa: E402
 from tests.service_server import Server, server_env  # noqa: E402
 
 MAX_IN_FLIGHT = 64
@@ -42,8 +42,8 @@ TIMEOUT_S = 30.0
 
 def reference_like_sentences(data: Path, catalog: Path, n: int = 100) -> list[str]:
     """Bible test sentences of 20-40 tokens (the reference workload is 30): the first `n` of them."""
-    from hat_engine.evaluation import test_sets
-    from hat_engine.tokenizer import Tokenizer
+    from hat_engine.data.tokenizer import Tokenizer
+    from hat_engine.train.evaluation import test_sets
 
     tokenizer = Tokenizer(catalog / "spm.model")
     src, _ = test_sets(data)["bible_test"]

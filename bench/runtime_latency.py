@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 
 from hat_engine.hardware import detect
-from hat_engine.latency import REFERENCE_WORKLOAD, reference_source, run_workload, time_cpu
-from hat_engine.onnx_export import quantize_export
-from hat_engine.onnx_graph import build_onnx
-from hat_engine.ort_decoding import OrtTranslator
-from hat_engine.supernet import load_supernet
+from hat_engine.latency.timing import REFERENCE_WORKLOAD, reference_source, run_workload, time_cpu
+from hat_engine.model.supernet import load_supernet
+from hat_engine.runtime.onnx_export import quantize_export
+from hat_engine.runtime.onnx_graph import build_onnx
+from hat_engine.runtime.ort_decoding import OrtTranslator
 
 
 def main() -> int:

@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the test helpers: a real server on a free port, the fixture catalog
 
 from hat_engine.hardware import detect  # noqa: E402
-from hat_engine.latency import stats  # noqa: E402
-from hat_engine.serving_engine import ServingEngine, ServingSettings  # noqa: E402
+from hat_engine.latency.timing import stats  # noqa: E402
+from hat_engine.serving.engine import ServingEngine, ServingSettings  # noqa: E402
 from tests.fixtures_catalog import build_fixture_catalog  # noqa: E402
 from tests.service_server import Server, server_env  # noqa: E402
 

@@ -268,7 +268,7 @@ class SearchSpace:
                 "architecture does not fit the search space: " + "; ".join(problems) + " (pick values the space lists)"
             )
 
-    def _cross_choices(self, encoder_depth: int) -> tuple[int, ...]:
+    def cross_choices(self, encoder_depth: int) -> tuple[int, ...]:
         return tuple(c for c in self.cross_layers if c <= encoder_depth)
 
     def _build(self, embed: int, ffn: int, heads: int, enc_depth: int, dec_depth: int, cross: int) -> ArchConfig:
@@ -291,7 +291,7 @@ class SearchSpace:
             self.max_heads,
             depth,
             self.max_decoder_depth if decoder_depth is None else decoder_depth,
-            max(self._cross_choices(depth)),
+            max(self.cross_choices(depth)),
         )
 
     def smallest(self) -> ArchConfig:
@@ -309,23 +309,23 @@ class SearchSpace:
         """Uniform per gene: depths, widths and each layer's genes drawn independently."""
         enc_depth = rng.choice(self.encoder_depths)
         dec_depth = rng.choice(self.decoder_depths)
-        cross_choices = self._cross_choices(enc_depth)
         return ArchConfig(
             encoder_embed_dim=rng.choice(self.embed_dims),
             decoder_embed_dim=rng.choice(self.embed_dims),
-            encoder_layers=tuple(
-                EncoderLayerArch(ffn_dim=rng.choice(self.ffn_dims), self_heads=rng.choice(self.heads))
-                for _ in range(enc_depth)
-            ),
-            decoder_layers=tuple(
-                DecoderLayerArch(
-                    ffn_dim=rng.choice(self.ffn_dims),
-                    self_heads=rng.choice(self.heads),
-                    cross_heads=rng.choice(self.heads),
-                    cross_layers=rng.choice(cross_choices),
-                )
-                for _ in range(dec_depth)
-            ),
+            encoder_layers=tuple(self.sample_encoder_layer(rng) for _ in range(enc_depth)),
+            decoder_layers=tuple(self.sample_decoder_layer(rng, enc_depth) for _ in range(dec_depth)),
+        )
+
+    def sample_encoder_layer(self, rng: random.Random) -> EncoderLayerArch:
+        return EncoderLayerArch(ffn_dim=rng.choice(self.ffn_dims), self_heads=rng.choice(self.heads))
+
+    def sample_decoder_layer(self, rng: random.Random, encoder_depth: int) -> DecoderLayerArch:
+        """A decoder layer's genes; cross_layers among those an encoder of `encoder_depth` layers allows."""
+        return DecoderLayerArch(
+            ffn_dim=rng.choice(self.ffn_dims),
+            self_heads=rng.choice(self.heads),
+            cross_heads=rng.choice(self.heads),
+            cross_layers=rng.choice(self.cross_choices(encoder_depth)),
         )
 
 

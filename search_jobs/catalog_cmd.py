@@ -50,13 +50,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 def run_build(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from hat_engine.catalog import dominated, save_catalog
-    from hat_engine.catalog_build import EntryBuilder, ProfileTarget, baseline_archs, predictor_record
-    from hat_engine.catalog_check import unreferenced_weights
+    from hat_engine.catalog.build import EntryBuilder, ProfileTarget, baseline_archs, predictor_record
+    from hat_engine.catalog.check import unreferenced_weights
+    from hat_engine.catalog.report import write_report
+    from hat_engine.catalog.schema import dominated, save_catalog
     from hat_engine.config import ArchConfig
     from hat_engine.errors import ConfigError
-    from hat_engine.predictor import LatencyPredictor
-    from hat_engine.report import write_report
+    from hat_engine.latency.predictor import LatencyPredictor
 
     tokenizer = args.tokenizer or args.supernet.parent / "spm.model"
     if args.runs < 1 or args.rounds < 1:
@@ -131,8 +131,8 @@ def _finetune_entries(builder, entries: list, targets: dict, args, console) -> t
     """HAT Table 5 on our catalog: fine-tune `finetune_picks` (the `args.finetune` largest-budget archs of each
     profile) for a fixed number of steps (or minutes); where the mean BLEU rises, every entry of that arch (on any
     profile) is rebuilt from the fine-tuned weights. Returns the entries and what was done, kept or not."""
-    from hat_engine.catalog_build import finetune_picks
-    from hat_engine.finetune import FinetuneSettings, finetune
+    from hat_engine.catalog.build import finetune_picks
+    from hat_engine.train.finetune import FinetuneSettings, finetune
 
     picks = finetune_picks(entries, args.finetune)
     if args.finetune_steps is not None:
@@ -176,7 +176,7 @@ def _int8_entries(builder, entries: list, targets: dict, max_drop: float, consol
     """An int8 twin of every searched entry (not yet timed), from the same weights (inherited or fine-tuned); kept
     where no test set loses more than `max_drop` BLEU. BLEU is per arch and weights, so an arch that fails on one
     profile is not scored again on the next."""
-    from hat_engine.catalog_build import SUPERNET_FILE
+    from hat_engine.catalog.build import SUPERNET_FILE
 
     kept, rejected, drops = [], {}, {}
     for e in entries:
@@ -198,7 +198,7 @@ def _int8_entries(builder, entries: list, targets: dict, max_drop: float, consol
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from hat_engine.catalog_check import unreferenced_weights, validate_catalog
+    from hat_engine.catalog.check import unreferenced_weights, validate_catalog
 
     catalog, problems = validate_catalog(args.dir, materialized=args.materialize)
     for problem in problems:
@@ -216,7 +216,7 @@ def run_show(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from hat_engine.catalog import load_catalog
+    from hat_engine.catalog.schema import load_catalog
 
     catalog = load_catalog(args.dir)
     for p in catalog.hardware_profiles:
@@ -237,7 +237,7 @@ def run_show(args: argparse.Namespace) -> int:
 def run_merge(args: argparse.Namespace) -> int:
     import shutil
 
-    from hat_engine.catalog import load_catalog, merge, save_catalog
+    from hat_engine.catalog.schema import load_catalog, merge, save_catalog
 
     catalogs = [load_catalog(d) for d in args.dirs]
     merged = merge(catalogs)

@@ -16,9 +16,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hat_engine.batching import mixture_sentences
-    from hat_engine.tokenizer import Tokenizer, train_sentencepiece
-    from hat_engine.training import TrainConfig
+    from hat_engine.data.batching import mixture_sentences
+    from hat_engine.data.tokenizer import Tokenizer, train_sentencepiece
+    from hat_engine.train.config import TrainConfig
 
     if not args.config.is_file():
         raise SystemExit(f"hat: error: --config {args.config} does not exist")

@@ -57,7 +57,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _targets(spec: str):
-    from hat_engine.latency_dataset import Target
+    from hat_engine.latency.dataset import Target
 
     targets = []
     for item in spec.split(","):
@@ -70,10 +70,10 @@ def _targets(spec: str):
 
 def run_measure_entry(args: argparse.Namespace) -> int:
     """One catalog entry on this host: its own artifact and runtime, the catalog's reference workload."""
-    from hat_engine.catalog import load_catalog
-    from hat_engine.latency import measure
-    from hat_engine.serving import parse_profile_id
-    from hat_engine.translator_pool import TranslatorPool
+    from hat_engine.catalog.schema import load_catalog
+    from hat_engine.latency.timing import measure
+    from hat_engine.serving.pool import TranslatorPool
+    from hat_engine.serving.selection import parse_profile_id
 
     if args.runs < 1 or args.warmup < 0 or (args.threads is not None and args.threads < 1):
         raise SystemExit("hat: error: --runs and --threads must be >= 1, --warmup >= 0")
@@ -100,17 +100,17 @@ def run_measure(args: argparse.Namespace) -> int:
         return run_measure_entry(args)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from hat_engine.latency_dataset import build_dataset
-    from hat_engine.supernet import load_supernet
+    from hat_engine.latency.dataset import build_dataset
+    from hat_engine.model.supernet import load_supernet
 
     targets = _targets(args.targets)
     if args.samples < 1 or args.runs < 1:
         raise SystemExit("hat: error: --samples and --runs must be >= 1")
     supernet, _ = load_supernet(args.supernet)
     if args.exporter == "graph":
-        from hat_engine.onnx_graph import build_onnx as export
+        from hat_engine.runtime.onnx_graph import build_onnx as export
     else:
-        from hat_engine.onnx_export import export_onnx as export
+        from hat_engine.runtime.onnx_export import export_onnx as export
     columns = (
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
@@ -129,9 +129,9 @@ def run_measure(args: argparse.Namespace) -> int:
 
 
 def run_recheck(args: argparse.Namespace) -> int:
-    from hat_engine.latency_dataset import recheck_dataset
-    from hat_engine.onnx_graph import build_onnx
-    from hat_engine.supernet import load_supernet
+    from hat_engine.latency.dataset import recheck_dataset
+    from hat_engine.model.supernet import load_supernet
+    from hat_engine.runtime.onnx_graph import build_onnx
 
     if not 0 < args.threshold < 10:
         raise SystemExit("hat: error: --threshold is a relative error, e.g. 0.2")
@@ -149,9 +149,9 @@ def run_recheck(args: argparse.Namespace) -> int:
 def run_fit(args: argparse.Namespace) -> int:
     from hat_engine.config import SearchSpace
     from hat_engine.errors import UnusablePredictorError
-    from hat_engine.latency_dataset import dataset_archs, read_dataset
-    from hat_engine.plots import plot_predictions
-    from hat_engine.predictor import MIN_TEST_ARCHS, fit_and_pick, require_usable, split_indices
+    from hat_engine.latency.dataset import dataset_archs, read_dataset
+    from hat_engine.latency.predictor import MIN_TEST_ARCHS, fit_and_pick, require_usable, split_indices
+    from hat_engine.train.plots import plot_predictions
 
     if args.test < MIN_TEST_ARCHS or args.epochs < 1:
         raise SystemExit(f"hat: error: --test must be >= {MIN_TEST_ARCHS} and --epochs >= 1")
@@ -186,8 +186,8 @@ def run_fit(args: argparse.Namespace) -> int:
 
 
 def run_adapt(args: argparse.Namespace) -> int:
-    from hat_engine.latency_dataset import dataset_archs, read_dataset
-    from hat_engine.predictor import LatencyPredictor, adapt, metrics, split_indices
+    from hat_engine.latency.dataset import dataset_archs, read_dataset
+    from hat_engine.latency.predictor import LatencyPredictor, adapt, metrics, split_indices
 
     source = LatencyPredictor.load(args.predictor)
     header, rows = read_dataset(args.data)

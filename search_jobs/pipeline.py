@@ -6,7 +6,6 @@ would, and is skipped when its output already exists.
 """
 
 import argparse
-import json
 from pathlib import Path
 
 import yaml
@@ -24,9 +23,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _budgets(dataset: Path, predictor: Path, n: int) -> list[float]:
     """`n` budgets from the fastest SubTransformer's predicted latency to the dataset's 92nd percentile."""
-    from hat_engine.evolution import budget_ladder, fastest_arch
-    from hat_engine.latency_dataset import dataset_archs, read_dataset
-    from hat_engine.predictor import LatencyPredictor
+    from hat_engine.latency.dataset import dataset_archs, read_dataset
+    from hat_engine.latency.predictor import LatencyPredictor
+    from hat_engine.search.evolution import budget_ladder, fastest_arch
 
     _, rows = read_dataset(dataset)
     model = LatencyPredictor.load(predictor)
@@ -38,7 +37,7 @@ def _measure_and_fit(preset: dict, out: Path, supernet: Path) -> dict[str, tuple
     ranks its held-out archs below the floor is not searched with: the pipeline measures twice as many archs
     (`latency.extend` times, default 2) and refits; then it stops with the predictor's one-line refusal."""
     from hat_engine.errors import UnusablePredictorError
-    from hat_engine.predictor import MIN_KENDALL_TAU, LatencyPredictor, require_usable
+    from hat_engine.latency.predictor import MIN_KENDALL_TAU, LatencyPredictor, require_usable
 
     lat, fit = preset["latency"], preset["fit"]
     floor = MIN_KENDALL_TAU if fit.get("min_tau") is None else float(fit["min_tau"])
@@ -72,25 +71,34 @@ def _measure_and_fit(preset: dict, out: Path, supernet: Path) -> dict[str, tuple
 
 
 def _hat(*args: object) -> None:
-    from search_jobs.cli import main
+    """Run one stage as `hat ARGS` would, through the stage's own parser (not back through `cli`)."""
+    from search_jobs import catalog_cmd, data_build, latency, search, supernet_train
 
     argv = [str(a) for a in args]
     print(f"$ hat {' '.join(argv)}", flush=True)
-    code = main(argv)
+    parser = argparse.ArgumentParser(prog="hat")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for group, stage in (("data", data_build), ("supernet", supernet_train)):
+        stage.register(commands.add_parser(group).add_subparsers(dest="action", required=True))
+    for stage in (latency, search, catalog_cmd):
+        stage.register(commands)
+    stage_args = parser.parse_args(argv)
+    code = stage_args.run(stage_args)
     if code:
         raise SystemExit(f"hat: error: pipeline stage `hat {' '.join(argv[:2])}` failed (exit {code})")
 
 
 def _slice_corpus(data: Path, out: Path, sizes: dict) -> None:
     """A custom corpus made of the first N pairs of each real split (train, valid, test)."""
-    manifest = json.loads((data / "manifest.json").read_text())
+    from hat_engine.data.batching import read_split, splits_with_role
+
     out.mkdir(parents=True, exist_ok=True)
     for role in ("train", "valid", "test"):
         src, tgt = [], []
-        for split in (s for s in manifest["splits"].values() if s["role"] == role):
-            files = split["files"]
-            src += (data / files["en"]["path"]).read_text(encoding="utf-8").splitlines()[: sizes[role]]
-            tgt += (data / files["de"]["path"]).read_text(encoding="utf-8").splitlines()[: sizes[role]]
+        for name in splits_with_role(data, role):
+            en, de = read_split(data, name)
+            src += en[: sizes[role]]
+            tgt += de[: sizes[role]]
         (out / f"{role}.en").write_text("\n".join(src) + "\n", encoding="utf-8")
         (out / f"{role}.de").write_text("\n".join(tgt) + "\n", encoding="utf-8")
 
@@ -101,7 +109,9 @@ def _train_config(preset: dict, out: Path, data: Path) -> Path:
         base = yaml.safe_load(Path(train.pop("config")).read_text())
     else:
         base = {}
+    # the pipeline's own corpus build holds the tokenizer, and its supernet goes where the pipeline says
     base.update(train, data_dir=str(data), space=preset["space"], out_dir=str(out / "supernet"))
+    base.update(tokenizer=None, export=None)
     path = out / "supernet.yaml"
     path.write_text(yaml.safe_dump(base))
     return path

@@ -57,7 +57,7 @@ def parse_budgets(spec: str) -> list[float]:
 
 
 def _config(args: argparse.Namespace):
-    from hat_engine.evolution import EvolutionConfig
+    from hat_engine.search.evolution import EvolutionConfig
 
     return EvolutionConfig(
         population=args.population, parents=args.parents, mutations=args.mutations, crossovers=args.crossovers,
@@ -68,7 +68,7 @@ def _config(args: argparse.Namespace):
 
 def _fitness(args: argparse.Namespace):
     """Supernet, tokenizer, fixed validation subset -> ValidationFitness."""
-    from hat_engine.fitness import ValidationFitness, validation_subset
+    from hat_engine.search.fitness import ValidationFitness, validation_subset
     from search_jobs.subnets import load
 
     if args.tokenizer is None and not (args.supernet.parent / "spm.model").is_file():
@@ -129,8 +129,8 @@ def run(args: argparse.Namespace) -> int:
 
     from hat_engine.checksums import sha256_file
     from hat_engine.errors import ConfigError
-    from hat_engine.evolution import FitnessCache, check_budgets, sweep
-    from hat_engine.fitness import load_scores, save_scores
+    from hat_engine.search.evolution import FitnessCache, check_budgets, sweep
+    from hat_engine.search.fitness import load_scores, save_scores
 
     budgets, cfg = parse_budgets(args.budgets), _config(args)
     if not args.measure_one and (args.out is None or args.predictor is None):
@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     if args.measure_one:
         return _measure_one(args, cfg, _fitness(args))
-    from hat_engine.predictor import MIN_KENDALL_TAU, LatencyPredictor, require_usable
+    from hat_engine.latency.predictor import MIN_KENDALL_TAU, LatencyPredictor, require_usable
 
     predictor = LatencyPredictor.load(args.predictor)
     require_usable(predictor, MIN_KENDALL_TAU if args.min_tau is None else args.min_tau, str(args.predictor))

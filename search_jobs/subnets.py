@@ -8,8 +8,8 @@ from hat_engine.config import ArchConfig, SearchSpace
 from hat_engine.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    from hat_engine.supernet import SuperTransformer
-    from hat_engine.tokenizer import Tokenizer
+    from hat_engine.data.tokenizer import Tokenizer
+    from hat_engine.model.supernet import SuperTransformer
 
 
 def add_supernet_args(p: argparse.ArgumentParser) -> None:
@@ -37,8 +37,8 @@ def arch_from_spec(space: SearchSpace, spec: str) -> ArchConfig:
 
 
 def load(args: argparse.Namespace) -> tuple["SuperTransformer", "Tokenizer"]:
-    from hat_engine.supernet import load_supernet
-    from hat_engine.tokenizer import Tokenizer
+    from hat_engine.data.tokenizer import Tokenizer
+    from hat_engine.model.supernet import load_supernet
 
     supernet, _ = load_supernet(args.supernet)
     tokenizer_path = args.tokenizer or args.supernet.parent / "spm.model"

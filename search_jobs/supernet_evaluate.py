@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import Progress
     from rich.table import Table
 
-    from hat_engine.evaluation import evaluate, test_sets
+    from hat_engine.train.evaluation import evaluate, test_sets
     from search_jobs.subnets import arch_from_spec, load
 
     torch.set_num_threads(args.threads)

@@ -95,8 +95,9 @@ def run(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace, rank: int, world_size: int, device: str) -> int:
     import torch
 
-    from hat_engine.plots import plot_training
-    from hat_engine.training import METRICS, TrainConfig, Trainer
+    from hat_engine.train.config import TrainConfig
+    from hat_engine.train.plots import plot_training
+    from hat_engine.train.training import METRICS, Trainer
 
     cfg = TrainConfig.from_yaml(args.config.read_text())
     if args.max_minutes is not None:

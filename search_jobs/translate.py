@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     # Heavy imports (torch, matplotlib) stay inside run() so that every `hat` command starts fast.
     import torch
 
-    from hat_engine.evaluation import translate
+    from hat_engine.train.evaluation import translate
     from search_jobs.subnets import arch_from_spec, load
 
     if not 1 <= args.beam <= 32:

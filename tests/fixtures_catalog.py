@@ -1,8 +1,8 @@
 """A fixture catalog for the serving tests: a tiny random SuperTransformer, a tiny SentencePiece model and
 3-4 entries of different sizes for this host's profile, in the shipped catalog's exact format.
 
-Latencies are MEASURED on this host (`hat_engine.latency.measure` on the reference workload, ONNX Runtime with the
-given threads) unless `fake_p95_ms` is given (fast unit tests). BLEU/chrF are TEST DATA set here, not measured
+Latencies are MEASURED on this host (`hat_engine.latency.timing.measure` on the reference workload, ONNX Runtime
+with the given threads) unless `fake_p95_ms` is given (fast unit tests). BLEU/chrF are TEST DATA set here, not measured
 (the weights are random): they rise with the measured latency, so the entries form a latency/BLEU Pareto front
 like a real catalog's. `corrupt="source"` stores the best entry's weights as a separate fine-tuned file and then
 flips a byte in it (its sha256 no longer matches: refused); `corrupt="artifact"` records a wrong sha256 for the
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from hat_engine.catalog import (
+from hat_engine.catalog.materialize import materialize, weights_sha256
+from hat_engine.catalog.schema import (
     Artifact,
     Catalog,
     CatalogEntry,
@@ -29,12 +30,11 @@ from hat_engine.catalog import (
 )
 from hat_engine.checksums import sha256_file
 from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, ModelConfig, SearchSpace
+from hat_engine.data.tokenizer import Tokenizer, train_sentencepiece
 from hat_engine.hardware import detect
-from hat_engine.latency import REFERENCE_WORKLOAD, measure
-from hat_engine.materialize import materialize, weights_sha256
-from hat_engine.ort_decoding import OrtTranslator
-from hat_engine.supernet import SuperTransformer, save_supernet
-from hat_engine.tokenizer import Tokenizer, train_sentencepiece
+from hat_engine.latency.timing import REFERENCE_WORKLOAD, measure
+from hat_engine.model.supernet import SuperTransformer, save_supernet
+from hat_engine.runtime.ort_decoding import OrtTranslator
 
 SPACE = SearchSpace(embed_dims=(16, 32), ffn_dims=(32, 64), heads=(2, 4), encoder_depths=(1, 2),
                     decoder_depths=(1, 2), cross_layers=(1, 2), qkv_dim=32)  # fmt: skip

@@ -19,14 +19,14 @@ from pathlib import Path
 
 import torch
 
-from hat_engine.catalog import Artifact, Catalog, CatalogEntry, FileRef, HardwareProfileRecord, PredictorRef
+from hat_engine.catalog.materialize import materialize, weights_sha256
+from hat_engine.catalog.schema import Artifact, Catalog, CatalogEntry, FileRef, HardwareProfileRecord, PredictorRef
 from hat_engine.checksums import sha256_file
 from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, SearchSpace
-from hat_engine.evaluation import evaluate
-from hat_engine.latency import REFERENCE_WORKLOAD, Workload, measure_interleaved
-from hat_engine.materialize import materialize, weights_sha256
-from hat_engine.supernet import load_supernet
-from hat_engine.tokenizer import Tokenizer
+from hat_engine.data.tokenizer import Tokenizer
+from hat_engine.latency.timing import REFERENCE_WORKLOAD, Workload, measure_interleaved
+from hat_engine.model.supernet import load_supernet
+from hat_engine.train.evaluation import evaluate
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +114,8 @@ class EntryBuilder:
         return FileRef(name, sha256_file(self.dir / name))
 
     def _runner(self, folder: Path, fmt: str, threads: int):
-        from hat_engine.ort_decoding import OrtTranslator
-        from hat_engine.transformer import Transformer
+        from hat_engine.model.transformer import Transformer
+        from hat_engine.runtime.ort_decoding import OrtTranslator
 
         if fmt == "torch":
             torch.set_num_threads(threads)
@@ -126,7 +126,7 @@ class EntryBuilder:
                 predicted_ms: float, fmt: str = "onnx", source: str | None = None) -> CatalogEntry:  # fmt: skip
         """Materialise and score one entry; its latency is left empty for `measure_all`. `source`: a fine-tuned
         model file in the catalog folder to cut it from instead of the supernet."""
-        from hat_engine.transformer import Transformer
+        from hat_engine.model.transformer import Transformer
 
         if source is None:
             model = self.supernet.extract(arch)
@@ -183,7 +183,7 @@ class EntryBuilder:
 
 def predictor_record(catalog_dir: Path, predictor_path: Path, target: ProfileTarget) -> HardwareProfileRecord:
     """Copy a profile's predictor into the catalog and describe it."""
-    from hat_engine.predictor import LatencyPredictor
+    from hat_engine.latency.predictor import LatencyPredictor
 
     predictor = LatencyPredictor.load(predictor_path)
     name = f"predictors/{target.profile_id}.pt"

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from hat_engine.catalog import Catalog, dominated, load_catalog, verify_file
+from hat_engine.catalog.schema import Catalog, dominated, load_catalog, verify_file
 from hat_engine.checksums import sha256_file
 from hat_engine.errors import CatalogError
 
@@ -41,7 +41,7 @@ def validate_catalog(folder: Path, materialized: bool = False) -> tuple[Catalog,
             elif sha256_file(source) != recipe.get("source_sha256", catalog.supernet.sha256):
                 problems.append(f"entry {e.id}: source weights {source} do not match their sha256")
             elif materialized:
-                from hat_engine.materialize import materialize
+                from hat_engine.catalog.materialize import materialize
 
                 check(materialize, folder, catalog, e, a.format, Path(folder) / ".cache")
     return catalog, problems

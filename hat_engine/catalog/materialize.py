@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from hat_engine.catalog import Artifact, Catalog, CatalogEntry, sha256_file
+from hat_engine.catalog.schema import Artifact, Catalog, CatalogEntry, sha256_file
 from hat_engine.errors import CatalogError
-from hat_engine.supernet import load_supernet
-from hat_engine.transformer import Transformer
+from hat_engine.model.supernet import load_supernet
+from hat_engine.model.transformer import Transformer
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,8 @@ def materialize(catalog_dir: Path, catalog: Catalog, entry: CatalogEntry, fmt: s
     if fmt == "torch":
         model.save(tmp / "model.pt")
     else:
-        from hat_engine.onnx_export import quantize_export
-        from hat_engine.onnx_graph import build_onnx
+        from hat_engine.runtime.onnx_export import quantize_export
+        from hat_engine.runtime.onnx_graph import build_onnx
 
         build_onnx(model, tmp)
         if fmt == "onnx-int8":

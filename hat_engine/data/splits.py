@@ -4,8 +4,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hat_engine.data.text import MAX_TOKENS, char_ratio_ok, normalise
+from hat_engine.data.tokenizer import Tokenizer
 from hat_engine.errors import DataError
-from hat_engine.tokenizer import Tokenizer
 
 FILE_SUFFIXES = ("en", "de", "de2")  # source, reference, optional second reference; `.keys` beside them
 CUSTOM_KEYS = ("train-src", "train-tgt", "valid-src", "valid-tgt", "test-src", "test-tgt")

@@ -25,8 +25,8 @@ import torch
 from hat_engine.config import ArchConfig, SearchSpace
 from hat_engine.errors import DataError, check_latencies
 from hat_engine.hardware import detect
-from hat_engine.latency import REFERENCE_WORKLOAD, Workload, measure, measure_paired
-from hat_engine.supernet import SuperTransformer
+from hat_engine.latency.timing import REFERENCE_WORKLOAD, Workload, measure, measure_paired
+from hat_engine.model.supernet import SuperTransformer
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def _time_targets(model, folder: Path, targets, workload, runs, warmup, referenc
 
 def _runner(model, folder: Path, target: Target):
     if target.backend == "onnxruntime":
-        from hat_engine.ort_decoding import OrtTranslator  # onnxruntime only when measuring
+        from hat_engine.runtime.ort_decoding import OrtTranslator  # onnxruntime only when measuring
 
         return OrtTranslator.load(folder, threads=target.threads)
     torch.set_num_threads(target.threads)
@@ -205,7 +205,7 @@ def suspect_rows(space: SearchSpace, rows: list[dict], threshold: float, folds: 
     """Indices of rows measured far (> threshold, relative) above or below what the other rows predict for
     them: out-of-fold predictions of the per-layer MLP. On a shared machine these are mostly runs disturbed by
     other work; `recheck_dataset` measures them again."""
-    from hat_engine.predictor import fit
+    from hat_engine.latency.predictor import fit
 
     archs, ms = dataset_archs(rows)
     order = list(range(len(rows)))

@@ -24,6 +24,7 @@ from torch import nn
 
 from hat_engine.config import ArchConfig, SearchSpace
 from hat_engine.errors import CheckpointError, ConfigError, LatencyError, UnusablePredictorError, check_latencies
+from hat_engine.latency.transfer import fit_power_law
 
 PREDICTOR_FORMAT = "hat-latency-predictor/2"
 LINEAR_TARGET_FORMAT = "hat-latency-predictor/1"  # fitted on ms, not log ms; still read (older catalogs ship it)
@@ -266,18 +267,10 @@ def require_usable(predictor: LatencyPredictor, min_tau: float = MIN_KENDALL_TAU
 
 
 def adapt(predictor: LatencyPredictor, archs: list[ArchConfig], latency_ms: list[float]) -> LatencyPredictor:
-    """The same predictor mapped by a power law `ms = scale * base_ms ** exponent`, fitted on logs to a few
-    measurements on new hardware (exponent 1 from fewer than 3, where a slope would be noise)."""
+    """The same predictor mapped by `fit_power_law` to a few measurements on new hardware."""
     if len(archs) < 2 or len(archs) != len(latency_ms):
         raise ConfigError("few-shot adaptation needs at least 2 measured architectures, aligned with their ms")
-    check_latencies(latency_ms, "few-shot adaptation")
-    base = [math.log(v) for v in predictor._raw(archs).tolist()]
-    target = [math.log(v) for v in latency_ms]
-    mb, mt = _mean(base), _mean(target)
-    var = sum((b - mb) ** 2 for b in base)
-    slope = sum((b - mb) * (t - mt) for b, t in zip(base, target, strict=True)) / var if var > 0 else 1.0
-    exponent = slope if len(archs) >= 3 and 0.2 < slope < 5 else 1.0  # latency grows with latency; never invert
-    scale = math.exp(mt - exponent * mb)
+    scale, exponent = fit_power_law(predictor._raw(archs).tolist(), latency_ms)
     return dataclasses.replace(predictor, scale=scale, exponent=exponent, offset=0.0, extra={})
 
 

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 import torch
 
 from hat_engine.config import ModelConfig
-from hat_engine.decoding import beam_search, greedy_search
 from hat_engine.errors import LatencyError, check_latencies
+from hat_engine.model.decoding import beam_search, greedy_search
 
 FIRST_TOKEN_ID = 4  # ids below are pad/unk/bos/eos
 
@@ -65,7 +65,7 @@ def reference_source(workload: Workload, model_config: ModelConfig, seed: int = 
 
 def run_workload(model, src: torch.Tensor, workload: Workload) -> list[list[int]]:
     """One decode of exactly `target_tokens` steps (the last one EOS) on a torch `Transformer` or an
-    `OrtTranslator` (both offer the interface `hat_engine.decoding` drives)."""
+    `OrtTranslator` (both offer the interface `hat_engine.model.decoding` drives)."""
     steps = workload.target_tokens - 1
     if workload.beam == 1:
         return greedy_search(model, src, max_len_a=0.0, max_len_b=steps, min_len=steps)

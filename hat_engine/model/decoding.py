@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from hat_engine.transformer import Cache, EncoderOut, Transformer, reorder_cache
+from hat_engine.model.transformer import Cache, EncoderOut, Transformer, reorder_cache
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hat_engine.transformer import Attention, merge_heads, split_heads
+from hat_engine.model.transformer import Attention, merge_heads, split_heads
 
 
 def _copy(t: Tensor) -> nn.Parameter:

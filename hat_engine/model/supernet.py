@@ -3,7 +3,7 @@
 Built from elastic ops at the largest size of every gene in the SearchSpace. `set_active(arch)` validates
 the architecture once, here at the root, and hands each layer its genes; depth runs `layers[:n]`. The active
 SubTransformer computes exactly what its static twin from `extract()` computes (both run `encode_with` /
-`decode_with` from hat_engine.transformer), and the twin shares no storage with the supernet.
+`decode_with` from hat_engine.model.transformer), and the twin shares no storage with the supernet.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, ModelConfig, SearchSpace
-from hat_engine.elastic import ElasticAttention, ElasticLayerNorm, ElasticLinear
 from hat_engine.errors import CheckpointError, ConfigError
-from hat_engine.transformer import (
+from hat_engine.model.elastic import ElasticAttention, ElasticLayerNorm, ElasticLinear
+from hat_engine.model.transformer import (
     DecoderLayer,
     EncoderLayer,
     EncoderOut,

@@ -7,7 +7,7 @@ table of width max(encoder, decoder) is shared: the encoder reads its first `enc
 decoder its first `decoder_embed_dim` columns, and the output projection is tied to the decoder slice.
 
 Serving, latency measurement and export use only this model, extracted from the SuperTransformer
-(`hat_engine.supernet`). `encode_with` / `decode_with` are the loops both models run, so their maths agree.
+(`hat_engine.model.supernet`). `encode_with` / `decode_with` are the loops both models run, so their maths agree.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The encoder graph runs once per batch and already projects, for every decoder layer, the cross-attention K/V
 over the last `cross_layers` encoder outputs (HAT's arbitrary encoder-decoder attention, Wang et al., ACL 2020,
 Sec. 3.1), so the decoder graph never sees encoder states. Graph inputs and outputs carry the names of the
-torch KV cache (`hat_engine.transformer.Cache`):
+torch KV cache (`hat_engine.model.transformer.Cache`):
 
     encoder.onnx  src_tokens (N, S) int64
                   -> cross_k.i, cross_v.i (N, H_i, c_i*S, d_i) float32, cross_mask.i (N, 1, 1, c_i*S) bool
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.export import Dim
 
-from hat_engine.transformer import Transformer, embed
+from hat_engine.model.transformer import Transformer, embed
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def export_onnx(model: Transformer, out_dir: str | Path) -> dict[str, Path]:
     log.info("exported %s in %.1fs (encoder) + %.1fs (decoder)", arch.arch_id(), seconds["encoder"], seconds["decoder"])
     meta = {
         "format": ONNX_FORMAT,
-        "builder": "dynamo",  # hat_engine.onnx_graph.build_onnx writes "onnx-graph"
+        "builder": "dynamo",  # hat_engine.runtime.onnx_graph.build_onnx writes "onnx-graph"
         "arch": arch.to_dict(),
         "model_config": cfg.to_dict(),
         "qkv_dim": model.qkv_dim,

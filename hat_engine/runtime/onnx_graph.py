@@ -1,11 +1,11 @@
-"""Build the two ONNX graphs of `hat_engine.onnx_export` directly from an extracted Transformer's weights.
+"""Build the two ONNX graphs of `hat_engine.runtime.onnx_export` directly from an extracted Transformer's weights.
 
 `export_onnx` traces the model with torch.export (15-20 s per architecture); the latency dataset needs hundreds
 of architectures, so `build_onnx` writes equivalent graphs op by op with `onnx.helper` in well under a second:
 the same file names, `export.json` format, input/output names, dtypes, dynamic shapes and semantics, so that
 `OrtTranslator.load` runs either kind unchanged ("builder" in `export.json` says which made it).
 
-The maths restates `hat_engine.transformer` (pre-norm layers, HAT's arbitrary encoder-decoder attention, Wang et
+The maths restates `hat_engine.model.transformer` (pre-norm layers, HAT's arbitrary encoder-decoder attention, Wang et
 al., ACL 2020, Sec. 3.1) in a form ONNX Runtime runs well: Q/K/V projections fused into one MatMul with
 pre-transposed weights, the 1/sqrt(head size) attention scale folded into the query weights, the standard
 LayerNormalization op, and attention written as MatMul/Softmax/MatMul. The decoder step works on 2-d (N, D)
@@ -27,8 +27,8 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import Tensor, nn
 
-from hat_engine.onnx_export import DECODER_FILE, ENCODER_FILE, META_FILE, ONNX_FORMAT, signature
-from hat_engine.transformer import Attention, Transformer, sinusoidal_table
+from hat_engine.model.transformer import Attention, Transformer, sinusoidal_table
+from hat_engine.runtime.onnx_export import DECODER_FILE, ENCODER_FILE, META_FILE, ONNX_FORMAT, signature
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
-"""Greedy and beam search over the ONNX graphs of `hat_engine.onnx_export`, on ONNX Runtime.
+"""Greedy and beam search over the ONNX graphs of `hat_engine.runtime.onnx_export`, on ONNX Runtime.
 
-`OrtTranslator` offers the interface `hat_engine.decoding` drives (`model_config`, `encode`, `decode_step`,
+`OrtTranslator` offers the interface `hat_engine.model.decoding` drives (`model_config`, `encode`, `decode_step`,
 no-op `eval`/`train`), so the very same search code runs on both back ends and the outputs are token-identical
 up to float rounding in the logits. The encoder graph yields every layer's cross-attention K/V once; beam search
 expands them to N * beam rows once (`OrtEncoderOut.index_select`) and never reorders them again. The growing
@@ -21,10 +21,10 @@ import torch
 from torch import Tensor
 
 from hat_engine.config import ArchConfig, ModelConfig
-from hat_engine.decoding import beam_search, greedy_search
 from hat_engine.errors import CheckpointError
-from hat_engine.onnx_export import META_FILE, ONNX_FORMAT, cross_names, self_names
-from hat_engine.transformer import Cache
+from hat_engine.model.decoding import beam_search, greedy_search
+from hat_engine.model.transformer import Cache
+from hat_engine.runtime.onnx_export import META_FILE, ONNX_FORMAT, cross_names, self_names
 
 
 def session_options(threads: int) -> ort.SessionOptions:
@@ -56,9 +56,9 @@ class OrtEncoderOut:
 
 class OrtTranslator:
     """Two ONNX Runtime sessions (encoder, decoder step) plus greedy and beam search with the semantics of
-    `hat_engine.decoding`. Build it with `OrtTranslator.load(export_dir)`."""
+    `hat_engine.model.decoding`. Build it with `OrtTranslator.load(export_dir)`."""
 
-    training = False  # read by hat_engine.decoding, which puts models in eval mode while it decodes
+    training = False  # read by hat_engine.model.decoding, which puts models in eval mode while it decodes
 
     def __init__(
         self,
@@ -84,7 +84,7 @@ class OrtTranslator:
         export_dir = Path(export_dir)
         meta_path = export_dir / META_FILE
         if not meta_path.is_file():
-            raise CheckpointError(f"{meta_path} does not exist; run hat_engine.onnx_export.export_onnx first")
+            raise CheckpointError(f"{meta_path} does not exist; run hat_engine.runtime.onnx_export.export_onnx first")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("format") != ONNX_FORMAT:
             raise CheckpointError(f"{meta_path} has format {meta.get('format')!r}, expected {ONNX_FORMAT!r}")
@@ -97,7 +97,7 @@ class OrtTranslator:
             export_dir / files["encoder"], export_dir / files["decoder"], arch, cfg, meta["qkv_dim"], threads, **kwargs
         )
 
-    # --- the model interface hat_engine.decoding uses ---------------------------------------------------------
+    # --- the model interface hat_engine.model.decoding uses ---------------------------------------------------------
 
     def eval(self) -> OrtTranslator:
         return self
@@ -126,7 +126,7 @@ class OrtTranslator:
     ) -> tuple[Tensor, Cache]:
         """Feed the token at position `step`: tokens (N, 1) -> (logits (N, V), cache with the new self K/V).
 
-        The cache holds CPU tensors sharing memory with numpy arrays, so `hat_engine.transformer.reorder_cache`
+        The cache holds CPU tensors sharing memory with numpy arrays, so `hat_engine.model.transformer.reorder_cache`
         reorders it as it does the torch cache."""
         if step >= self.model_config.max_positions:
             raise ValueError(f"decoder step {step} reaches max_positions={self.model_config.max_positions}")
@@ -156,13 +156,13 @@ class OrtTranslator:
         max_len_b: int = 10,
     ) -> list[list[int]]:
         """Beam search over src_tokens (B, S) -> one token list per sentence (no BOS/EOS), as
-        `hat_engine.decoding.beam_search`."""
+        `hat_engine.model.decoding.beam_search`."""
         return beam_search(self, _as_tensor(src_tokens), beam, length_penalty, max_len_a, max_len_b)
 
     def greedy_search(
         self, src_tokens: np.ndarray | Tensor, max_len_a: float = 1.2, max_len_b: int = 10
     ) -> list[list[int]]:
-        """Arg-max decoding of src_tokens (B, S), as `hat_engine.decoding.greedy_search`."""
+        """Arg-max decoding of src_tokens (B, S), as `hat_engine.model.decoding.greedy_search`."""
         return greedy_search(self, _as_tensor(src_tokens), max_len_a, max_len_b)
 
 

@@ -4,7 +4,7 @@ Each generation keeps the `parents` fittest architectures (elitism, so the best 
 fills the rest of the population with gene-level mutations of random parents and uniform crossovers of two.
 A candidate whose *predicted* latency exceeds the budget is rejected and drawn again. Fitness is any
 `list[ArchConfig] -> list[float]` where lower is better (the product uses validation loss with inherited
-weights, see `hat_engine.fitness`); a shared `FitnessCache` means an architecture is evaluated once per sweep.
+weights, see `hat_engine.search.fitness`); a shared `FitnessCache` means an architecture is evaluated once per sweep.
 Torch-free: the latency predictor and the fitness come in as plain callables.
 """
 
@@ -16,11 +16,12 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, SearchSpace
+from hat_engine.config import ArchConfig, SearchSpace
 from hat_engine.errors import ConfigError, InfeasibleBudgetError, check_latencies
+from hat_engine.search.genes import crossover, mutate
 
 log = logging.getLogger(__name__)
 
@@ -123,112 +124,6 @@ class FitnessCache:
         return [self.scores[arch.arch_id()] for arch in archs]
 
 
-# --- gene operators ---------------------------------------------------------------------------------------
-
-
-def _cross_choices(space: SearchSpace, encoder_depth: int) -> tuple[int, ...]:
-    return tuple(c for c in space.cross_layers if c <= encoder_depth)
-
-
-def _pick(rng: random.Random, p: float, value: int, choices: tuple[int, ...]) -> int:
-    """With probability p, a fresh draw from `choices`; otherwise `value` unchanged."""
-    return rng.choice(choices) if rng.random() < p else value
-
-
-def _random_encoder_layer(space: SearchSpace, rng: random.Random) -> EncoderLayerArch:
-    return EncoderLayerArch(ffn_dim=rng.choice(space.ffn_dims), self_heads=rng.choice(space.heads))
-
-
-def _random_decoder_layer(space: SearchSpace, rng: random.Random, encoder_depth: int) -> DecoderLayerArch:
-    return DecoderLayerArch(
-        ffn_dim=rng.choice(space.ffn_dims),
-        self_heads=rng.choice(space.heads),
-        cross_heads=rng.choice(space.heads),
-        cross_layers=rng.choice(_cross_choices(space, encoder_depth)),
-    )
-
-
-def _fit_cross(dec: DecoderLayerArch, space: SearchSpace, rng: random.Random, encoder_depth: int) -> DecoderLayerArch:
-    """A decoder layer whose cross_layers no longer fits a shallower encoder gets a fresh valid value."""
-    if dec.cross_layers <= encoder_depth:
-        return dec
-    return replace(dec, cross_layers=rng.choice(_cross_choices(space, encoder_depth)))
-
-
-def mutate(arch: ArchConfig, space: SearchSpace, rng: random.Random, p: float) -> ArchConfig:
-    """Redraw each gene with probability `p`. A new depth keeps the first layers and draws any new ones."""
-    enc_depth = _pick(rng, p, arch.encoder_depth, space.encoder_depths)
-    dec_depth = _pick(rng, p, arch.decoder_depth, space.decoder_depths)
-    encoder = []
-    for i in range(enc_depth):
-        if i >= arch.encoder_depth:
-            encoder.append(_random_encoder_layer(space, rng))
-            continue
-        old = arch.encoder_layers[i]
-        encoder.append(
-            EncoderLayerArch(
-                ffn_dim=_pick(rng, p, old.ffn_dim, space.ffn_dims),
-                self_heads=_pick(rng, p, old.self_heads, space.heads),
-            )
-        )
-    decoder = []
-    for i in range(dec_depth):
-        if i >= arch.decoder_depth:
-            decoder.append(_random_decoder_layer(space, rng, enc_depth))
-            continue
-        old = arch.decoder_layers[i]
-        layer = DecoderLayerArch(
-            ffn_dim=_pick(rng, p, old.ffn_dim, space.ffn_dims),
-            self_heads=_pick(rng, p, old.self_heads, space.heads),
-            cross_heads=_pick(rng, p, old.cross_heads, space.heads),
-            cross_layers=_pick(rng, p, old.cross_layers, _cross_choices(space, enc_depth)),
-        )
-        decoder.append(_fit_cross(layer, space, rng, enc_depth))
-    child = ArchConfig(
-        encoder_embed_dim=_pick(rng, p, arch.encoder_embed_dim, space.embed_dims),
-        decoder_embed_dim=_pick(rng, p, arch.decoder_embed_dim, space.embed_dims),
-        encoder_layers=tuple(encoder),
-        decoder_layers=tuple(decoder),
-    )
-    space.validate(child)
-    return child
-
-
-def _mix(a: Any, b: Any, rng: random.Random) -> Any:
-    """Uniform crossover of two layer records of one type: each gene from either parent with probability 1/2."""
-    return type(a)(**{name: getattr(a if rng.random() < 0.5 else b, name) for name in a.__dataclass_fields__})
-
-
-def _mix_layers(a: tuple, b: tuple, depth: int, rng: random.Random) -> list:
-    """Position-wise: where both parents have layer i its genes are mixed, else the one that has it is copied."""
-    out = []
-    for i in range(depth):
-        if i < len(a) and i < len(b):
-            out.append(_mix(a[i], b[i], rng))
-        else:
-            out.append(a[i] if i < len(a) else b[i])
-    return out
-
-
-def crossover(a: ArchConfig, b: ArchConfig, space: SearchSpace, rng: random.Random) -> ArchConfig:
-    """Uniform crossover: every gene (embed widths, depths, each layer's genes) from `a` or `b`, 50/50."""
-    enc_depth = rng.choice((a.encoder_depth, b.encoder_depth))
-    dec_depth = rng.choice((a.decoder_depth, b.decoder_depth))
-    encoder = _mix_layers(a.encoder_layers, b.encoder_layers, enc_depth, rng)
-    decoder = [
-        _fit_cross(layer, space, rng, enc_depth)
-        for layer in _mix_layers(a.decoder_layers, b.decoder_layers, dec_depth, rng)
-    ]
-    child = ArchConfig(
-        encoder_embed_dim=rng.choice((a.encoder_embed_dim, b.encoder_embed_dim)),
-        decoder_embed_dim=rng.choice((a.decoder_embed_dim, b.decoder_embed_dim)),
-        encoder_layers=tuple(encoder),
-        decoder_layers=tuple(decoder),
-    )
-    space.validate(child)
-    return child
-
-
 # --- search -----------------------------------------------------------------------------------------------
 
 
@@ -293,10 +188,9 @@ def fastest_arch(
 ) -> tuple[ArchConfig, float]:
     """The arch with the lowest predicted latency: the best of `space.smallest()` and `samples` seeded random
     archs, then `rounds` of local search (mutations of the `keep` fastest so far, each gene redrawn with
-    probability 0.1). The smallest arch is not the fastest one: on our 1-thread CPU profile the predictor puts it
-    (192 wide, every FFN and head count at its minimum) at 43.3 ms, and decoders of one layer with wider FFNs near
-    30 ms. Nor is sampling alone enough: on the 2-thread profile the best of 2,000 samples predicted 34.5 ms, the
-    best of 5,000 31.2 ms, and the local search gets below both."""
+    probability 0.1). The smallest arch need not be the fastest one (a one-layer decoder with wider FFNs can beat
+    it on a CPU), nor is sampling alone enough to find the fastest: docs/search-and-catalog.md has the figures
+    measured on the shipped profiles; a unit test holds the first point."""
     rng = random.Random(seed)
     archs = [space.smallest()] + [space.sample(rng) for _ in range(samples)]
 

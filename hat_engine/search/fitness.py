@@ -1,11 +1,10 @@
 """The evolutionary search's fitness (HAT Sec. 3.4): validation loss of a SubTransformer with inherited weights.
 
 Every architecture is scored on one fixed validation subset, so scores are comparable across generations and
-budgets; `hat_engine.evolution.FitnessCache` keeps each score. Lower is better (per-token NLL).
+budgets; `hat_engine.search.evolution.FitnessCache` keeps each score. Lower is better (per-token NLL).
 
-The score is `training.validation_loss` (a unit test holds the equality), computed faster because the search
-runs it thousands of times: the subset's batches are built once, and the log-softmax over the vocabulary runs
-once, on non-pad positions only (`validation_loss` runs it twice over padded batches: ~40 % of its time).
+The score is `train.loss.validation_loss`, the loss training watches, on the subset's batches built once
+(the search scores thousands of archs on them).
 """
 
 import hashlib
@@ -16,21 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-from hat_engine.batching import (
-    ParallelData,
-    concat,
-    make_batch,
-    read_split,
-    splits_with_role,
-    token_buckets,
-    tokenize,
-)
 from hat_engine.config import ArchConfig
+from hat_engine.data.batching import ParallelData, concat, read_split, splits_with_role, tokenize
+from hat_engine.data.tokenizer import Tokenizer
 from hat_engine.errors import ConfigError, DataError
-from hat_engine.supernet import SuperTransformer
-from hat_engine.tokenizer import Tokenizer
+from hat_engine.model.supernet import SuperTransformer
+from hat_engine.train.loss import validation_batches, validation_loss
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +37,7 @@ class ValidationFitness:
             raise DataError("the validation subset is empty; pass more --valid-sentences or check the corpus")
         self.supernet, self.valid, self.max_tokens, self.bf16 = supernet.eval(), valid, max_tokens, bf16
         cfg = supernet.model_config
-        # The buckets `validation_loss` uses (seed 0), built once; their order does not change the sum.
-        self.batches = [
-            make_batch(valid, indices, cfg.pad_id, cfg.bos_id, cfg.eos_id)
-            for indices in token_buckets(valid, max_tokens, seed=0)
-        ]
+        self.batches = validation_batches(valid, max_tokens, cfg.pad_id, cfg.bos_id, cfg.eos_id)
         self.tokens = sum(batch.ntokens for batch in self.batches)
         self.seconds, self.evaluations = 0.0, 0
 
@@ -64,15 +51,7 @@ class ValidationFitness:
         return losses
 
     def _loss(self, arch: ArchConfig) -> float:
-        model, pad = self.supernet, self.supernet.model_config.pad_id
-        model.set_active(arch)
-        total = 0.0
-        for batch in self.batches:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-                logits = model(batch.src, batch.prev)  # (B, T, V)
-            keep = batch.target != pad  # (B, T)
-            total += F.cross_entropy(logits[keep].float(), batch.target[keep], reduction="sum").item()
-        return total / self.tokens
+        return validation_loss(self.supernet, arch, self.batches, self.bf16)
 
     @property
     def seconds_per_evaluation(self) -> float:

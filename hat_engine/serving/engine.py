@@ -17,11 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hat_engine.catalog import Catalog, CatalogEntry, load_catalog, verify_file
+from hat_engine.catalog.schema import Catalog, CatalogEntry, load_catalog, verify_file
+from hat_engine.data.tokenizer import Tokenizer
 from hat_engine.errors import CatalogError
 from hat_engine.hardware import HardwareProfile
-from hat_engine.latency import measure
-from hat_engine.serving import (
+from hat_engine.latency.timing import measure
+from hat_engine.serving.guard import GuardConfig, Observation, SlaGuard, Switch
+from hat_engine.serving.pool import Translation, TranslatorPool, artifact_format, translate_texts
+from hat_engine.serving.selection import (
     CALIBRATION_BUDGET_S,
     Calibration,
     Option,
@@ -31,9 +34,6 @@ from hat_engine.serving import (
     pick,
     profile_for_host,
 )
-from hat_engine.sla_guard import GuardConfig, Observation, SlaGuard, Switch
-from hat_engine.tokenizer import Tokenizer
-from hat_engine.translator_pool import Translation, TranslatorPool, artifact_format, translate_texts
 
 log = logging.getLogger(__name__)
 

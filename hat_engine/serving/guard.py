@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from hat_engine.serving import Option
+from hat_engine.serving.selection import Option
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import torch
 
-from hat_engine.catalog import Catalog, CatalogEntry
-from hat_engine.decoding import beam_search_nbest, greedy_search
+from hat_engine.catalog.materialize import materialize
+from hat_engine.catalog.schema import Catalog, CatalogEntry
+from hat_engine.data.tokenizer import Tokenizer
 from hat_engine.errors import CatalogError
-from hat_engine.materialize import materialize
-from hat_engine.tokenizer import Tokenizer
+from hat_engine.model.decoding import beam_search_nbest, greedy_search
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +103,11 @@ class TranslatorPool:
             folder = self.verify(entry)
             fmt = artifact_format(entry, self.backend)
             if fmt == "torch":
-                from hat_engine.transformer import Transformer
+                from hat_engine.model.transformer import Transformer
 
                 model = Transformer.load(folder / "model.pt").eval()
             else:
-                from hat_engine.ort_decoding import OrtTranslator
+                from hat_engine.runtime.ort_decoding import OrtTranslator
 
                 model = OrtTranslator.load(folder, threads=self.threads, int8=fmt == "onnx-int8")
             self._loaded[entry.id] = model

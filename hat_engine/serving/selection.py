@@ -3,8 +3,8 @@
 HAT (Wang et al., 2020) searches one SubTransformer per hardware target and latency budget; serving closes the
 loop. With the catalog measured on this very profile, each entry's measured p95 on the reference workload is
 its latency here. On a host the catalog never saw, a short calibration measures a few entries here and maps the
-catalog's latencies onto this host with a least-squares scale and offset (the few-shot idea of
-`predictor.adapt`: the shape of the latency landscape transfers, its scale does not).
+catalog's latencies onto this host with `latency.transfer.fit_power_law`, the map `predictor.adapt` fits too
+(the shape of the latency landscape transfers, its scale does not).
 
 Everything here is pure: measurements come in through a callable, time through a clock, so the unit tests run
 on fake latencies in milliseconds.
@@ -17,8 +17,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
-from hat_engine.catalog import Catalog, CatalogEntry
+from hat_engine.catalog.schema import Catalog, CatalogEntry
 from hat_engine.errors import CatalogError
+from hat_engine.latency.transfer import fit_power_law
+from hat_engine.pareto import pareto_front
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +44,18 @@ class Option:
 
 @dataclass(frozen=True)
 class Calibration:
-    """What the calibration on an unseen host measured, and the map it fitted: here_ms = scale * catalog_ms + offset."""
+    """What the calibration on an unseen host measured, and the map it fitted (`fit_power_law`):
+    here_ms = scale * catalog_ms ** exponent."""
 
     source_profile: str
     measured_p95_ms: dict[str, float]  # entry id -> p95 measured on this host
     catalog_p95_ms: dict[str, float]  # entry id -> p95 in the catalog (source profile)
     scale: float
-    offset: float
+    exponent: float
     seconds: float
 
     def apply(self, catalog_ms: float) -> float:
-        return max(self.scale * catalog_ms + self.offset, 1e-3)
+        return self.scale * max(catalog_ms, 1e-3) ** self.exponent
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -83,11 +86,7 @@ def pick(options: Sequence[Option], budget_ms: float | None) -> tuple[Option, bo
 def pareto_ladder(options: Sequence[Option]) -> list[Option]:
     """The non-dominated options (no other is both faster and at least as good), fastest first: the rungs the
     SLA guard steps along."""
-    ladder: list[Option] = []
-    for o in sorted(options, key=lambda o: (o.p95_ms, -o.bleu)):
-        if not ladder or o.bleu > ladder[-1].bleu:
-            ladder.append(o)
-    return ladder
+    return pareto_front(options, cost=lambda o: o.p95_ms, quality=lambda o: o.bleu)
 
 
 def parse_profile_id(profile_id: str) -> dict[str, str]:
@@ -114,24 +113,6 @@ def nearest_profile(profile_ids: Sequence[str], host_profile_id: str) -> str:
         return (*same, -abs(threads(p) - threads(host)), pid)
 
     return max(profile_ids, key=score)
-
-
-def fit_scale_offset(catalog_ms: Sequence[float], here_ms: Sequence[float]) -> tuple[float, float]:
-    """Least squares here = scale * catalog + offset: one point -> the ratio; two -> a scale through the origin
-    (an offset from two noisy points is mostly noise); three or more -> scale and offset. The scale stays > 0."""
-    n = len(catalog_ms)
-    if n == 0 or n != len(here_ms):
-        raise ValueError("calibration needs at least one (catalog, measured) pair")
-    if n == 1:
-        return here_ms[0] / max(catalog_ms[0], 1e-9), 0.0
-    if n == 2:
-        return sum(x * y for x, y in zip(catalog_ms, here_ms, strict=True)) / sum(x * x for x in catalog_ms), 0.0
-    mx, my = sum(catalog_ms) / n, sum(here_ms) / n
-    var = sum((x - mx) ** 2 for x in catalog_ms)
-    scale = sum((x - mx) * (y - my) for x, y in zip(catalog_ms, here_ms, strict=True)) / var if var > 0 else 0.0
-    if scale <= 0:  # latency grows with catalog latency; never invert the order
-        return my / max(mx, 1e-9), 0.0
-    return scale, my - scale * mx
 
 
 def calibration_order(entries: Sequence[CatalogEntry]) -> list[CatalogEntry]:
@@ -173,9 +154,9 @@ def calibrate(
                  entry.p95, source_profile)  # fmt: skip
     by_id = {e.id: e for e in entries}
     catalog_ms = {k: by_id[k].p95 for k in measured}
-    scale, offset = fit_scale_offset(list(catalog_ms.values()), list(measured.values()))
-    cal = Calibration(source_profile, measured, catalog_ms, scale, offset, clock() - start)
-    log.info("calibration: here_ms = %.3f * catalog_ms %+.2f, from %d entries in %.1fs", scale, offset,
+    scale, exponent = fit_power_law(list(catalog_ms.values()), list(measured.values()))
+    cal = Calibration(source_profile, measured, catalog_ms, scale, exponent, clock() - start)
+    log.info("calibration: here_ms = %.3f * catalog_ms ^ %.3f, from %d entries in %.1fs", scale, exponent,
              len(measured), cal.seconds)  # fmt: skip
     return cal
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import sacrebleu
 import torch
 
-from hat_engine.data import load_manifest
-from hat_engine.decoding import beam_search, greedy_search
-from hat_engine.tokenizer import Tokenizer
-from hat_engine.transformer import Transformer
+from hat_engine.data.batching import read_references, splits_with_role
+from hat_engine.data.tokenizer import Tokenizer
+from hat_engine.model.decoding import beam_search, greedy_search
+from hat_engine.model.transformer import Transformer
 
 MAX_SOURCE_TOKENS = 200  # the corpus' length filter; longer input is cut to keep within max_positions
 
@@ -61,13 +61,7 @@ def score(hypotheses: list[str], references: list[list[str]]) -> dict:
 def test_sets(data_dir: Path, role: str = "test") -> dict[str, tuple[list[str], list[list[str]]]]:
     """Every test (or valid) split of a built corpus: (sources, reference streams). Extra references (`de2`)
     are used."""
-    sets = {}
-    for name, split in load_manifest(data_dir)["splits"].items():
-        if split["role"] != role:
-            continue
-        files = {k: (data_dir / f["path"]).read_text(encoding="utf-8").splitlines() for k, f in split["files"].items()}
-        sets[name] = (files["en"], [files[k] for k in ("de", "de2") if k in files])
-    return sets
+    return {name: read_references(data_dir, name) for name in splits_with_role(data_dir, role)}
 
 
 def evaluate(

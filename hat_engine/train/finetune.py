@@ -13,10 +13,11 @@ from pathlib import Path
 
 import torch
 
-from hat_engine.batching import splits_with_role
 from hat_engine.config import ArchConfig
-from hat_engine.supernet import load_supernet
-from hat_engine.training import TrainConfig, Trainer
+from hat_engine.data.batching import splits_with_role
+from hat_engine.model.supernet import load_supernet
+from hat_engine.train.config import TrainConfig
+from hat_engine.train.training import Trainer
 
 log = logging.getLogger(__name__)
 

@@ -16,26 +16,19 @@ epoch's order), and gradients are summed across ranks by hand rather than by `Di
 elastic supernet leaves different parameters unused in each step. Only rank 0 writes checkpoints and metrics.
 """
 
-import dataclasses
 import hashlib
 import json
 import logging
 import math
-import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
-import yaml
 
-from hat_engine.batching import (
-    Batch,
-    ParallelData,
+from hat_engine.config import ArchConfig, ModelConfig, SearchSpace
+from hat_engine.data.batching import (
     concat,
     epoch_batches,
     make_batch,
@@ -45,109 +38,17 @@ from hat_engine.batching import (
     splits_with_role,
     tokenize,
 )
-from hat_engine.config import ArchConfig, ModelConfig, SearchSpace
+from hat_engine.data.tokenizer import Tokenizer
 from hat_engine.errors import CheckpointError, ConfigError
 from hat_engine.hardware import native_bf16
-from hat_engine.supernet import SuperTransformer, load_supernet, save_supernet
-from hat_engine.tokenizer import Tokenizer
+from hat_engine.model.supernet import SuperTransformer, load_supernet, save_supernet
+from hat_engine.train.config import TrainConfig, archs_for_step, lr_at
+from hat_engine.train.loss import loss_on, validation_batches, validation_loss
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything a training run depends on; stored in every checkpoint."""
-
-    data_dir: str = "data"
-    space: str = "configs/space.yaml"
-    out_dir: str = "runs/supernet"
-    seed: int = 1
-    max_tokens: int = 4096
-    lr: float = 1e-3
-    warmup_steps: int = 400
-    adam_betas: tuple[float, float] = (0.9, 0.98)
-    weight_decay: float = 0.0
-    clip_norm: float = 1.0
-    label_smoothing: float = 0.1
-    dropout: float = 0.1
-    sampling: str = "uniform"  # HAT's rule; "sandwich" = largest + smallest + one random per update
-    distill: bool = True  # sandwich: the smallest and the random one learn the largest's output distribution
-    max_minutes: float = 90.0
-    max_steps: int = 1_000_000
-    checkpoint_minutes: float = 5.0
-    validate_every: int = 250
-    valid_sentences: int = 300
-    mixture: dict[str, float] = field(default_factory=dict)  # weight per train split (default 1), see batching
-    bf16: bool | str = "auto"  # "auto": where the device computes bf16 natively (hardware.native_bf16)
-    tokenizer: str | None = None  # SentencePiece model; default DATA_DIR/spm.model
-    export: str | None = None  # fp16 export written at every checkpoint and at the end (spm.model beside it)
-    rewarm_steps: int = 100  # continuing from the export: learning rate ramps up again over this many steps
-    init_from: str | None = None  # start from a saved supernet's weights (fresh optimizer)
-    arch: dict | None = None  # train only this SubTransformer: fine-tuning a searched one (HAT Table 5)
-
-    def __post_init__(self) -> None:
-        if self.sampling not in ("uniform", "sandwich"):
-            raise ConfigError(f"sampling={self.sampling!r}: use 'uniform' or 'sandwich'")
-        if self.max_tokens < 64 or self.lr <= 0 or self.warmup_steps < 1:
-            raise ConfigError("max_tokens must be >= 64, lr > 0 and warmup_steps >= 1")
-        if self.bf16 not in (True, False, "auto"):
-            raise ConfigError(f"bf16={self.bf16!r}: use true, false or auto")
-        bad = {k: w for k, w in self.mixture.items() if not isinstance(w, int | float) or w < 0}
-        if bad:
-            raise ConfigError(f"mixture weights must be numbers >= 0: {bad}")
-        object.__setattr__(self, "mixture", {k: float(w) for k, w in self.mixture.items()})
-        if self.arch is not None:
-            ArchConfig.from_dict(self.arch)  # a malformed arch fails here, not mid-run
-        object.__setattr__(self, "adam_betas", tuple(self.adam_betas))
-
-    @classmethod
-    def from_yaml(cls, text: str) -> "TrainConfig":
-        try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"training config is not valid YAML: {exc}") from exc
-        if isinstance(raw, dict) and "upsample" in raw and "mixture" not in raw:
-            raw["mixture"] = raw.pop("upsample")  # the integer repeats of earlier configs are mixture weights
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - names)
-        if unknown:
-            raise ConfigError(f"unknown training config key(s) {unknown}; known: {sorted(names)}")
-        try:
-            return cls(**raw)
-        except TypeError as exc:
-            raise ConfigError(f"training config: {exc}") from exc
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["adam_betas"] = list(self.adam_betas)
-        return d
-
-
-def lr_at(step: int, cfg: TrainConfig, rewarm_from: int | None = None) -> float:
-    """Linear warm-up to `lr`, then inverse square root decay (Vaswani et al.); after a restart without optimizer
-    state at step `rewarm_from`, a linear ramp over `rewarm_steps` on top (Adam's moments start from zero)."""
-    step = max(step, 1)
-    lr = cfg.lr * min(step / cfg.warmup_steps, math.sqrt(cfg.warmup_steps / step))
-    if rewarm_from is not None:
-        lr *= min(1.0, (step - rewarm_from) / cfg.rewarm_steps)
-    return lr
-
-
-def archs_for_step(space: SearchSpace, cfg: TrainConfig, step: int) -> list[ArchConfig]:
-    if cfg.arch is not None:
-        return [ArchConfig.from_dict(cfg.arch)]
-    sampled = space.sample(random.Random(cfg.seed * 1_000_003 + step))
-    if cfg.sampling == "sandwich":
-        return [space.largest(), space.smallest(), sampled]
-    return [sampled]
-
-
-def to_device(batch: Batch, device: torch.device) -> Batch:
-    src, prev, target = (t.to(device) for t in (batch.src, batch.prev, batch.target))
-    return dataclasses.replace(batch, src=src, prev=prev, target=target)
 
 
 def parameter_digest(model: torch.nn.Module) -> str:
@@ -157,43 +58,6 @@ def parameter_digest(model: torch.nn.Module) -> str:
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
-
-
-def loss_on(
-    model: torch.nn.Module, batch, label_smoothing: float, bf16: bool, teacher: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(training loss, plain NLL, detached probabilities (N, V)), the sums over the N non-pad target tokens.
-
-    The loss is label-smoothed cross entropy, or, given `teacher` probabilities over the same tokens (in-place
-    distillation), the cross entropy against them. One log-softmax over the real (non-pad) positions serves
-    every term: over an 8k vocabulary it is a large share of a step, and padding is a fifth of a batch."""
-    with torch.autocast(batch.src.device.type, dtype=torch.bfloat16, enabled=bf16):
-        logits = model(batch.src, batch.prev)  # (B, T, V)
-    target = batch.target.flatten()
-    keep = target.ne(model.model_config.pad_id)
-    lprobs = F.log_softmax(logits.flatten(0, 1)[keep].float(), dim=-1)  # (N, V), N real target tokens
-    nll = -lprobs.gather(1, target[keep][:, None]).squeeze(1)  # (N,)
-    if teacher is None:
-        loss = (1.0 - label_smoothing) * nll + label_smoothing * -lprobs.mean(dim=-1)  # as F.cross_entropy's
-    else:
-        loss = -(teacher * lprobs).sum(dim=-1)
-    return loss.sum(), nll.detach().sum(), lprobs.detach().exp()
-
-
-@torch.no_grad()
-def validation_loss(model: SuperTransformer, arch: ArchConfig, valid: ParallelData, max_tokens: int, bf16: bool):
-    """Per-token NLL of one SubTransformer (inherited weights) on a fixed validation set."""
-    was_training = model.training
-    model.eval()
-    model.set_active(arch)
-    cfg, device = model.model_config, next(model.parameters()).device
-    total, tokens = 0.0, 0
-    for indices in epoch_batches(valid, max_tokens, seed=0, epoch=0):
-        batch = to_device(make_batch(valid, indices, cfg.pad_id, cfg.bos_id, cfg.eos_id), device)
-        total += loss_on(model, batch, 0.0, bf16)[1].item()
-        tokens += batch.ntokens
-    model.train(was_training)
-    return total / max(tokens, 1)
 
 
 class Trainer:
@@ -231,7 +95,9 @@ class Trainer:
         self.valid = {}
         for name in splits_with_role(data_dir, "valid"):
             src, tgt = read_split(data_dir, name)
-            self.valid[name] = tokenize(self.tokenizer, src[: cfg.valid_sentences], tgt[: cfg.valid_sentences])
+            data = tokenize(self.tokenizer, src[: cfg.valid_sentences], tgt[: cfg.valid_sentences])
+            tk = self.tokenizer
+            self.valid[name] = validation_batches(data, cfg.max_tokens, tk.pad_id, tk.bos_id, tk.eos_id)
         t = self.tokenizer
         model_config = ModelConfig(
             t.vocab_size, pad_id=t.pad_id, unk_id=t.unk_id, bos_id=t.bos_id, eos_id=t.eos_id, dropout=cfg.dropout
@@ -382,7 +248,7 @@ class Trainer:
             watched = [("arch", ArchConfig.from_dict(self.cfg.arch))]
         for label, arch in watched:
             for name, data in self.valid.items():
-                result[f"{label}/{name}"] = validation_loss(self.model, arch, data, self.cfg.max_tokens, self.bf16)
+                result[f"{label}/{name}"] = validation_loss(self.model, arch, data, self.bf16)
         self._metric({"step": self.state["step"], "tokens": self.state["tokens"], "valid": result})
         return result
 
@@ -414,7 +280,7 @@ class Trainer:
                 st["epoch"], st["position"] = st["epoch"] + 1, 0
                 continue
             indices = buckets[st["position"] + self.rank]
-            batch = to_device(make_batch(self.train_data, indices, pad, bos, eos), self.device)
+            batch = make_batch(self.train_data, indices, pad, bos, eos).to(self.device)
             ntokens = self._sum_over_ranks(batch.ntokens)  # the step's loss is the mean over all ranks' tokens
             st["position"] += self.world_size
             st["step"] += 1

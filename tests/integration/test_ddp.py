@@ -57,7 +57,7 @@ def _digest(state_dict) -> str:
 
 def _worker(rank: int, world_size: int, folder, store) -> None:
     """One rank: train STEPS steps into its own out_dir and report what it trained on and ended with."""
-    import hat_engine.training as training
+    import hat_engine.train.training as training
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)

@@ -255,7 +255,7 @@ def test_profile_script_detects_the_profile_and_refuses_unknown_stages(tmp_path)
 
 
 def test_the_training_job_launches_torchrun_consistently():
-    from hat_engine.training import TrainConfig
+    from hat_engine.train.config import TrainConfig
 
     docs = render(K8S / "training")
     job, service = one(docs, "Job"), one(docs, "Service")

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from hat_engine.catalog_check import validate_catalog
-from hat_engine.predictor import MIN_KENDALL_TAU, LatencyPredictor
+from hat_engine.catalog.check import validate_catalog
+from hat_engine.latency.predictor import MIN_KENDALL_TAU, LatencyPredictor
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import shutil
 import httpx
 import pytest
 
-from hat_engine.catalog import load_catalog, save_catalog
+from hat_engine.catalog.schema import load_catalog, save_catalog
 from service import langid
 from tests.browser import Browser, chromium_binary
 from tests.service_server import Server, server_env

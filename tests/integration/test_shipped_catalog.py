@@ -3,10 +3,10 @@ dominated, and its fastest entry materialises and translates."""
 
 import pytest
 
-from hat_engine.catalog import dominated
-from hat_engine.catalog_check import unreferenced_weights, validate_catalog
-from hat_engine.tokenizer import Tokenizer
-from hat_engine.translator_pool import TranslatorPool, translate_texts
+from hat_engine.catalog.check import unreferenced_weights, validate_catalog
+from hat_engine.catalog.schema import dominated
+from hat_engine.data.tokenizer import Tokenizer
+from hat_engine.serving.pool import TranslatorPool, translate_texts
 
 pytestmark = pytest.mark.integration
 

@@ -6,9 +6,9 @@ import sys
 import pytest
 import torch
 
-from hat_engine.evaluation import evaluate
-from hat_engine.supernet import load_supernet
-from hat_engine.tokenizer import Tokenizer
+from hat_engine.data.tokenizer import Tokenizer
+from hat_engine.model.supernet import load_supernet
+from hat_engine.train.evaluation import evaluate
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hat_engine.config import ModelConfig, SearchSpace
-from hat_engine.supernet import SuperTransformer
+from hat_engine.model.supernet import SuperTransformer
 
 # The machine's cores are shared: one thread keeps every test small and deterministic.
 torch.set_num_threads(1)

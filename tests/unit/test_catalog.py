@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from hat_engine.catalog import (
+from hat_engine.catalog.schema import (
     CatalogError,
     FileRef,
     dominated,
@@ -37,7 +37,7 @@ def _catalog_dict(tmp_path, profile="cpu-x86_64-avx2-1t-onnxruntime", space=None
 
 
 def test_weights_no_entry_uses_are_named(tmp_path, tiny_space):
-    from hat_engine.catalog_check import unreferenced_weights
+    from hat_engine.catalog.check import unreferenced_weights
 
     d = _catalog_dict(tmp_path, space=tiny_space)
     assert unreferenced_weights(tmp_path, parse_catalog(d)) == []  # no finetuned/ folder at all

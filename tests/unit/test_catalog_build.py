@@ -2,8 +2,8 @@
 
 import random
 
-from hat_engine.catalog import CatalogEntry
-from hat_engine.catalog_build import finetune_picks
+from hat_engine.catalog.build import finetune_picks
+from hat_engine.catalog.schema import CatalogEntry
 
 
 def _entry(profile, budget, arch):

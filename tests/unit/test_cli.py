@@ -41,8 +41,8 @@ def _dataset(path, space, ms_of, n=40, seed=0):
     import json
     import random
 
-    from hat_engine.latency import REFERENCE_WORKLOAD
-    from hat_engine.latency_dataset import DATASET_FORMAT
+    from hat_engine.latency.dataset import DATASET_FORMAT
+    from hat_engine.latency.timing import REFERENCE_WORKLOAD
 
     rng = random.Random(seed)
     profile = {"profile_id": "cpu-test-1t-onnxruntime", "threads": 1, "backend": "onnxruntime"}
@@ -91,7 +91,7 @@ def test_the_pipeline_measures_more_before_it_refuses_a_predictor(tmp_path, tiny
     import pytest
     import torch
 
-    from hat_engine.predictor import LatencyMLP, LatencyPredictor, features
+    from hat_engine.latency.predictor import LatencyMLP, LatencyPredictor, features
     from search_jobs import pipeline
 
     calls, tau_at = [], {}

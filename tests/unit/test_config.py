@@ -9,8 +9,8 @@ import torch
 
 from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, ModelConfig, SearchSpace
 from hat_engine.errors import CheckpointError, ConfigError, InvalidArchError
-from hat_engine.supernet import SuperTransformer, load_supernet, save_supernet
-from hat_engine.transformer import Transformer
+from hat_engine.model.supernet import SuperTransformer, load_supernet, save_supernet
+from hat_engine.model.transformer import Transformer
 
 SPACE_FILE = Path(__file__).resolve().parents[2] / "configs" / "space.yaml"
 
@@ -141,7 +141,7 @@ def test_largest_of_a_decoder_depth_and_its_cli_spec(tiny_space):
 
 
 def test_repetition_loops_are_a_word_trigram_three_times():
-    from hat_engine.evaluation import repeats_a_trigram
+    from hat_engine.train.evaluation import repeats_a_trigram
 
     assert repeats_a_trigram("das ist gut das ist gut das ist gut")
     assert not repeats_a_trigram("das ist gut das ist gut")

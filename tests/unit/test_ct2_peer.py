@@ -6,7 +6,7 @@ import torch
 
 from bench.ct2_peer import check_equivalence, ct2_incompatibility, to_ctranslate2
 from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, ModelConfig
-from hat_engine.transformer import Transformer
+from hat_engine.model.transformer import Transformer
 
 
 def _model(arch: ArchConfig, qkv_dim: int = 32) -> Transformer:

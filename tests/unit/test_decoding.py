@@ -10,9 +10,9 @@ import torch
 from torch import Tensor, nn
 
 from hat_engine.config import ModelConfig
-from hat_engine.decoding import beam_search, beam_search_nbest, greedy_search
-from hat_engine.supernet import SuperTransformer
-from hat_engine.transformer import Cache, EncoderOut, Transformer, reorder_cache
+from hat_engine.model.decoding import beam_search, beam_search_nbest, greedy_search
+from hat_engine.model.supernet import SuperTransformer
+from hat_engine.model.transformer import Cache, EncoderOut, Transformer, reorder_cache
 
 
 def sharpen(supernet: SuperTransformer) -> None:

@@ -7,7 +7,7 @@ import torch
 
 from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, SearchSpace
 from hat_engine.errors import InvalidArchError
-from hat_engine.supernet import SuperTransformer
+from hat_engine.model.supernet import SuperTransformer
 
 
 def mixed_arch() -> ArchConfig:

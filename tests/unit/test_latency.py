@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from hat_engine.latency import Workload, measure, measure_interleaved, reference_source, run_workload, stats
+from hat_engine.latency.timing import Workload, measure, measure_interleaved, reference_source, run_workload, stats
 
 
 def test_workload_decodes_exactly_the_target_steps(tiny_supernet, tiny_space):
@@ -52,7 +52,7 @@ def test_measure_interleaved_times_every_model_each_round_in_shuffled_order(tiny
 
 def test_latency_stats_and_timing_refuse_bad_input():
     from hat_engine.errors import LatencyError
-    from hat_engine.latency import measure_interleaved, stats, time_cpu
+    from hat_engine.latency.timing import measure_interleaved, stats, time_cpu
 
     for samples in ([], [1.0, float("nan")], [0.0], [-3.0, 2.0]):
         with pytest.raises(LatencyError):
@@ -70,7 +70,7 @@ def test_time_paired_keeps_the_ratio_through_a_slow_spell():
     """A spell that slows the machine 10x for half the runs moves p50 far; the paired ratio stays 2."""
     import time
 
-    from hat_engine.latency import time_paired
+    from hat_engine.latency.timing import time_paired
 
     calls = {"n": 0}
 

@@ -5,8 +5,7 @@ import json
 import pytest
 
 from hat_engine.errors import DataError
-from hat_engine.latency import Workload
-from hat_engine.latency_dataset import (
+from hat_engine.latency.dataset import (
     Target,
     build_dataset,
     dataset_archs,
@@ -14,6 +13,7 @@ from hat_engine.latency_dataset import (
     recheck_dataset,
     sample_arch,
 )
+from hat_engine.latency.timing import Workload
 
 
 def test_build_resume_and_mismatch(tiny_supernet, tmp_path):
@@ -74,7 +74,7 @@ def test_recheck_replaces_a_disturbed_row_in_place_and_once(tiny_supernet, tmp_p
 
 def test_dataset_rows_with_a_bad_latency_are_refused(tiny_space):
     from hat_engine.errors import LatencyError
-    from hat_engine.latency_dataset import dataset_archs
+    from hat_engine.latency.dataset import dataset_archs
 
     good = {"index": 0, "arch": tiny_space.largest().to_dict(), "p50": 12.5}
     assert dataset_archs([good])[1] == [12.5]

@@ -2,7 +2,8 @@
 
 import pytest
 
-from hat_engine.catalog import (
+from hat_engine.catalog.materialize import materialize, weights_sha256
+from hat_engine.catalog.schema import (
     Artifact,
     Catalog,
     CatalogEntry,
@@ -11,10 +12,9 @@ from hat_engine.catalog import (
     HardwareProfileRecord,
     sha256_file,
 )
-from hat_engine.latency import Workload
-from hat_engine.materialize import materialize, weights_sha256
-from hat_engine.ort_decoding import OrtTranslator
-from hat_engine.supernet import save_supernet
+from hat_engine.latency.timing import Workload
+from hat_engine.model.supernet import save_supernet
+from hat_engine.runtime.ort_decoding import OrtTranslator
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """ONNX export: the ORT encoder + decoder-step graphs compute what the torch model computes, and search over
-ONNX Runtime returns the very tokens that hat_engine.decoding returns on the torch model.
+ONNX Runtime returns the very tokens that hat_engine.model.decoding returns on the torch model.
 
 Dynamo export takes seconds, so one module-scoped export serves every test.
 """
@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from hat_engine import transformer
 from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, ModelConfig, SearchSpace
-from hat_engine.decoding import beam_search, greedy_search
 from hat_engine.errors import CheckpointError
-from hat_engine.onnx_export import export_onnx, quantize_export
-from hat_engine.ort_decoding import OrtTranslator
-from hat_engine.supernet import SuperTransformer
+from hat_engine.model import transformer
+from hat_engine.model.decoding import beam_search, greedy_search
+from hat_engine.model.supernet import SuperTransformer
+from hat_engine.runtime.onnx_export import export_onnx, quantize_export
+from hat_engine.runtime.ort_decoding import OrtTranslator
 from tests.unit.test_decoding import sharpen
 
 # Mixed widths (encoder 32, decoder 16), per-layer FFN widths and head counts, cross_layers 2 and 1.

@@ -1,5 +1,5 @@
-"""Directly built ONNX graphs (hat_engine.onnx_graph): the same signature and export.json as the dynamo export,
-outputs equal to the torch model, and search over them token-identical to hat_engine.decoding.
+"""Directly built ONNX graphs (hat_engine.runtime.onnx_graph): the same signature and export.json as the dynamo export,
+outputs equal to the torch model, and search over them token-identical to hat_engine.model.decoding.
 
 Building takes milliseconds, so every architecture gets its own graphs; the tests that export with dynamo or
 build the largest default architecture are marked `integration`.
@@ -15,11 +15,11 @@ import pytest
 import torch
 
 from hat_engine.config import ModelConfig, SearchSpace
-from hat_engine.decoding import beam_search, greedy_search
-from hat_engine.onnx_export import EncoderGraph, export_onnx, quantize_export, signature
-from hat_engine.onnx_graph import BUILDER, build_onnx
-from hat_engine.ort_decoding import OrtTranslator
-from hat_engine.supernet import SuperTransformer
+from hat_engine.model.decoding import beam_search, greedy_search
+from hat_engine.model.supernet import SuperTransformer
+from hat_engine.runtime.onnx_export import EncoderGraph, export_onnx, quantize_export, signature
+from hat_engine.runtime.onnx_graph import BUILDER, build_onnx
+from hat_engine.runtime.ort_decoding import OrtTranslator
 from tests.unit.test_decoding import sharpen
 from tests.unit.test_onnx import ARCH
 

@@ -7,7 +7,7 @@ import torch
 
 from hat_engine.config import SearchSpace
 from hat_engine.errors import ConfigError, LatencyError, UnusablePredictorError
-from hat_engine.predictor import (
+from hat_engine.latency.predictor import (
     FEATURE_SETS,
     LatencyMLP,
     LatencyPredictor,

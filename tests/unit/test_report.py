@@ -2,8 +2,8 @@
 
 import pytest
 
-from hat_engine.catalog import CatalogEntry
-from hat_engine.report import compare, pareto
+from hat_engine.catalog.report import compare, pareto
+from hat_engine.catalog.schema import CatalogEntry
 
 
 def _entry(name, p50, bleu, tiny_space):
@@ -26,9 +26,9 @@ def test_compare_interpolates_both_ways(tiny_space):
 
 
 def test_report_sections_int8_finetune_and_shapes(tiny_space, tmp_path):
-    from hat_engine.catalog import Artifact, Catalog, FileRef, HardwareProfileRecord
-    from hat_engine.latency import REFERENCE_WORKLOAD
-    from hat_engine.report import arch_summary, is_int8, write_report
+    from hat_engine.catalog.report import arch_summary, is_int8, write_report
+    from hat_engine.catalog.schema import Artifact, Catalog, FileRef, HardwareProfileRecord
+    from hat_engine.latency.timing import REFERENCE_WORKLOAD
 
     def entry(name, profile, p50, bleu, fmt="onnx", arch=None):
         return CatalogEntry(name, profile, 50.0, arch or tiny_space.smallest(), 1, {"p50": p50, "p95": p50}, p50,

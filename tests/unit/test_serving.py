@@ -2,13 +2,12 @@
 
 import pytest
 
-from hat_engine.catalog import CatalogEntry
+from hat_engine.catalog.schema import CatalogEntry
 from hat_engine.errors import CatalogError
-from hat_engine.serving import (
+from hat_engine.serving.selection import (
     Option,
     calibrate,
     calibration_order,
-    fit_scale_offset,
     nearest_profile,
     options_on_host,
     pareto_ladder,
@@ -50,14 +49,17 @@ def test_nearest_profile_prefers_backend_then_device_arch_isa_threads():
     assert nearest_profile(ids, "cuda-nvidia-h100-x86_64-amx-2t-torch") == "cpu-x86_64-avx512-2t-torch"
 
 
-def test_fit_scale_offset():
-    assert fit_scale_offset([10.0], [25.0]) == (2.5, 0.0)
-    scale, offset = fit_scale_offset([10.0, 20.0], [20.0, 40.0])
-    assert scale == pytest.approx(2.0) and offset == 0.0
-    scale, offset = fit_scale_offset([10.0, 20.0, 40.0], [25.0, 45.0, 85.0])
-    assert scale == pytest.approx(2.0) and offset == pytest.approx(5.0)
-    scale, offset = fit_scale_offset([10.0, 20.0, 30.0], [30.0, 20.0, 10.0])  # inverted: fall back to a ratio
-    assert scale > 0 and offset == 0.0
+def test_fit_power_law_is_the_one_latency_map():
+    from hat_engine.latency.transfer import fit_power_law
+
+    assert fit_power_law([10.0], [25.0]) == pytest.approx((2.5, 1.0))
+    scale, exponent = fit_power_law([10.0, 20.0], [20.0, 50.0])  # two points: a ratio (geometric mean), no slope
+    assert exponent == 1.0 and scale == pytest.approx((2.0 * 2.5) ** 0.5)
+    base = [10.0, 20.0, 40.0, 80.0]
+    scale, exponent = fit_power_law(base, [3.0 * b**0.8 for b in base])
+    assert (scale, exponent) == pytest.approx((3.0, 0.8))
+    scale, exponent = fit_power_law([10.0, 20.0, 30.0], [30.0, 20.0, 10.0])  # inverted: never invert the order
+    assert exponent == 1.0 and scale > 0
 
 
 def test_calibration_order_spans_the_range_first(tiny_space):
@@ -76,7 +78,7 @@ class FakeClock:
 def test_calibration_maps_latencies_and_respects_its_budget(tiny_space):
     entries = [entry(name, p95, tiny_space) for name, p95 in (("a", 10.0), ("b", 20.0), ("c", 40.0), ("d", 30.0))]
     clock = FakeClock()
-    truth = {"a": 25.0, "b": 45.0, "c": 85.0, "d": 65.0}  # this host: 2x slower plus 5 ms
+    truth = {k: 3.0 * v**0.8 for k, v in (("a", 10.0), ("b", 20.0), ("c", 40.0), ("d", 30.0))}  # this host
 
     def measure(e):
         clock.t += truth[e.id] / 10  # a measurement costs time proportional to the latency
@@ -84,14 +86,14 @@ def test_calibration_maps_latencies_and_respects_its_budget(tiny_space):
 
     cal = calibrate(entries, "other", measure, budget_s=100.0, clock=clock)
     assert set(cal.measured_p95_ms) == {"a", "b", "c", "d"}
-    assert cal.scale == pytest.approx(2.0) and cal.offset == pytest.approx(5.0)
+    assert cal.scale == pytest.approx(3.0) and cal.exponent == pytest.approx(0.8)
     options = {o.entry_id: o for o in options_on_host(entries, cal)}
-    assert options["d"].p95_ms == 65.0 and options["d"].measured_here
+    assert options["d"].p95_ms == truth["d"] and options["d"].measured_here
 
     clock.t = 0.0
-    cal = calibrate(entries, "other", measure, budget_s=14.0, clock=clock)
-    assert list(cal.measured_p95_ms) == ["a", "c"]  # then "d" (~6.4 s more) and "b" (~4.3 s) would overrun 14 s
-    assert cal.seconds <= 14.0
+    cal = calibrate(entries, "other", measure, budget_s=10.0, clock=clock)
+    assert list(cal.measured_p95_ms) == ["a", "c"]  # 7.6 s; then "d" (~4.3 s more) and "b" (~2.9 s) overrun 10 s
+    assert cal.seconds <= 10.0
     mapped = {o.entry_id: o for o in options_on_host(entries, cal)}
     assert not mapped["b"].measured_here and mapped["b"].p95_ms == pytest.approx(cal.apply(20.0))
     assert [o.entry_id for o in options_on_host(entries, cal)] == ["a", "b", "d", "c"]
@@ -103,9 +105,9 @@ def test_exact_profile_uses_the_catalog_numbers(tiny_space):
 
 
 def test_thread_count_follows_the_catalogs_measurements_of_this_host(tiny_space):
-    from hat_engine.catalog import Catalog, FileRef
-    from hat_engine.latency import REFERENCE_WORKLOAD
-    from hat_engine.serving import best_thread_count
+    from hat_engine.catalog.schema import Catalog, FileRef
+    from hat_engine.latency.timing import REFERENCE_WORKLOAD
+    from hat_engine.serving.selection import best_thread_count
 
     def e(entry_id, profile, p95, bleu):
         return CatalogEntry(entry_id, profile, 0.0, tiny_space.smallest(), 1, {"p50": p95, "p95": p95}, 0.0,

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from hat_engine.hardware import detect
-from hat_engine.serving_engine import Listener, ServingEngine, ServingSettings
+from hat_engine.serving.engine import Listener, ServingEngine, ServingSettings
 from tests.fixtures_catalog import build_fixture_catalog
 
 FAKE_P95 = [10.0, 20.0, 30.0, 40.0]  # tiny-a..tiny-d; BLEU rises with latency (test data)
@@ -77,15 +77,15 @@ def test_altered_artifact_is_refused_and_the_next_entry_served(catalogs, host, v
 def test_unseen_host_calibrates_and_maps_latencies(catalogs, host, monkeypatch):
     other = dataclasses.replace(host, threads=host.threads + 2)  # a profile id the catalog never saw
     eng = engine(catalogs[None], other, sla_ms=45.0)
-    monkeypatch.setattr(eng, "_measure_p95", lambda entry: 2.0 * entry.p95 + 5.0)  # this host: 2x + 5 ms
+    monkeypatch.setattr(eng, "_measure_p95", lambda entry: 3.0 * entry.p95**0.8)  # this host
     plan = eng.start()
     assert plan.catalog_profile == host.profile_id and plan.host_profile == other.profile_id
-    assert plan.calibration is not None and plan.calibration.scale == pytest.approx(2.0)
-    assert plan.calibration.offset == pytest.approx(5.0)
+    assert plan.calibration is not None and plan.calibration.scale == pytest.approx(3.0)
+    assert plan.calibration.exponent == pytest.approx(0.8)
     assert {o.entry_id: o.p95_ms for o in plan.options} == pytest.approx(
-        {"tiny-a": 25.0, "tiny-b": 45.0, "tiny-c": 65.0, "tiny-d": 85.0}
+        {"tiny-a": 18.93, "tiny-b": 32.96, "tiny-c": 45.58, "tiny-d": 57.38}, abs=0.01
     )
-    assert plan.selected.entry_id == "tiny-b"  # the catalog's 40 ms entry is 85 ms here
+    assert plan.selected.entry_id == "tiny-b"  # the catalog's 30 ms entry is 45.6 ms here
 
 
 def test_torch_backend_serves_the_torch_artifact(catalogs, host, monkeypatch):

@@ -1,7 +1,7 @@
 """The SLA guard on fake latencies and a fake clock: per-token normalisation, step down, step back up."""
 
-from hat_engine.serving import Option
-from hat_engine.sla_guard import GuardConfig, SlaGuard
+from hat_engine.serving.guard import GuardConfig, SlaGuard
+from hat_engine.serving.selection import Option
 
 LADDER = [Option("fast", 9, 10, 20, 1, True), Option("mid", 18, 20, 25, 1, True), Option("slow", 36, 40, 28, 1, True)]
 CFG = GuardConfig(window_s=10.0, min_samples=5, sustain_s=3.0, recover_s=6.0, headroom=0.8, min_tokens=8)

@@ -3,7 +3,8 @@
 import pytest
 
 from hat_engine.errors import ConfigError
-from hat_engine.training import TrainConfig, Trainer, archs_for_step, lr_at
+from hat_engine.train.config import TrainConfig, archs_for_step, lr_at
+from hat_engine.train.training import Trainer
 from tests.copy_task import make_copy_task
 
 
@@ -69,8 +70,8 @@ def test_loss_matches_cross_entropy(tiny_supernet):
     import torch
     import torch.nn.functional as F
 
-    from hat_engine.batching import ParallelData, make_batch
-    from hat_engine.training import loss_on
+    from hat_engine.data.batching import ParallelData, make_batch
+    from hat_engine.train.loss import loss_on
 
     data = ParallelData([[5, 6, 7], [8, 9]], [[10, 11], [12, 13, 14, 15]])
     batch = make_batch(data, [0, 1], pad=0, bos=2, eos=3)
@@ -103,24 +104,21 @@ def test_a_fixed_arch_trains_only_its_own_weights(copy_corpus, tmp_path):
         _config(copy_corpus, tmp_path, arch={"encoder_embed_dim": 16})
 
 
-def _nll(model, valid) -> float:
-    """Per-token NLL of a static Transformer on all of `valid` (one batch, no label smoothing)."""
+def _nll(model, batches) -> float:
+    """Per-token NLL of a static Transformer on validation batches (no label smoothing)."""
     import torch
 
-    from hat_engine.batching import make_batch
-    from hat_engine.training import loss_on
+    from hat_engine.train.loss import loss_on
 
-    cfg = model.model_config
-    batch = make_batch(valid, list(range(len(valid))), cfg.pad_id, cfg.bos_id, cfg.eos_id)
     with torch.no_grad():
-        _, nll, _ = loss_on(model.eval(), batch, 0.0, False)
-    return nll.item() / batch.ntokens
+        total = sum(loss_on(model.eval(), batch, 0.0, False)[1].item() for batch in batches)
+    return total / sum(batch.ntokens for batch in batches)
 
 
 def test_finetune_writes_a_standalone_model_that_beats_its_inherited_weights(copy_corpus, tmp_path):
-    from hat_engine.finetune import FinetuneSettings, finetune
-    from hat_engine.supernet import load_supernet
-    from hat_engine.transformer import Transformer
+    from hat_engine.model.supernet import load_supernet
+    from hat_engine.model.transformer import Transformer
+    from hat_engine.train.finetune import FinetuneSettings, finetune
 
     trainer = Trainer(_config(copy_corpus, tmp_path / "super", max_steps=30))
     trainer.run()
@@ -137,7 +135,7 @@ def test_finetune_writes_a_standalone_model_that_beats_its_inherited_weights(cop
 
 
 def test_mixture_weights_sample_afresh_each_epoch_and_repeat_whole_copies():
-    from hat_engine.batching import mixture_indices
+    from hat_engine.data.batching import mixture_indices
 
     parts = [("bible", 100), ("ding", 10), ("ui", 20)]
     weights = {"bible": 0.25, "ding": 4, "ui": 0}
@@ -162,8 +160,8 @@ def test_mixture_config_errors(copy_corpus, tmp_path):
 def test_distillation_loss_is_cross_entropy_against_the_teacher(tiny_supernet):
     import torch
 
-    from hat_engine.batching import ParallelData, make_batch
-    from hat_engine.training import loss_on
+    from hat_engine.data.batching import ParallelData, make_batch
+    from hat_engine.train.loss import loss_on
 
     batch = make_batch(ParallelData([[5, 6, 7], [8, 9]], [[10, 11], [12, 13, 14, 15]]), [0, 1], 0, 2, 3)
     tiny_supernet.eval()
@@ -187,7 +185,7 @@ def test_sandwich_with_distillation_trains(copy_corpus, tmp_path):
 def test_resume_from_the_export_on_a_fresh_machine(copy_corpus, tmp_path):
     import torch
 
-    from hat_engine.supernet import load_supernet
+    from hat_engine.model.supernet import load_supernet
 
     export = tmp_path / "shipped" / "supernet.pt"
     first = Trainer(_config(copy_corpus, tmp_path / "run1", max_steps=6, export=str(export)))

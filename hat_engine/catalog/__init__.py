@@ -1,0 +1,1 @@
+"""The catalog: its schema, building it from search results, checking, materialising, reporting."""

@@ -1,0 +1,1 @@
+"""The model: the static Transformer, the elastic SuperTransformer and decoding."""

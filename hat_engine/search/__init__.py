@@ -1,0 +1,1 @@
+"""The evolutionary search over SubTransformers and its validation-loss fitness."""

@@ -1,0 +1,1 @@
+"""Training the SuperTransformer, fine-tuning SubTransformers, and scoring translations."""
