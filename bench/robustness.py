@@ -14,26 +14,21 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import os
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
-import psutil
+
+from harness.faults import kill_worker_mid_load
+from harness.fixture_catalog import build_fixture_catalog
+from harness.fuzz import hypothesis_fuzz, schemathesis_run
+from harness.load import reference_like_sentences
+from harness.server import HAT, Server, server_env
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from bench.fuzz import hypothesis_fuzz, schemathesis_run  # noqa: E402
-from bench.load_sla import open_loop, reference_like_sentences  # noqa: E402
-from tests.fixtures_catalog import build_fixture_catalog  # noqa: E402
-from tests.service_server import HAT, Server, server_env  # noqa: E402
 
 
 def fuzz(catalog: Path, home: Path, examples: int) -> dict:
@@ -44,40 +39,6 @@ def fuzz(catalog: Path, home: Path, examples: int) -> dict:
         ready = httpx.get(server.url + "/readyz", timeout=10).status_code == 200
     st.pop("output_tail", None)
     return {"schemathesis": st, "hypothesis": hy, "ready_after": ready}
-
-
-def _workers(arbiter_pid: int) -> list[psutil.Process]:
-    procs = psutil.Process(arbiter_pid).children(recursive=True)
-    return [p for p in procs if any("worker" in part for part in p.cmdline())]
-
-
-def kill_worker_mid_load(catalog: Path, home: Path, sentences: list[str], rate: float, seconds: float) -> dict:
-    env = server_env(catalog, home / "kill", HAT_WORKERS="2", HAT_THREADS="1")
-    with Server(env, home / "kill.log", workers=2) as server:
-        before = _workers(server.proc.pid)
-        victim = before[0].pid if before else None
-
-        async def run() -> dict:
-            load = asyncio.create_task(open_loop(server.url, rate, seconds, sentences))
-            await asyncio.sleep(seconds / 4)
-            if victim is not None:
-                os.kill(victim, signal.SIGKILL)
-            return await load
-
-        started = time.perf_counter()
-        level = asyncio.run(run())
-        wall = time.perf_counter() - started
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(_workers(server.proc.pid)) < len(before):
-            time.sleep(1)
-        after = _workers(server.proc.pid)
-        ready = httpx.get(server.url + "/readyz", timeout=10).status_code == 200
-        r = httpx.post(server.url + "/translate", json={"q": sentences[0], "source": "en", "target": "de"}, timeout=60)
-    return {"workers_before": len(before), "killed_pid": victim, "workers_after": len(after),
-            "requests": level["sent"], "ok": level["ok"], "failed": level["errors"],
-            "error_kinds": level["error_kinds"],
-            "hung": level["timeouts"], "wall_s": round(wall, 1),
-            "load_seconds": seconds, "ready_after": ready, "translate_after": r.status_code}  # fmt: skip
 
 
 def corrupted_artifact(home: Path) -> dict:

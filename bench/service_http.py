@@ -23,14 +23,13 @@ from pathlib import Path
 import httpx
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # the test helpers: a real server on a free port, the fixture catalog
+from harness.fixture_catalog import build_fixture_catalog
+from harness.server import Server, server_env
+from hat_engine.hardware import detect
+from hat_engine.latency.timing import stats
+from hat_engine.serving.engine import ServingEngine, ServingSettings
 
-from hat_engine.hardware import detect  # noqa: E402
-from hat_engine.latency.timing import stats  # noqa: E402
-from hat_engine.serving.engine import ServingEngine, ServingSettings  # noqa: E402
-from tests.fixtures_catalog import build_fixture_catalog  # noqa: E402
-from tests.service_server import Server, server_env  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 SENTENCE = "The house is small, but the garden behind it is big and full of old trees."
 

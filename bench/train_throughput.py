@@ -22,7 +22,6 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 # (label, bf16, processes, threads per process, updates as a multiple of --steps)
 CONFIGS = [

@@ -105,14 +105,45 @@ class HardwareProfile:
         return next((tier for tier, flag in ISA_TIERS if flag in self.isa_flags), "base")
 
     @property
+    def profile(self) -> ProfileId:
+        return ProfileId(self.device, _slug(self.arch, keep="_"), self.isa_tier, self.threads, self.backend)
+
+    @property
     def profile_id(self) -> str:
         """E.g. `cpu-x86_64-avx512bf16-2t-onnxruntime`: same host, backend and threads give the same id."""
-        return f"{self.device}-{_slug(self.arch, keep='_')}-{self.isa_tier}-{self.threads}t-{self.backend}"
+        return str(self.profile)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["isa_flags"] = list(self.isa_flags)
         return {"profile_id": self.profile_id, "device": self.device, "isa_tier": self.isa_tier, **data}
+
+
+@dataclass(frozen=True)
+class ProfileId:
+    """A hardware profile's id as fields: `cpu-x86_64-avx2-2t-onnxruntime` is device `cpu`, arch `x86_64`, ISA
+    tier `avx2`, 2 threads, backend `onnxruntime` (the device may hold '-': `cuda-nvidia-h200`)."""
+
+    device: str
+    arch: str
+    isa: str
+    threads: int
+    backend: str
+
+    def __str__(self) -> str:
+        return f"{self.device}-{self.arch}-{self.isa}-{self.threads}t-{self.backend}"
+
+    @classmethod
+    def parse(cls, text: str) -> ProfileId:
+        parts = text.split("-")
+        threads = parts[-2][:-1] if len(parts) >= 5 else ""
+        if len(parts) < 5 or not parts[-2].endswith("t") or not threads.isdigit():
+            raise HardwareError(f"{text!r} is not a profile id like cpu-x86_64-avx2-2t-onnxruntime")
+        return cls("-".join(parts[:-4]), parts[-4], parts[-3], int(threads), parts[-1])
+
+    def same_host_kind(self, other: ProfileId) -> bool:
+        """Same device, arch, ISA tier and backend: the thread count may differ."""
+        return (self.device, self.arch, self.isa, self.backend) == (other.device, other.arch, other.isa, other.backend)
 
 
 def detect(

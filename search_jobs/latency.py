@@ -71,9 +71,9 @@ def _targets(spec: str):
 def run_measure_entry(args: argparse.Namespace) -> int:
     """One catalog entry on this host: its own artifact and runtime, the catalog's reference workload."""
     from hat_engine.catalog.schema import load_catalog
+    from hat_engine.hardware import ProfileId
     from hat_engine.latency.timing import measure
     from hat_engine.serving.pool import TranslatorPool
-    from hat_engine.serving.selection import parse_profile_id
 
     if args.runs < 1 or args.warmup < 0 or (args.threads is not None and args.threads < 1):
         raise SystemExit("hat: error: --runs and --threads must be >= 1, --warmup >= 0")
@@ -81,9 +81,9 @@ def run_measure_entry(args: argparse.Namespace) -> int:
     entry = catalog.entry(args.entry)
     record = catalog.profile(entry.hardware_profile)
     fingerprint = record.fingerprint if record else {}
-    parsed = parse_profile_id(entry.hardware_profile)
-    backend = fingerprint.get("backend") or parsed["backend"] or "onnxruntime"
-    threads = args.threads or int(fingerprint.get("threads") or parsed["threads"].rstrip("t") or 1)
+    profile = ProfileId.parse(entry.hardware_profile)
+    backend = fingerprint.get("backend") or profile.backend
+    threads = args.threads or int(fingerprint.get("threads") or profile.threads)
     pool = TranslatorPool(args.catalog, catalog, args.catalog / ".cache", backend, threads)
     stats = measure(pool.load(entry), catalog.reference_workload, args.warmup, args.runs)
     print(json.dumps({"p50": round(stats.p50, 3), "p95": round(stats.p95, 3)}))

@@ -27,7 +27,7 @@ __all__ = ["ApiError", "TranslateRequest", "validate"]
 SOURCES = ("en", "auto")
 TARGET = "de"
 FORMATS = ("text", "html")
-ALTERNATIVES_LIMIT = 5  # each one widens the beam by two (hat_engine.serving.pool.translate_texts)
+ALTERNATIVES_LIMIT = 5  # each one widens the beam by two (hat_engine.model.translate.translate_texts)
 LANGUAGES = [
     {"code": "en", "name": "English", "targets": ["de"]},
     {"code": "de", "name": "German", "targets": []},

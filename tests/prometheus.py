@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service_server import free_port
+from harness.server import free_port
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hat-serving-tests" / "prometheus"
 

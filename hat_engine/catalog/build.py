@@ -26,6 +26,7 @@ from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, Se
 from hat_engine.data.tokenizer import Tokenizer
 from hat_engine.latency.timing import REFERENCE_WORKLOAD, Workload, measure_interleaved
 from hat_engine.model.supernet import load_supernet
+from hat_engine.runtime.runners import load_runner
 from hat_engine.train.evaluation import evaluate
 
 log = logging.getLogger(__name__)
@@ -113,15 +114,6 @@ class EntryBuilder:
     def file_ref(self, name: str) -> FileRef:
         return FileRef(name, sha256_file(self.dir / name))
 
-    def _runner(self, folder: Path, fmt: str, threads: int):
-        from hat_engine.model.transformer import Transformer
-        from hat_engine.runtime.ort_decoding import OrtTranslator
-
-        if fmt == "torch":
-            torch.set_num_threads(threads)
-            return Transformer.load(folder / "model.pt").eval()
-        return OrtTranslator.load(folder, threads=threads, int8=fmt == "onnx-int8")
-
     def prepare(self, entry_id: str, arch: ArchConfig, target: ProfileTarget, budget_ms: float,
                 predicted_ms: float, fmt: str = "onnx", source: str | None = None) -> CatalogEntry:  # fmt: skip
         """Materialise and score one entry; its latency is left empty for `measure_all`. `source`: a fine-tuned
@@ -143,7 +135,7 @@ class EntryBuilder:
         key = f"{artifact.sha256}/{fmt}/{self.eval_limit or 'all'}"
         if key not in self._scores:
             threads = torch.get_num_threads()
-            self._scores[key] = evaluate(self._runner(folder, fmt, self.eval_threads), self.tokenizer, self.data_dir,
+            self._scores[key] = evaluate(load_runner(folder, fmt, self.eval_threads), self.tokenizer, self.data_dir,
                                          beam=self.workload.beam, limit=self.eval_limit)  # fmt: skip
             torch.set_num_threads(threads)
             self._scores_file.write_text(json.dumps(self._scores, indent=1))
@@ -163,7 +155,7 @@ class EntryBuilder:
                 if e.hardware_profile == profile_id:
                     fmt = e.artifacts[0].format
                     folder = materialize(self.dir, self.stub, e, fmt, self.dir / CACHE_DIR)  # the cache may be stale
-                    loaders[e.id] = lambda f=folder, fmt=fmt, n=target.threads: self._runner(f, fmt, n)
+                    loaders[e.id] = lambda f=folder, fmt=fmt, n=target.threads: load_runner(f, fmt, n)
             threads = torch.get_num_threads()
             found = measure_interleaved(loaders, self.workload, self.rounds, self.runs, self.warmup,
                                         on_round=lambda r, n, p=profile_id: on_round(p, r, n))  # fmt: skip

@@ -25,7 +25,6 @@ from hat_engine.model.transformer import Transformer
 log = logging.getLogger(__name__)
 
 STAMP = "materialized.json"
-FORMATS = ("onnx", "onnx-int8", "torch")
 
 
 def weights_sha256(model: nn.Module) -> str:

@@ -27,6 +27,7 @@ from hat_engine.errors import DataError, check_latencies
 from hat_engine.hardware import detect
 from hat_engine.latency.timing import REFERENCE_WORKLOAD, Workload, measure, measure_paired
 from hat_engine.model.supernet import SuperTransformer
+from hat_engine.runtime.runners import load_runner
 
 log = logging.getLogger(__name__)
 
@@ -159,12 +160,7 @@ def _time_targets(model, folder: Path, targets, workload, runs, warmup, referenc
 
 
 def _runner(model, folder: Path, target: Target):
-    if target.backend == "onnxruntime":
-        from hat_engine.runtime.ort_decoding import OrtTranslator  # onnxruntime only when measuring
-
-        return OrtTranslator.load(folder, threads=target.threads)
-    torch.set_num_threads(target.threads)
-    return model
+    return load_runner(folder, "onnx" if target.backend == "onnxruntime" else "torch", target.threads, model)
 
 
 @contextmanager

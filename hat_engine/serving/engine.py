@@ -22,8 +22,9 @@ from hat_engine.data.tokenizer import Tokenizer
 from hat_engine.errors import CatalogError
 from hat_engine.hardware import HardwareProfile
 from hat_engine.latency.timing import measure
+from hat_engine.model.translate import Translation, translate_texts
 from hat_engine.serving.guard import GuardConfig, Observation, SlaGuard, Switch
-from hat_engine.serving.pool import Translation, TranslatorPool, artifact_format, translate_texts
+from hat_engine.serving.pool import TranslatorPool, artifact_format
 from hat_engine.serving.selection import (
     CALIBRATION_BUDGET_S,
     Calibration,

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 
 from hat_engine.catalog.schema import Catalog, CatalogEntry
 from hat_engine.errors import CatalogError
+from hat_engine.hardware import ProfileId
 from hat_engine.latency.transfer import fit_power_law
 from hat_engine.pareto import pareto_front
 
@@ -89,28 +90,16 @@ def pareto_ladder(options: Sequence[Option]) -> list[Option]:
     return pareto_front(options, cost=lambda o: o.p95_ms, quality=lambda o: o.bleu)
 
 
-def parse_profile_id(profile_id: str) -> dict[str, str]:
-    """`cpu-x86_64-avx2-4t-onnxruntime` -> device, arch, isa tier, threads, backend (the device may hold '-')."""
-    parts = profile_id.split("-")
-    if len(parts) < 5:
-        return {"device": profile_id, "arch": "", "isa": "", "threads": "", "backend": ""}
-    return {"device": "-".join(parts[:-4]), "arch": parts[-4], "isa": parts[-3], "threads": parts[-2],
-            "backend": parts[-1]}  # fmt: skip
-
-
 def nearest_profile(profile_ids: Sequence[str], host_profile_id: str) -> str:
     """The catalog profile most like this host: same backend first, then device, arch, ISA tier, thread count."""
     if not profile_ids:
         raise CatalogError("the catalog has no hardware profile with entries")
-    host = parse_profile_id(host_profile_id)
-
-    def threads(p: dict[str, str]) -> int:
-        return int(p["threads"][:-1]) if p["threads"][:-1].isdigit() else 0
+    host = ProfileId.parse(host_profile_id)
 
     def score(pid: str) -> tuple:
-        p = parse_profile_id(pid)
-        same = [p[k] == host[k] for k in ("backend", "device", "arch", "isa")]
-        return (*same, -abs(threads(p) - threads(host)), pid)
+        p = ProfileId.parse(pid)
+        same = [getattr(p, k) == getattr(host, k) for k in ("backend", "device", "arch", "isa")]
+        return (*same, -abs(p.threads - host.threads), pid)
 
     return max(profile_ids, key=score)
 
@@ -193,12 +182,12 @@ def best_thread_count(catalog: Catalog, host_profile_id: str, max_threads: int, 
     SLA: meeting it first, then BLEU, then p95. More threads is not always faster (on a 2-core VM ONNX Runtime
     ran ~2.5x slower with 2 threads than with 1), so when the catalog measured this host at several thread counts
     its measurements decide. With no such profile: `max_threads`."""
-    host = parse_profile_id(host_profile_id)
+    host = ProfileId.parse(host_profile_id)
     best: tuple | None = None
     for profile in {e.hardware_profile for e in catalog.entries}:
-        p = parse_profile_id(profile)
-        threads = int(p["threads"][:-1]) if p["threads"][:-1].isdigit() else 0
-        if not 1 <= threads <= max_threads or any(p[k] != host[k] for k in ("device", "arch", "isa", "backend")):
+        p = ProfileId.parse(profile)
+        threads = p.threads
+        if not 1 <= threads <= max_threads or not p.same_host_kind(host):
             continue
         option, violated = pick([option_from_entry(e) for e in catalog.entries_for(profile)], sla_ms)
         score = (not violated, option.bleu, -option.p95_ms, -threads)

@@ -5,6 +5,7 @@ import dataclasses
 import math
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -18,7 +19,7 @@ class TrainConfig:
     """Everything a training run depends on; stored in every checkpoint."""
 
     data_dir: str = "data"
-    space: str = "configs/space.yaml"
+    space: SearchSpace | str = "configs/space.yaml"  # a YAML path (read once, here) or the space itself
     out_dir: str = "runs/supernet"
     seed: int = 1
     max_tokens: int = 4096
@@ -42,7 +43,7 @@ class TrainConfig:
     export: str | None = None  # fp16 export written at every checkpoint and at the end (spm.model beside it)
     rewarm_steps: int = 100  # continuing from the export: learning rate ramps up again over this many steps
     init_from: str | None = None  # start from a saved supernet's weights (fresh optimizer)
-    arch: dict | None = None  # train only this SubTransformer: fine-tuning a searched one (HAT Table 5)
+    arch: ArchConfig | dict | None = None  # train only this SubTransformer: fine-tuning a searched one (HAT Table 5)
 
     def __post_init__(self) -> None:
         if self.sampling not in ("uniform", "sandwich"):
@@ -55,8 +56,12 @@ class TrainConfig:
         if bad:
             raise ConfigError(f"mixture weights must be numbers >= 0: {bad}")
         object.__setattr__(self, "mixture", {k: float(w) for k, w in self.mixture.items()})
+        if isinstance(self.arch, dict):  # a malformed arch fails here, not mid-run
+            object.__setattr__(self, "arch", ArchConfig.from_dict(self.arch))
+        if not isinstance(self.space, SearchSpace):
+            object.__setattr__(self, "space", _load_space(self.space))
         if self.arch is not None:
-            ArchConfig.from_dict(self.arch)  # a malformed arch fails here, not mid-run
+            self.space.validate(self.arch)
         object.__setattr__(self, "adam_betas", tuple(self.adam_betas))
 
     @classmethod
@@ -77,9 +82,19 @@ class TrainConfig:
             raise ConfigError(f"training config: {exc}") from exc
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["adam_betas"] = list(self.adam_betas)
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d.update(adam_betas=list(self.adam_betas), mixture=dict(self.mixture), space=self.space.to_dict())
+        d["arch"] = None if self.arch is None else self.arch.to_dict()
         return d
+
+
+def _load_space(space: str | dict) -> SearchSpace:
+    if isinstance(space, dict):  # as `to_dict` stores it in a checkpoint
+        return SearchSpace.from_dict(space)
+    path = Path(space)
+    if not path.is_file():
+        raise ConfigError(f"space: {path} does not exist")
+    return SearchSpace.from_yaml(path.read_text())
 
 
 def lr_at(step: int, cfg: TrainConfig, rewarm_from: int | None = None) -> float:
@@ -94,7 +109,7 @@ def lr_at(step: int, cfg: TrainConfig, rewarm_from: int | None = None) -> float:
 
 def archs_for_step(space: SearchSpace, cfg: TrainConfig, step: int) -> list[ArchConfig]:
     if cfg.arch is not None:
-        return [ArchConfig.from_dict(cfg.arch)]
+        return [cfg.arch]
     sampled = space.sample(random.Random(cfg.seed * 1_000_003 + step))
     if cfg.sampling == "sandwich":
         return [space.largest(), space.smallest(), sampled]

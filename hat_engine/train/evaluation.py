@@ -1,41 +1,32 @@
-"""Translate text with an extracted SubTransformer and score it with sacrebleu (BLEU + chrF, corpus level)."""
+"""Translate text with a SubTransformer (any runner) and score it with sacrebleu (BLEU + chrF, corpus level)."""
 
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import sacrebleu
-import torch
 
 from hat_engine.data.batching import read_references, splits_with_role
 from hat_engine.data.tokenizer import Tokenizer
-from hat_engine.model.decoding import beam_search, greedy_search
-from hat_engine.model.transformer import Transformer
+from hat_engine.model.translate import translate_texts
 
-MAX_SOURCE_TOKENS = 200  # the corpus' length filter; longer input is cut to keep within max_positions
+GROUP_LINES = 256  # lines handed to the text path at once: its length sorting spans a group; progress per group
 
 
 def translate(
-    model: Transformer,
+    model,
     tokenizer: Tokenizer,
     lines: list[str],
     beam: int = 4,
-    batch_size: int = 32,
     on_batch: Callable[[int], None] = lambda _: None,
 ) -> list[str]:
-    """English lines -> German lines. Sentences are batched by length; the output keeps the input order."""
-    ids = [ids[:MAX_SOURCE_TOKENS] + [tokenizer.eos_id] for ids in tokenizer.encode(list(lines))]
-    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-    out: list[str] = [""] * len(ids)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        src = torch.full((len(chunk), max(len(ids[i]) for i in chunk)), tokenizer.pad_id, dtype=torch.long)
-        for row, i in enumerate(chunk):
-            src[row, : len(ids[i])] = torch.tensor(ids[i])
-        hyps = greedy_search(model, src) if beam == 1 else beam_search(model, src, beam=beam)
-        for i, hyp in zip(chunk, tokenizer.decode(hyps), strict=True):
-            out[i] = hyp
-        on_batch(len(chunk))
+    """English lines -> German lines, through the serving text path (`model.translate.translate_texts`), so a
+    score measures what is served; the output keeps the input order."""
+    out: list[str] = []
+    for start in range(0, len(lines), GROUP_LINES):
+        group = list(lines[start : start + GROUP_LINES])
+        out += [t.text for t in translate_texts(model, tokenizer, group, beam=beam)]
+        on_batch(len(group))
     return out
 
 
@@ -65,7 +56,7 @@ def test_sets(data_dir: Path, role: str = "test") -> dict[str, tuple[list[str], 
 
 
 def evaluate(
-    model: Transformer,
+    model,
     tokenizer: Tokenizer,
     data_dir: Path,
     beam: int = 4,

@@ -45,14 +45,12 @@ def finetune(supernet_path: Path, arch: ArchConfig, data_dir: Path, work_dir: Pa
     trained = extra.get("train_config", {})
     present = set(splits_with_role(Path(data_dir), "train"))
     mixture = {k: w for k, w in trained.get("mixture", trained.get("upsample", {})).items() if k in present}
-    space_file = work_dir / "space.yaml"
-    space_file.write_text(supernet.space.to_yaml())
     cfg = TrainConfig(
-        data_dir=str(data_dir), space=str(space_file), out_dir=str(work_dir), seed=settings.seed,
+        data_dir=str(data_dir), space=supernet.space, out_dir=str(work_dir), seed=settings.seed,
         max_tokens=settings.max_tokens, lr=settings.lr, warmup_steps=settings.warmup_steps,
         max_minutes=math.inf if settings.minutes is None else settings.minutes, max_steps=settings.max_steps,
         validate_every=10**9,
-        init_from=str(supernet_path), arch=arch.to_dict(), mixture=mixture,
+        init_from=str(supernet_path), arch=arch, mixture=mixture,
     )  # fmt: skip
     threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from hat_engine.config import ArchConfig, ModelConfig, SearchSpace
+from hat_engine.config import ModelConfig
 from hat_engine.data.batching import (
     concat,
     epoch_batches,
@@ -85,9 +85,7 @@ class Trainer:
         data_dir = Path(cfg.data_dir)
         self.tokenizer = Tokenizer(cfg.tokenizer or data_dir / "spm.model")
         self.bf16 = native_bf16(str(self.device)) if cfg.bf16 == "auto" else bool(cfg.bf16)
-        self.space = SearchSpace.from_yaml(Path(cfg.space).read_text())
-        if cfg.arch is not None:
-            self.space.validate(ArchConfig.from_dict(cfg.arch))
+        self.space = cfg.space
         train_splits = mixture_splits(data_dir, cfg.mixture)
         parts = [tokenize(self.tokenizer, *read_split(data_dir, name)) for name in train_splits]
         self.train_data = concat(parts)
@@ -245,7 +243,7 @@ class Trainer:
         result = {}
         watched = [("largest", self.space.largest()), ("smallest", self.space.smallest())]
         if self.cfg.arch is not None:
-            watched = [("arch", ArchConfig.from_dict(self.cfg.arch))]
+            watched = [("arch", self.cfg.arch)]
         for label, arch in watched:
             for name, data in self.valid.items():
                 result[f"{label}/{name}"] = validation_loss(self.model, arch, data, self.bf16)

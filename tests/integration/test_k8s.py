@@ -281,7 +281,9 @@ def test_the_training_job_launches_torchrun_consistently():
     config_volume = next(v for v in pod["volumes"] if "configMap" in v)
     assert args["config"].startswith(mounts[config_volume["name"]] + "/")
     config_map = next(d for d in docs if d["metadata"]["name"] == config_volume["configMap"]["name"])
-    cfg = TrainConfig.from_yaml(config_map["data"][Path(args["config"]).name])
+    text = config_map["data"][Path(args["config"]).name]
+    assert "space: /app/configs/space.yaml" in text  # the image holds the repository at /app
+    cfg = TrainConfig.from_yaml(text.replace("/app/", f"{REPO}/"))
     assert cfg.data_dir.startswith("/offline/") and cfg.out_dir.startswith("/offline/")
     assert pod["securityContext"]["runAsNonRoot"] is True and container["securityContext"]["readOnlyRootFilesystem"]
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from libretranslatepy import LibreTranslateAPI
 
-from tests.fixtures_catalog import ARCHS, build_fixture_catalog
-from tests.service_server import HAT, Server, server_env
+from harness.fixture_catalog import ARCHS, build_fixture_catalog
+from harness.server import HAT, Server, server_env
 
 pytestmark = pytest.mark.integration
 

@@ -3,8 +3,8 @@ runs the same longer on the shipped catalog)."""
 
 import pytest
 
-from bench.robustness import kill_worker_mid_load
-from tests.fixtures_catalog import build_fixture_catalog, synthetic_lines
+from harness.faults import kill_worker_mid_load
+from harness.fixture_catalog import build_fixture_catalog, synthetic_lines
 
 pytestmark = pytest.mark.integration
 

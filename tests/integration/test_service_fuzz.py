@@ -5,9 +5,9 @@ service is still ready afterwards. `bench/robustness.py` runs the same with larg
 import httpx
 import pytest
 
-from bench.fuzz import hypothesis_fuzz, schemathesis_run
-from tests.fixtures_catalog import build_fixture_catalog
-from tests.service_server import Server, server_env
+from harness.fixture_catalog import build_fixture_catalog
+from harness.fuzz import hypothesis_fuzz, schemathesis_run
+from harness.server import Server, server_env
 
 pytestmark = pytest.mark.integration
 

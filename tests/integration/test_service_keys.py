@@ -10,9 +10,9 @@ import httpx
 import pytest
 from libretranslatepy import LibreTranslateAPI
 
+from harness.fixture_catalog import build_fixture_catalog
+from harness.server import Server, server_env
 from service.access import key_id
-from tests.fixtures_catalog import build_fixture_catalog
-from tests.service_server import Server, server_env
 
 pytestmark = pytest.mark.integration
 

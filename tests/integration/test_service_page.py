@@ -10,10 +10,10 @@ import shutil
 import httpx
 import pytest
 
+from harness.server import Server, server_env
 from hat_engine.catalog.schema import load_catalog, save_catalog
 from service import langid
 from tests.browser import Browser, chromium_binary
-from tests.service_server import Server, server_env
 
 pytestmark = pytest.mark.integration
 

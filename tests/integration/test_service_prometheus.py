@@ -9,9 +9,9 @@ import time
 import httpx
 import pytest
 
-from tests.fixtures_catalog import build_fixture_catalog
+from harness.fixture_catalog import build_fixture_catalog
+from harness.server import Server, server_env
 from tests.prometheus import prometheus_binary, running_prometheus
-from tests.service_server import Server, server_env
 
 pytestmark = pytest.mark.integration
 

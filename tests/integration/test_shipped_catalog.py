@@ -6,7 +6,8 @@ import pytest
 from hat_engine.catalog.check import unreferenced_weights, validate_catalog
 from hat_engine.catalog.schema import dominated
 from hat_engine.data.tokenizer import Tokenizer
-from hat_engine.serving.pool import TranslatorPool, translate_texts
+from hat_engine.model.translate import translate_texts
+from hat_engine.serving.pool import TranslatorPool
 
 pytestmark = pytest.mark.integration
 

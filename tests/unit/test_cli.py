@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def _hat(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "search_jobs.cli", *args], capture_output=True, text=True)
@@ -25,6 +27,7 @@ def test_engine_error_gives_one_line(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.integration  # seconds, not milliseconds: runs with the integration tests
 def test_latency_measure_entry_errors_are_one_line(tmp_path):
     both = _hat("latency", "measure", "--samples", "3", "--entry", "x")
     missing = _hat("latency", "measure", "--entry", "x", "--catalog", str(tmp_path / "none"))
@@ -54,6 +57,7 @@ def _dataset(path, space, ms_of, n=40, seed=0):
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
 
 
+@pytest.mark.integration  # seconds, not milliseconds: runs with the integration tests
 def test_latency_fit_compares_models_and_search_refuses_a_predictor_that_cannot_rank(tmp_path, tiny_space, capsys):
     from search_jobs.cli import main
 

@@ -4,7 +4,7 @@ import ctranslate2
 import pytest
 import torch
 
-from bench.ct2_peer import check_equivalence, ct2_incompatibility, to_ctranslate2
+from harness.ct2 import check_equivalence, ct2_incompatibility, to_ctranslate2
 from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, ModelConfig
 from hat_engine.model.transformer import Transformer
 

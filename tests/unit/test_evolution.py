@@ -277,6 +277,7 @@ def test_fitness_scores_persist_only_under_the_same_key(tiny_supernet, tmp_path)
         load_scores(path, key)
 
 
+@pytest.mark.integration  # seconds, not milliseconds: runs with the integration tests
 def test_the_floor_is_the_fastest_arch_not_the_smallest():
     from hat_engine.search.evolution import check_budgets, fastest_arch
 

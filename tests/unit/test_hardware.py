@@ -171,3 +171,17 @@ def test_hat_detect_bad_threads_is_one_line(capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.strip().splitlines() == ["hat: error: threads must be at least 1, got 0"]
+
+
+def test_profile_id_is_typed_and_round_trips():
+    from hat_engine.errors import HardwareError
+    from hat_engine.hardware import ProfileId
+
+    p = ProfileId.parse("cuda-nvidia-h200-x86_64-amx-16t-torch")
+    assert (p.device, p.arch, p.isa, p.threads, p.backend) == ("cuda-nvidia-h200", "x86_64", "amx", 16, "torch")
+    assert str(p) == "cuda-nvidia-h200-x86_64-amx-16t-torch"
+    assert p.same_host_kind(ProfileId.parse("cuda-nvidia-h200-x86_64-amx-1t-torch"))
+    assert not p.same_host_kind(ProfileId.parse("cpu-x86_64-amx-16t-torch"))
+    for bad in ("cpu", "cpu-x86_64-avx2-two-onnxruntime", "cpu-x86_64-avx2-t-onnxruntime"):
+        with pytest.raises(HardwareError, match="not a profile id"):
+            ProfileId.parse(bad)

@@ -61,7 +61,7 @@ def test_stage_packages_import_only_downward():
     assert not upward, "\n".join(upward)
 
 
-@pytest.mark.parametrize("folders", [["hat_engine", "search_jobs", "service", "bench", "tests"]])
+@pytest.mark.parametrize("folders", [["hat_engine", "search_jobs", "service", "harness", "bench", "tests"]])
 def test_no_import_cycle_anywhere(folders):
     graph = _graph(folders)
     # a package's __init__ importing its own modules is not a cycle of the code's design
@@ -89,3 +89,14 @@ def test_no_import_cycle_anywhere(folders):
 def test_no_engine_module_is_over_400_lines():
     long = {_module_name(p): n for p in ENGINE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 420}
     assert not long
+
+
+def test_bench_and_tests_share_only_through_harness():
+    """What both use lives in the importable `harness` package; neither reaches into the other or sys.path."""
+    crossings = []
+    for folder, other in (("bench", "tests"), ("tests", "bench"), ("harness", "tests"), ("harness", "bench")):
+        for p in (REPO / folder).rglob("*.py"):
+            bad = sorted(i for i in _imports(p) if i.split(".")[0] == other)
+            if bad or (p != Path(__file__) and "sys.path.insert" in p.read_text()):
+                crossings.append(f"{p.relative_to(REPO)}: {bad or 'sys.path.insert'}")
+    assert not crossings, "\n".join(crossings)

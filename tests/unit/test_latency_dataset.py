@@ -52,6 +52,7 @@ def test_labels_are_the_ratio_to_the_reference_times_its_median(tiny_space):
     assert dataset_archs([*rows[:2], {"arch": arch, "p50": 36.0}])[1] == [240.0, 24.0, 36.0]
 
 
+@pytest.mark.integration  # seconds, not milliseconds: runs with the integration tests
 def test_recheck_replaces_a_disturbed_row_in_place_and_once(tiny_supernet, tmp_path):
     targets = [Target("torch", 1)]
     never = lambda *_: pytest.fail("torch targets need no export")  # noqa: E731

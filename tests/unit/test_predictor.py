@@ -34,6 +34,7 @@ def space() -> SearchSpace:
     return SearchSpace((16, 32), (32, 64), (2, 4), (1, 2), (1, 2, 3), (1, 2), qkv_dim=32)
 
 
+@pytest.mark.integration  # seconds, not milliseconds: runs with the integration tests
 def test_fit_predicts_held_out_archs(space):
     rng = random.Random(0)
     archs = [space.sample(rng) for _ in range(160)]
@@ -99,6 +100,7 @@ def test_a_prediction_that_is_not_a_positive_number_is_an_error(space):
             fit(space, [space.smallest(), space.largest()][: max(len(bad), 1)], bad, "hat", "ridge")
 
 
+@pytest.mark.integration  # seconds, not milliseconds: runs with the integration tests
 def test_fit_and_pick_keeps_a_simple_model_when_the_mlp_does_worse(space):
     """Latency that does not depend on the arch (pure noise): nothing beats the median on held-out rows, and the
     report says the MLP lost."""

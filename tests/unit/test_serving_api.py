@@ -5,7 +5,7 @@ import asyncio
 import pytest
 
 from hat_engine.errors import CatalogError, ConfigError
-from hat_engine.serving.pool import split_sentences
+from hat_engine.model.translate import split_sentences
 from service.batcher import Batcher
 from service.schemas import ApiError, clean_text, parse_fields, read_body, validate
 from service.settings import Limits, load_settings, writable_cache_dir

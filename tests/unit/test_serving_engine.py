@@ -4,9 +4,9 @@ import dataclasses
 
 import pytest
 
+from harness.fixture_catalog import build_fixture_catalog
 from hat_engine.hardware import detect
 from hat_engine.serving.engine import Listener, ServingEngine, ServingSettings
-from tests.fixtures_catalog import build_fixture_catalog
 
 FAKE_P95 = [10.0, 20.0, 30.0, 40.0]  # tiny-a..tiny-d; BLEU rises with latency (test data)
 

@@ -31,6 +31,7 @@ def _config(folder, out, **overrides) -> TrainConfig:
     return TrainConfig(**(base | overrides))
 
 
+@pytest.mark.integration  # seconds, not milliseconds: runs with the integration tests
 def test_loss_falls_on_a_copy_task(copy_corpus, tmp_path):
     trainer = Trainer(_config(copy_corpus, tmp_path, max_steps=120))
     before = trainer.validate()
@@ -175,6 +176,7 @@ def test_distillation_loss_is_cross_entropy_against_the_teacher(tiny_supernet):
     assert hard.item() == pytest.approx(nll.item(), rel=1e-4)
 
 
+@pytest.mark.integration  # seconds, not milliseconds: runs with the integration tests
 def test_sandwich_with_distillation_trains(copy_corpus, tmp_path):
     trainer = Trainer(_config(copy_corpus, tmp_path, max_steps=40, sampling="sandwich"))
     before = trainer.validate()
@@ -212,6 +214,7 @@ def test_native_bf16_reads_the_cpu_flags(tmp_path):
         assert native_bf16("cpu", tmp_path / "cpuinfo") is expected
 
 
+@pytest.mark.integration  # seconds, not milliseconds: runs with the integration tests
 def test_shipped_training_configs_parse_and_cuda_is_refused_clearly_without_a_gpu(tmp_path):
     """The CPU and GPU configs are valid; the GPU path says in one line when torch sees no CUDA device."""
     import subprocess

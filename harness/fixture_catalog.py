@@ -8,7 +8,7 @@ like a real catalog's. `corrupt="source"` stores the best entry's weights as a s
 flips a byte in it (its sha256 no longer matches: refused); `corrupt="artifact"` records a wrong sha256 for the
 best entry's extracted weights. Either way the next entry must be served.
 
-Run as a script to build one by hand: `python -m tests.fixtures_catalog OUT_DIR [--threads N]`.
+Run as a script to build one by hand: `python -m harness.fixture_catalog OUT_DIR [--threads N]`.
 """
 
 from __future__ import annotations
