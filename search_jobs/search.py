@@ -25,7 +25,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     help_valid = "first N pairs of each valid split (default 25; size it with --measure-one)"
     p.add_argument("--valid-sentences", type=int, default=25, help=help_valid)
     p.add_argument("--max-tokens", type=int, default=4096, help="tokens per validation batch")
-    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=True, help="bf16 autocast (default on)")
+    p.add_argument("--bf16", action=argparse.BooleanOptionalAction, default=None,
+                   help="bf16 autocast (default: where this CPU has native bf16; emulated bf16 is slower)")  # fmt: skip
     p.add_argument("--population", type=int, default=125)
     p.add_argument("--parents", type=int, default=25)
     p.add_argument("--mutations", type=int, default=50)
@@ -73,8 +74,12 @@ def _fitness(args: argparse.Namespace):
 
     if args.tokenizer is None and not (args.supernet.parent / "spm.model").is_file():
         args.tokenizer = args.data / "spm.model"
+    from hat_engine.hardware import native_bf16
+
     supernet, tokenizer = load(args)
     valid = validation_subset(args.data, tokenizer, args.valid_sentences)
+    if args.bf16 is None:
+        args.bf16 = native_bf16("cpu")
     return ValidationFitness(supernet, valid, args.max_tokens, args.bf16)
 
 

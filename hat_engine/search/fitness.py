@@ -32,7 +32,7 @@ class ValidationFitness:
     Keeps the time spent (`seconds`) and the number of architectures scored (`evaluations`) to report the
     search cost."""
 
-    def __init__(self, supernet: SuperTransformer, valid: ParallelData, max_tokens: int = 4096, bf16: bool = True):
+    def __init__(self, supernet: SuperTransformer, valid: ParallelData, max_tokens: int = 4096, bf16: bool = False):
         if len(valid) == 0:
             raise DataError("the validation subset is empty; pass more --valid-sentences or check the corpus")
         self.supernet, self.valid, self.max_tokens, self.bf16 = supernet.eval(), valid, max_tokens, bf16
