@@ -5,7 +5,6 @@ with the SuperTransformer's weights on a fixed subset. `--measure-one` times the
 """
 
 import argparse
-import json
 import math
 import random
 import time
@@ -109,22 +108,18 @@ def _measure_one(args: argparse.Namespace, cfg, fitness) -> int:
 
 
 def _write(path: Path, settings: dict, results: list, fitness, started: float) -> None:
-    minutes = [r["minutes"] for r in results]
-    payload = {
-        "settings": settings,
-        "search": {
-            "budgets": [r["budget_ms"] for r in results],
-            "generations": settings["evolution"]["generations"],
-            "population": settings["evolution"]["population"],
-            "minutes_per_budget": minutes,
-            "total_minutes": (time.perf_counter() - started) / 60,
-            "evaluations": fitness.evaluations,
-            "seconds_per_evaluation": fitness.seconds_per_evaluation,
-        },
-        "results": results,
+    from hat_engine.search.results import BudgetResult, SearchResults
+
+    search = {
+        "budgets": [r["budget_ms"] for r in results],
+        "generations": settings["evolution"]["generations"],
+        "population": settings["evolution"]["population"],
+        "minutes_per_budget": [r["minutes"] for r in results],
+        "total_minutes": (time.perf_counter() - started) / 60,
+        "evaluations": fitness.evaluations,
+        "seconds_per_evaluation": fitness.seconds_per_evaluation,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    SearchResults(settings, search, tuple(BudgetResult.from_dict(r) for r in results)).save(path)
 
 
 def run(args: argparse.Namespace) -> int:

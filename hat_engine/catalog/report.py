@@ -140,22 +140,24 @@ def plot_pareto(profile_id: str, searched: list[CatalogEntry], baselines: dict[s
     plt.close(fig)
 
 
-def write_report(out: Path, catalog, baselines: list[CatalogEntry], searches: dict[str, dict],
+def write_report(out: Path, catalog, baselines: list[tuple[str, CatalogEntry]], searches: dict[str, dict],
                  candidates: list[CatalogEntry] | None = None) -> dict:  # fmt: skip
     """`report.json` (baselines measured like entries, comparisons, search cost) and `REPORT.md` with a Pareto
-    plot per profile. `candidates`: every searched entry built, before dominated ones were dropped (default: the
-    catalog's); the comparison with the baselines runs on them, as the search found them."""
+    plot per profile. `baselines`: (name, entry) pairs. `candidates`: every searched entry built, before
+    dominated ones were dropped (default: the catalog's); the comparison with the baselines runs on them, as the
+    search found them."""
     import json
 
     candidates = list(catalog.entries) if candidates is None else candidates
-    report = {"baselines": [b.to_dict() for b in baselines], "search": searches, "comparisons": {},
-              "candidates": [c.to_dict() for c in candidates], "sacrebleu": catalog.extra.get("sacrebleu")}  # fmt: skip
+    report = {"baselines": [{**b.to_dict(), "baseline": name} for name, b in baselines], "search": searches,
+              "comparisons": {}, "candidates": [c.to_dict() for c in candidates],
+              "sacrebleu": catalog.extra.get("sacrebleu")}  # fmt: skip
     lines = ["# Catalog report", "", "Measured on the hosts named by each profile; latency is the p50 of the",
              "reference workload (batch 1, 30 source tokens, 30 decoder steps, beam 4); BLEU is the mean of the",
              "Bible and Ding test sets (sacrebleu, beam 4).", ""]  # fmt: skip
     for p in catalog.hardware_profiles:
         searched = catalog.entries_for(p.id)
-        mine = {b.id.split("@baseline-", 1)[1]: b for b in baselines if b.hardware_profile == p.id}
+        mine = {name: b for name, b in baselines if b.hardware_profile == p.id}
         # like with like: baselines are fp32 with inherited weights
         found = [c for c in candidates if c.hardware_profile == p.id and not is_int8(c)]
         fp32 = inherited(found, catalog.extra.get("finetune") or [])

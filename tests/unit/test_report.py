@@ -42,7 +42,7 @@ def test_report_sections_int8_finetune_and_shapes(tiny_space, tmp_path):
                  "target_tokens": 1000, **bleu, "kept": True}]  # fmt: skip
     catalog = Catalog("en-de", FileRef("t", "s"), FileRef("s", "s"), REFERENCE_WORKLOAD, profiles, entries,
                       extra={"finetune": finetune, "int8": {"kept": ["a@1-int8"]}})  # fmt: skip
-    baselines = [entry("p1@baseline-depth-1", "p1", 15, 10.5)]
+    baselines = [("depth-1", entry("p1@baseline-depth-1", "p1", 15, 10.5))]
     report = write_report(tmp_path, catalog, baselines, {})
     assert is_int8(entries[2]) and not is_int8(entries[0])
     # fp32 only, and a@2 at its inherited 11.0, as the baselines are built

@@ -1,0 +1,208 @@
+"""The catalog-build policy: from search results to a catalog (HAT's last offline step, with the choices the
+product makes on the way). Each searched arch becomes an entry per profile; hand-scaled baselines are built and
+timed alike for the report; the largest-budget archs are fine-tuned and kept where BLEU rises; int8 twins are
+kept where no test set loses more than a set BLEU drop; every entry is timed in interleaved rounds; entries
+dominated on their profile are dropped, and fine-tuned weights no kept entry uses are deleted.
+
+The job (`hat catalog build`) parses arguments and prints; `say` carries the progress lines."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hat_engine.catalog.build import (
+    SUPERNET_FILE,
+    EntryBuilder,
+    ProfileTarget,
+    baseline_archs,
+    finetune_picks,
+    predictor_record,
+)
+from hat_engine.catalog.check import unreferenced_weights
+from hat_engine.catalog.report import write_report
+from hat_engine.catalog.schema import Catalog, CatalogEntry, dominated, save_catalog
+from hat_engine.config import ArchConfig
+from hat_engine.errors import ConfigError
+from hat_engine.latency.predictor import LatencyPredictor
+from hat_engine.search.results import SearchResults
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuildPolicy:
+    baselines: bool = True
+    finetune: int = 2  # searched archs per profile to fine-tune
+    finetune_minutes: float = 8.0
+    finetune_steps: int | None = None  # replaces finetune_minutes: every arch alike, reproducible
+    finetune_work: Path = Path("runs/finetune")
+    int8: bool = True
+    int8_max_bleu_drop: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.finetune < 0 or (self.finetune_steps is not None and self.finetune_steps < 1):
+            raise ConfigError("finetune must be >= 0 archs and finetune_steps >= 1 step")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One entry to build: a searched arch for a budget, or a hand-scaled baseline (`baseline` names it)."""
+
+    entry_id: str
+    arch: ArchConfig
+    target: ProfileTarget
+    budget_ms: float
+    predicted_ms: float
+    baseline: str | None = None
+
+
+@dataclass
+class _Built:
+    entries: list[CatalogEntry]
+    baselines: list[tuple[str, CatalogEntry]]
+    twin_of: dict[str, str] = field(default_factory=dict)  # int8 entry id -> its fp32 entry id
+
+
+def jobs_for(results: SearchResults, builder: EntryBuilder, with_baselines: bool) -> tuple[ProfileTarget, list[Job]]:
+    predictor = LatencyPredictor.load(results.predictor)
+    if "profile" not in predictor.extra:
+        raise ConfigError(f"{results.predictor} holds no profile fingerprint; refit it")
+    target = ProfileTarget.from_fingerprint(predictor.extra["profile"])
+    jobs = [Job(f"{target.profile_id}@{r.budget_ms:g}ms", r.arch, target, r.budget_ms, r.predicted_latency_ms)
+            for r in results.results]  # fmt: skip
+    if with_baselines:
+        for name, arch in baseline_archs(builder.supernet.space).items():
+            jobs.append(
+                Job(f"{target.profile_id}@baseline-{name}", arch, target, 0.0, predictor.predict_one(arch), name)
+            )
+    return target, jobs
+
+
+def build_catalog(builder: EntryBuilder, searches: list[SearchResults], policy: BuildPolicy,
+                  say: Callable[[str], None] = log.info) -> Catalog:  # fmt: skip
+    """Build, time, prune and save the catalog into `builder.dir`, with report.json and REPORT.md beside it."""
+    out = builder.dir
+    profiles, jobs, costs, targets = [], [], {}, {}
+    for results in searches:
+        target, profile_jobs = jobs_for(results, builder, policy.baselines)
+        targets[target.profile_id] = target
+        profiles.append(predictor_record(out, results.predictor, target))
+        costs[target.profile_id] = results.search
+        jobs += profile_jobs
+    built = _Built([], [])
+    for n, job in enumerate(jobs, 1):
+        entry = builder.prepare(job.entry_id, job.arch, job.target, job.budget_ms, job.predicted_ms)
+        (built.baselines.append((job.baseline, entry)) if job.baseline else built.entries.append(entry))
+        say(f"[{n}/{len(jobs)}] {entry.id}: BLEU {entry.bleu}")
+    built.entries, finetuned = finetune_entries(builder, built.entries, targets, policy, say)
+    int8 = {"max_bleu_drop": policy.int8_max_bleu_drop, "kept": [], "rejected_bleu_drop": {}}
+    twins: list[CatalogEntry] = []
+    if policy.int8:
+        twins, int8["rejected_bleu_drop"] = int8_twins(builder, built.entries, targets, policy.int8_max_bleu_drop, say)
+        built.twin_of = {t.id: fp32 for t, fp32 in twins}
+        twins = [t for t, _ in twins]
+        int8["kept"] = [t.id for t in twins]
+    baseline_names = {e.id: name for name, e in built.baselines}
+    timed = builder.measure_all(built.entries + twins + [e for _, e in built.baselines], targets,
+                                lambda p, r, n: say(f"{p}: timing round {r}/{n} done"))  # fmt: skip
+    entries = [e for e in timed if e.id not in baseline_names]
+    baselines = [(baseline_names[e.id], e) for e in timed if e.id in baseline_names]
+    p50 = {e.id: e.latency_ms["p50"] for e in timed}
+    for twin_id, fp32 in built.twin_of.items():
+        say(f"{twin_id}: p50 {p50[twin_id]:.1f} ms ({p50[fp32] / p50[twin_id]:.2f}x fp32)")
+    candidates = list(entries)  # before the dominated are dropped: the report compares the search with the baselines
+    # A searched entry that is slower and no better than another of its profile is of no use to anyone.
+    dropped = {slow for p in profiles for slow, _ in dominated([e for e in entries if e.hardware_profile == p.id])}
+    for entry_id in sorted(dropped):
+        say(f"dropped {entry_id}: dominated (slower and no better) by another entry of its profile")
+    entries = [e for e in entries if e.id not in dropped]
+    used = {a.materialize.get("source") for e in entries for a in e.artifacts if a.materialize}
+    for record in finetuned:  # fine-tuned weights whose entries were all dominated: not shipped
+        if record["weights"] and record["weights"] not in used:
+            (out / record["weights"]).unlink(missing_ok=True)
+            record.update(weights=None, note="its entries were dropped as dominated")
+    extra = {"built_with": "hat catalog build", "dropped_dominated": sorted(dropped), "int8": int8,
+             "finetune": finetuned}  # fmt: skip
+    catalog = builder.catalog(profiles, entries, extra)
+    save_catalog(catalog, out)
+    for name in unreferenced_weights(out, catalog):
+        say(f"warning: {name} is used by no entry (an earlier build's?); remove it before committing")
+    write_report(out, catalog, baselines, costs, candidates)
+    return catalog
+
+
+def finetune_entries(
+    builder: EntryBuilder,
+    entries: list[CatalogEntry],
+    targets: dict[str, ProfileTarget],
+    policy: BuildPolicy,
+    say: Callable[[str], None],
+) -> tuple[list[CatalogEntry], list[dict]]:
+    """HAT Table 5 on our catalog: fine-tune `finetune_picks` (the `policy.finetune` largest-budget archs of each
+    profile) for a fixed number of steps (or minutes); where the mean BLEU rises, every entry of that arch (on any
+    profile) is rebuilt from the fine-tuned weights. Returns the entries and what was done, kept or not."""
+    from hat_engine.train.finetune import FinetuneSettings, finetune
+
+    if policy.finetune_steps is not None:
+        settings, limit = (
+            FinetuneSettings(minutes=None, max_steps=policy.finetune_steps),
+            f"{policy.finetune_steps} steps",
+        )
+    else:
+        settings, limit = FinetuneSettings(minutes=policy.finetune_minutes), f"{policy.finetune_minutes:g} min"
+    records = []
+    for e in finetune_picks(entries, policy.finetune):
+        arch_id = e.arch.arch_id()
+        name = f"finetuned/{arch_id}.pt"
+        say(f"fine-tuning {arch_id} ({e.id}) for {limit}")
+        info = finetune(builder.dir / SUPERNET_FILE, e.arch, builder.data_dir, policy.finetune_work / arch_id,
+                        builder.dir / name, settings)  # fmt: skip
+
+        def rebuilt(x: CatalogEntry, weights: str = name) -> CatalogEntry:
+            target = targets[x.hardware_profile]
+            return builder.prepare(x.id, x.arch, target, x.latency_budget_ms, x.predicted_latency_ms, source=weights)
+
+        tuned = rebuilt(e)
+        kept = tuned.mean_bleu > e.mean_bleu
+        say(f"{arch_id}: BLEU inherited {e.bleu} -> fine-tuned {tuned.bleu}: {'kept' if kept else 'not kept'}")
+        records.append({"arch_id": arch_id, "entry": e.id, **info, "bleu_inherited": e.bleu,
+                        "bleu_finetuned": tuned.bleu, "chrf_inherited": e.chrf, "chrf_finetuned": tuned.chrf,
+                        "kept": kept, "weights": name if kept else None})  # fmt: skip
+        if not kept:
+            (builder.dir / name).unlink()
+            continue
+        entries = [(tuned if x.id == e.id else rebuilt(x)) if x.arch.arch_id() == arch_id else x for x in entries]
+    return entries, records
+
+
+def int8_twins(
+    builder: EntryBuilder,
+    entries: list[CatalogEntry],
+    targets: dict[str, ProfileTarget],
+    max_drop: float,
+    say: Callable[[str], None],
+) -> tuple[list[tuple[CatalogEntry, str]], dict[str, float]]:
+    """An int8 twin of every searched entry (not yet timed), from the same weights (inherited or fine-tuned); kept
+    where no test set loses more than `max_drop` BLEU. Returns the kept twins, each with its fp32 entry's id, and
+    the rejected ones' BLEU drops. BLEU is per arch and weights, so an arch that fails on one profile is not
+    scored again on the next."""
+    kept, rejected, drops = [], {}, {}
+    for e in entries:
+        source = (e.artifacts[0].materialize or {}).get("source")  # the fine-tuned weights, where the entry has them
+        source = None if source == SUPERNET_FILE else source
+        key, twin_id = (e.arch.arch_id(), source), e.id + "-int8"
+        if key in drops and drops[key] > max_drop:
+            rejected[twin_id] = drops[key]
+            continue
+        twin = builder.prepare(twin_id, e.arch, targets[e.hardware_profile], e.latency_budget_ms,
+                               e.predicted_latency_ms, fmt="onnx-int8", source=source)  # fmt: skip
+        drops[key] = round(max(e.bleu[k] - twin.bleu[k] for k in e.bleu), 2)
+        say(f"{twin_id}: BLEU drop {drops[key]}")
+        if drops[key] <= max_drop:
+            kept.append((twin, e.id))
+        else:
+            rejected[twin_id] = drops[key]
+    return kept, rejected
