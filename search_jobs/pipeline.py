@@ -6,11 +6,107 @@ would, and is skipped when its output already exists.
 """
 
 import argparse
+import dataclasses
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 PRESETS = {"quick": Path("configs/pipeline-quick.yaml"), "full": Path("configs/pipeline-full.yaml")}
+
+
+@dataclass(frozen=True)
+class SliceSection:
+    train: int
+    valid: int
+    test: int
+    vocab_size: int = 8000
+
+
+@dataclass(frozen=True)
+class LatencySection:
+    samples: int
+    targets: str
+    runs: int
+    warmup: int
+    extend: int = 2  # times the pipeline doubles the archs before refusing a predictor that cannot rank
+
+
+@dataclass(frozen=True)
+class FitSection:
+    test: int
+    epochs: int
+    features: str
+    min_tau: float | None = None
+
+
+@dataclass(frozen=True)
+class SearchSection:
+    budgets: int
+    valid_sentences: int
+    population: int
+    parents: int
+    mutations: int
+    crossovers: int
+    generations: int
+
+
+@dataclass(frozen=True)
+class CatalogSection:
+    runs: int
+    rounds: int
+    finetune: int
+    eval_limit: int | None = None
+    finetune_steps: int | None = None
+    finetune_minutes: float = 8.0
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """A pipeline preset (configs/pipeline-*.yaml), each section typed; an unknown or missing key is an error."""
+
+    space: str
+    latency: LatencySection
+    fit: FitSection
+    search: SearchSection
+    catalog: CatalogSection
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields, or `config: FILE` plus overrides
+    slice: SliceSection | None = None
+
+    @classmethod
+    def from_yaml(cls, text: str, where: str = "pipeline preset") -> "PipelineConfig":
+        from hat_engine.errors import ConfigError
+        from hat_engine.train.config import TrainConfig
+
+        raw = yaml.safe_load(text) or {}
+        sections = {"latency": LatencySection, "fit": FitSection, "search": SearchSection, "catalog": CatalogSection,
+                    "slice": SliceSection}  # fmt: skip
+        _check_keys(raw, cls, where)
+        parsed = {k: (_section(sections[k], v, f"{where}: {k}") if k in sections else v) for k, v in raw.items()}
+        allowed = {f.name for f in dataclasses.fields(TrainConfig)} | {"config"}
+        unknown = sorted(set(parsed.get("train", {})) - allowed)
+        if unknown:
+            raise ConfigError(f"{where}: train: unknown key(s) {unknown}")
+        return cls(**parsed)
+
+
+def _check_keys(raw: Any, cls: type, where: str) -> None:
+    from hat_engine.errors import ConfigError
+
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a mapping")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    required = {n for n, f in fields.items() if f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING}  # fmt: skip
+    unknown, missing = sorted(set(raw) - set(fields)), sorted(required - set(raw))
+    if unknown or missing:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}, missing key(s) {missing}; known: {sorted(fields)}")
+
+
+def _section(cls: type, raw: Any, where: str) -> Any:
+    _check_keys(raw, cls, where)
+    return cls(**raw)
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -32,25 +128,25 @@ def _budgets(dataset: Path, predictor: Path, n: int) -> list[float]:
     return budget_ladder(fastest_arch(model.space, model.predict)[1], dataset_archs(rows)[1], n)
 
 
-def _measure_and_fit(preset: dict, out: Path, supernet: Path) -> dict[str, tuple[Path, Path, float]]:
+def _measure_and_fit(preset: PipelineConfig, out: Path, supernet: Path) -> dict[str, tuple[Path, Path, float]]:
     """Latency dataset and predictor per profile: {profile: (dataset, predictor, tau floor)}. A predictor that
     ranks its held-out archs below the floor is not searched with: the pipeline measures twice as many archs
     (`latency.extend` times, default 2) and refits; then it stops with the predictor's one-line refusal."""
     from hat_engine.errors import UnusablePredictorError
     from hat_engine.latency.predictor import MIN_KENDALL_TAU, LatencyPredictor, require_usable
 
-    lat, fit = preset["latency"], preset["fit"]
-    floor = MIN_KENDALL_TAU if fit.get("min_tau") is None else float(fit["min_tau"])
-    samples, extensions = int(lat["samples"]), int(lat.get("extend", 2))
+    lat, fit = preset.latency, preset.fit
+    floor = MIN_KENDALL_TAU if fit.min_tau is None else float(fit.min_tau)
+    samples, extensions = lat.samples, lat.extend
     for attempt in range(extensions + 1):
-        _hat("latency", "measure", "--samples", samples, "--targets", lat["targets"], "--runs", lat["runs"],
-             "--warmup", lat["warmup"], "--supernet", supernet, "--out", out / "latency")  # fmt: skip
+        _hat("latency", "measure", "--samples", samples, "--targets", lat.targets, "--runs", lat.runs,
+             "--warmup", lat.warmup, "--supernet", supernet, "--out", out / "latency")  # fmt: skip
         profiles, refused = {}, []
         for dataset in sorted((out / "latency").glob("*.jsonl")):
             predictor = out / "predictors" / f"{dataset.stem}.pt"
             if not predictor.is_file():
-                _hat("latency", "fit", "--data", dataset, "--out", predictor, "--test", fit["test"], "--epochs",
-                     fit["epochs"], "--features", fit["features"])  # fmt: skip
+                _hat("latency", "fit", "--data", dataset, "--out", predictor, "--test", fit.test, "--epochs",
+                     fit.epochs, "--features", fit.features)  # fmt: skip
             try:
                 require_usable(LatencyPredictor.load(predictor), floor, str(predictor))
             except UnusablePredictorError as exc:
@@ -88,7 +184,7 @@ def _hat(*args: object) -> None:
         raise SystemExit(f"hat: error: pipeline stage `hat {' '.join(argv[:2])}` failed (exit {code})")
 
 
-def _slice_corpus(data: Path, out: Path, sizes: dict) -> None:
+def _slice_corpus(data: Path, out: Path, sizes: SliceSection) -> None:
     """A custom corpus made of the first N pairs of each real split (train, valid, test)."""
     from hat_engine.data.batching import read_split, splits_with_role
 
@@ -97,20 +193,20 @@ def _slice_corpus(data: Path, out: Path, sizes: dict) -> None:
         src, tgt = [], []
         for name in splits_with_role(data, role):
             en, de = read_split(data, name)
-            src += en[: sizes[role]]
-            tgt += de[: sizes[role]]
+            src += en[: getattr(sizes, role)]
+            tgt += de[: getattr(sizes, role)]
         (out / f"{role}.en").write_text("\n".join(src) + "\n", encoding="utf-8")
         (out / f"{role}.de").write_text("\n".join(tgt) + "\n", encoding="utf-8")
 
 
-def _train_config(preset: dict, out: Path, data: Path) -> Path:
-    train = dict(preset["train"])
+def _train_config(preset: PipelineConfig, out: Path, data: Path) -> Path:
+    train = dict(preset.train)
     if "config" in train:
         base = yaml.safe_load(Path(train.pop("config")).read_text())
     else:
         base = {}
     # the pipeline's own corpus build holds the tokenizer, and its supernet goes where the pipeline says
-    base.update(train, data_dir=str(data), space=preset["space"], out_dir=str(out / "supernet"))
+    base.update(train, data_dir=str(data), space=preset.space, out_dir=str(out / "supernet"))
     base.update(tokenizer=None, export=None)
     path = out / "supernet.yaml"
     path.write_text(yaml.safe_dump(base))
@@ -118,20 +214,20 @@ def _train_config(preset: dict, out: Path, data: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    preset = yaml.safe_load(PRESETS[args.preset].read_text())
+    preset = PipelineConfig.from_yaml(PRESETS[args.preset].read_text(), str(PRESETS[args.preset]))
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     if not (args.data / "manifest.json").is_file():
         _hat("data", "build", "--out", args.data)
     data = args.data
-    if "slice" in preset:
+    if preset.slice is not None:
         data = out / "data"
         if not (data / "manifest.json").is_file():
-            _slice_corpus(args.data, out / "slice", preset["slice"])
+            _slice_corpus(args.data, out / "slice", preset.slice)
             custom = [f"--{r}-{s}" for r in ("train", "valid", "test") for s in ("src", "tgt")]
             files = [out / "slice" / f"{r}.{lang}" for r in ("train", "valid", "test") for lang in ("en", "de")]
             pairs = [x for pair in zip(custom, files, strict=True) for x in pair]
-            _hat("data", "build", "--out", data, "--vocab-size", preset["slice"].get("vocab_size", 8000), *pairs)
+            _hat("data", "build", "--out", data, "--vocab-size", preset.slice.vocab_size, *pairs)
 
     supernet = out / "supernet.pt"
     if not supernet.is_file():
@@ -142,25 +238,25 @@ def run(args: argparse.Namespace) -> int:
 
     results = []
     for profile, (dataset, predictor, min_tau) in profiles.items():
-        search = preset["search"]
+        search = preset.search
         result = out / f"search-{profile}.json"
         if not result.is_file():
-            budgets = ",".join(f"{b:g}" for b in _budgets(dataset, predictor, search["budgets"]))
+            budgets = ",".join(f"{b:g}" for b in _budgets(dataset, predictor, search.budgets))
             _hat("search", "--budgets", budgets, "--predictor", predictor, "--supernet", supernet, "--data", data,
-                 "--valid-sentences", search["valid_sentences"], "--population", search["population"],
-                 "--parents", search["parents"], "--mutations", search["mutations"], "--crossovers",
-                 search["crossovers"], "--generations", search["generations"], "--threads", 2,
+                 "--valid-sentences", search.valid_sentences, "--population", search.population,
+                 "--parents", search.parents, "--mutations", search.mutations, "--crossovers",
+                 search.crossovers, "--generations", search.generations, "--threads", 2,
                  "--min-tau", min_tau, "--fitness-cache", out / "fitness-cache.json", "--out", result)  # fmt: skip
         results += ["--results", result]
 
     catalog = out / "catalog"
     if not (catalog / "catalog.json").is_file():
-        cat = preset["catalog"]
-        extra = ["--eval-limit", cat["eval_limit"]] if "eval_limit" in cat else []
+        cat = preset.catalog
+        extra = ["--eval-limit", cat.eval_limit] if cat.eval_limit is not None else []
         _hat("catalog", "build", *results, "--supernet", supernet, "--data", data, "--out", catalog,
-             "--runs", cat["runs"], "--rounds", cat["rounds"], "--finetune", cat["finetune"],
-             *(["--finetune-steps", cat["finetune_steps"]] if "finetune_steps" in cat
-               else ["--finetune-minutes", cat["finetune_minutes"]]),
+             "--runs", cat.runs, "--rounds", cat.rounds, "--finetune", cat.finetune,
+             *(["--finetune-steps", cat.finetune_steps] if cat.finetune_steps is not None
+               else ["--finetune-minutes", cat.finetune_minutes]),
              "--finetune-work", out / "finetune", *extra)  # fmt: skip
     _hat("catalog", "validate", catalog)
     print(f"pipeline ({args.preset}) done: {catalog}")

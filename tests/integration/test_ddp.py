@@ -58,11 +58,12 @@ def _digest(state_dict) -> str:
 def _worker(rank: int, world_size: int, folder, store) -> None:
     """One rank: train STEPS steps into its own out_dir and report what it trained on and ended with."""
     import hat_engine.train.training as training
+    from hat_engine.train.config import TrainConfig
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world_size)
     try:
-        cfg = training.TrainConfig(**_config(folder, folder / f"out-{rank}"))
+        cfg = TrainConfig(**_config(folder, folder / f"out-{rank}"))
         trainer = training.Trainer(cfg, rank=rank, world_size=world_size)
         initial = _digest(trainer.model.state_dict())
         seen, make_batch = [], training.make_batch
@@ -78,7 +79,7 @@ def _worker(rank: int, world_size: int, folder, store) -> None:
             "initial": initial,
             "final": _digest(trainer.model.state_dict()),
             "seen": seen,
-            "epoch0": trainer._buckets(0),
+            "epoch0": trainer.epoch_buckets(0),
             "step": state["step"],
             "tokens": state["tokens"],
         }
@@ -120,6 +121,6 @@ def test_hat_supernet_train_under_torchrun_and_resume(tiny_run, tmp_path):
     second = _torchrun(config, "--resume", "--export", str(tmp_path / "supernet.pt"))
     assert second.returncode == 0, second.stderr[-3000:]
     log = (out / "train.log").read_text()
-    assert "resumed from" in log and "stopped at step 7" in log
+    assert "resumed exactly from checkpoint" in log and "stopped at step 7" in log
     assert log.count("parameters identical on all 2 ranks") == 2
     assert (tmp_path / "supernet.pt").is_file()

@@ -1,0 +1,30 @@
+"""The pipeline presets are typed: both shipped presets parse, and an unknown or missing key is a clear error."""
+
+import pytest
+
+from hat_engine.errors import ConfigError
+from search_jobs.pipeline import PRESETS, PipelineConfig
+
+
+def test_shipped_presets_parse():
+    quick = PipelineConfig.from_yaml(PRESETS["quick"].read_text())
+    full = PipelineConfig.from_yaml(PRESETS["full"].read_text())
+    assert quick.slice is not None and full.slice is None
+    assert quick.latency.samples == 64 and quick.fit.min_tau == 0.5 and quick.catalog.finetune_steps == 4
+    assert full.train == {"config": "configs/supernet.yaml"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("fit: {", "fit: {typo: 1, "), r"fit: unknown key\(s\) \['typo'\]"),
+        (("search: {budgets: 3, ", "search: {"), r"search: unknown key\(s\) \[\], missing key\(s\) \['budgets'\]"),
+        (("train: {", "train: {learning_rate: 1, "), r"train: unknown key\(s\) \['learning_rate'\]"),
+        (("space:", "spaec:"), r"unknown key\(s\) \['spaec'\], missing key\(s\) \['space'\]"),
+    ],
+)
+def test_unknown_or_missing_keys_are_errors(change, message):
+    text = PRESETS["quick"].read_text()
+    assert change[0] in text
+    with pytest.raises(ConfigError, match=message):
+        PipelineConfig.from_yaml(text.replace(change[0], change[1], 1))
