@@ -16,8 +16,15 @@ from harness.server import Server, server_env
 
 
 def _workers(arbiter_pid: int) -> list[psutil.Process]:
-    procs = psutil.Process(arbiter_pid).children(recursive=True)
-    return [p for p in procs if any("worker" in part for part in p.cmdline())]
+    """The server's live worker processes (a killed one not yet reaped is a zombie: not a worker any more)."""
+    workers = []
+    for p in psutil.Process(arbiter_pid).children(recursive=True):
+        try:
+            if any("worker" in part for part in p.cmdline()):
+                workers.append(p)
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue
+    return workers
 
 
 def kill_worker_mid_load(catalog: Path, home: Path, sentences: list[str], rate: float, seconds: float) -> dict:

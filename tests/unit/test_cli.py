@@ -92,7 +92,8 @@ def test_latency_fit_compares_models_and_search_refuses_a_predictor_that_cannot_
 def test_the_pipeline_measures_more_before_it_refuses_a_predictor(tmp_path, tiny_space, monkeypatch, capsys):
     """Below the tau floor the pipeline doubles the dataset and refits (`latency.extend` times), then stops with
     the predictor's one-line refusal; the `hat` stages themselves are stood in for by what they would write."""
-    import pytest
+    import dataclasses
+
     import torch
 
     from hat_engine.latency.predictor import LatencyMLP, LatencyPredictor, features
@@ -119,8 +120,12 @@ def test_the_pipeline_measures_more_before_it_refuses_a_predictor(tmp_path, tiny
                                  "mape": 9.0, "n_test": 16})  # fmt: skip
 
     monkeypatch.setattr(pipeline, "_hat", fake_hat)
-    preset = {"latency": {"samples": 64, "targets": "onnxruntime:1", "runs": 5, "warmup": 1},
-              "fit": {"test": 16, "epochs": 10, "features": "hat", "min_tau": 0.5}}  # fmt: skip
+    quick = pipeline.PipelineConfig.from_yaml(pipeline.PRESETS["quick"].read_text())
+    preset = dataclasses.replace(
+        quick,
+        latency=pipeline.LatencySection(samples=64, targets="onnxruntime:1", runs=5, warmup=1),
+        fit=pipeline.FitSection(test=16, epochs=10, features="hat", min_tau=0.5),
+    )
     tau_at["good_from"] = 256
     profiles = pipeline._measure_and_fit(preset, tmp_path, tmp_path / "supernet.pt")
     assert list(profiles) == ["cpu-test-1t-onnxruntime"] and tau_at["samples"] == 256
