@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -52,7 +53,42 @@ def sample_arch(space: SearchSpace, seed: int, index: int) -> ArchConfig:
     return space.sample(random.Random(seed * SAMPLE_SEED_STRIDE + index))
 
 
-def read_dataset(path: Path) -> tuple[dict, list[dict]]:
+@dataclass(frozen=True)
+class LatencyRow:
+    """One measured arch of a dataset file: its statistics as measured (p50, p95, ...; `LatencyStats`), and,
+    where it was timed beside the reference arch, the ratio of the two p50s and the reference's own p50."""
+
+    index: int
+    arch: ArchConfig
+    stats: dict[str, Any]
+    ratio: float | None = None
+    reference_p50: float | None = None
+    rechecked: bool = False
+
+    @property
+    def p50(self) -> Any:
+        return self.stats.get("p50")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"index": self.index, "arch_id": self.arch.arch_id(), "arch": self.arch.to_dict(), **self.stats}
+        if self.ratio is not None:
+            d.update(reference_p50=self.reference_p50, ratio=self.ratio)
+        if self.rechecked:
+            d["rechecked"] = True
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LatencyRow":
+        named = {"index", "arch_id", "arch", "ratio", "reference_p50", "rechecked"}
+        try:
+            return cls(int(d.get("index", -1)), ArchConfig.from_dict(d["arch"]),
+                       {k: v for k, v in d.items() if k not in named}, d.get("ratio"), d.get("reference_p50"),
+                       bool(d.get("rechecked", False)))  # fmt: skip
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"a latency dataset row is malformed ({exc}): {str(d)[:120]}") from exc
+
+
+def read_dataset(path: Path) -> tuple[dict, list[LatencyRow]]:
     """(header, rows) of a dataset file."""
     try:
         lines = Path(path).read_text().splitlines()
@@ -63,22 +99,22 @@ def read_dataset(path: Path) -> tuple[dict, list[dict]]:
     header = json.loads(lines[0])
     if header.get("format") != DATASET_FORMAT:
         raise DataError(f"{path} is not a latency dataset ({DATASET_FORMAT})")
-    return header, [json.loads(line) for line in lines[1:] if line.strip()]
+    return header, [LatencyRow.from_dict(json.loads(line)) for line in lines[1:] if line.strip()]
 
 
-def dataset_archs(rows: list[dict]) -> tuple[list[ArchConfig], list[float]]:
+def dataset_archs(rows: list[LatencyRow]) -> tuple[list[ArchConfig], list[float]]:
     """The rows' archs and the milliseconds a predictor learns: where every row was timed beside the reference
     arch, its ratio times the reference's median p50 over the rows; otherwise the p50. LatencyError for no rows
     or a figure that is not a positive number."""
-    ms = [r.get("p50") for r in rows]
+    ms = [r.p50 for r in rows]
     check_latencies(ms, "latency dataset p50")
-    if all("ratio" in r for r in rows):
-        ratios, reference = [r["ratio"] for r in rows], [r.get("reference_p50") for r in rows]
+    if all(r.ratio is not None for r in rows):
+        ratios, reference = [r.ratio for r in rows], [r.reference_p50 for r in rows]
         check_latencies(ratios, "latency dataset ratio")
         check_latencies(reference, "latency dataset reference_p50")
         typical = statistics.median(reference)
         ms = [ratio * typical for ratio in ratios]
-    return [ArchConfig.from_dict(r["arch"]) for r in rows], ms
+    return [r.arch for r in rows], ms
 
 
 class DatasetWriter:
@@ -105,7 +141,7 @@ class DatasetWriter:
                         f"{path} was measured {'with' if old.get('reference_arch') else 'without'} a "
                         "reference arch beside each one; resume it the same way or use another --out"
                     )
-                self.done[target] = {r["index"] for r in rows}
+                self.done[target] = {r.index for r in rows}
             else:
                 path.write_text(json.dumps(header) + "\n")
                 self.done[target] = set()
@@ -116,10 +152,10 @@ class DatasetWriter:
             if any(i not in self.done[t] for t in self.targets):
                 yield i
 
-    def append(self, target: Target, row: dict) -> None:
+    def append(self, target: Target, row: LatencyRow) -> None:
         with open(self.paths[target], "a") as f:
-            f.write(json.dumps(row) + "\n")
-        self.done[target].add(row["index"])
+            f.write(json.dumps(row.to_dict()) + "\n")
+        self.done[target].add(row.index)
 
 
 def measure_arch(
@@ -192,12 +228,18 @@ def build_dataset(
             results = measure_arch(supernet, arch, targets, export, workload, runs, warmup, references)
             for target, stats in results.items():
                 if index not in writer.done[target]:
-                    writer.append(target, {"index": index, "arch_id": arch.arch_id(), "arch": arch.to_dict(), **stats})
+                    writer.append(target, _row(index, arch, stats))
             on_arch(index, arch, {f"{t.backend}-{t.threads}t": s["p50"] for t, s in results.items()})
     return writer.paths
 
 
-def suspect_rows(space: SearchSpace, rows: list[dict], threshold: float, folds: int = 5) -> set[int]:
+def _row(index: int, arch: ArchConfig, measured: dict, rechecked: bool = False) -> LatencyRow:
+    """A row from `measure_arch`'s result for one target (its stats, with ratio and reference_p50 if paired)."""
+    stats = {k: v for k, v in measured.items() if k not in ("ratio", "reference_p50")}
+    return LatencyRow(index, arch, stats, measured.get("ratio"), measured.get("reference_p50"), rechecked)
+
+
+def suspect_rows(space: SearchSpace, rows: list[LatencyRow], threshold: float, folds: int = 5) -> set[int]:
     """Indices of rows measured far (> threshold, relative) above or below what the other rows predict for
     them: out-of-fold predictions of the per-layer MLP. On a shared machine these are mostly runs disturbed by
     other work; `recheck_dataset` measures them again."""
@@ -214,7 +256,7 @@ def suspect_rows(space: SearchSpace, rows: list[dict], threshold: float, folds: 
         held_sorted = sorted(held)
         for i, predicted in zip(held_sorted, predictor.predict([archs[i] for i in held_sorted]), strict=True):
             if abs(predicted - ms[i]) / ms[i] > threshold:
-                suspects.add(rows[i]["index"])
+                suspects.add(rows[i].index)
     return suspects
 
 
@@ -234,7 +276,7 @@ def recheck_dataset(
     counts = {}
     for path in writer.paths.values():
         _, rows = read_dataset(path)
-        found = suspect_rows(supernet.space, rows, threshold) - {r["index"] for r in rows if r.get("rechecked")}
+        found = suspect_rows(supernet.space, rows, threshold) - {r.index for r in rows if r.rechecked}
         counts[path.name] = len(found)
         suspects |= found
     with reference_runners(supernet, reference if suspects else None, targets, export) as references:
@@ -242,18 +284,18 @@ def recheck_dataset(
             arch = sample_arch(supernet.space, seed, index)
             measured = measure_arch(supernet, arch, targets, export, REFERENCE_WORKLOAD, runs, warmup, references)
             for target, stats in measured.items():
-                row = {"index": index, "arch_id": arch.arch_id(), "arch": arch.to_dict(), **stats, "rechecked": True}
-                _replace_row(writer.paths[target], row)
+                _replace_row(writer.paths[target], _row(index, arch, stats, rechecked=True))
             on_arch(n + 1, len(suspects))
     counts["rechecked_archs"] = len(suspects)
     return counts
 
 
-def _replace_row(path: Path, new: dict) -> None:
-    """Rewrite `path` with the row of `new["index"]` replaced, atomically."""
+def _replace_row(path: Path, new: LatencyRow) -> None:
+    """Rewrite `path` with the row of `new.index` replaced, atomically."""
     lines = path.read_text().splitlines()
     out = [lines[0]] + [
-        json.dumps(new) if json.loads(line)["index"] == new["index"] else line for line in lines[1:] if line.strip()
+        json.dumps(new.to_dict()) if json.loads(line)["index"] == new.index else line
+        for line in lines[1:] if line.strip()
     ]  # fmt: skip
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("\n".join(out) + "\n")

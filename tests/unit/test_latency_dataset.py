@@ -6,6 +6,7 @@ import pytest
 
 from hat_engine.errors import DataError
 from hat_engine.latency.dataset import (
+    LatencyRow,
     Target,
     build_dataset,
     dataset_archs,
@@ -26,7 +27,7 @@ def test_build_resume_and_mismatch(tiny_supernet, tmp_path):
         header["profile"]["profile_id"].endswith("-1t-torch")
         and paths[targets[0]].stem == header["profile"]["profile_id"]
     )
-    assert [r["index"] for r in rows] == [0, 1, 2]
+    assert [r.index for r in rows] == [0, 1, 2]
     assert dataset_archs(rows)[0][:2] == [tiny_supernet.space.largest(), tiny_supernet.space.smallest()]
     seen = []
     build_dataset(tiny_supernet, targets, tmp_path, 5, never, runs=2, warmup=0, workload=workload,
@@ -37,7 +38,7 @@ def test_build_resume_and_mismatch(tiny_supernet, tmp_path):
         build_dataset(tiny_supernet, targets, tmp_path, 5, never, seed=2, runs=2, warmup=0, workload=workload)
     # each row was timed beside the reference (the smallest arch), which the header names
     assert header["reference_arch"] == tiny_supernet.space.smallest().to_dict()
-    assert all(r["ratio"] > 0 and r["reference_p50"] > 0 for r in rows)
+    assert all(r.ratio > 0 and r.reference_p50 > 0 for r in rows)
     with pytest.raises(DataError, match="with a reference arch"):
         build_dataset(tiny_supernet, targets, tmp_path, 6, never, runs=2, warmup=0, workload=workload, paired=False)
 
@@ -47,9 +48,12 @@ def test_labels_are_the_ratio_to_the_reference_times_its_median(tiny_space):
     rows = [{"arch": arch, "p50": 240.0, "ratio": 2.0, "reference_p50": 120.0},  # a 10x slow spell slowed both
             {"arch": arch, "p50": 24.0, "ratio": 2.0, "reference_p50": 12.0},
             {"arch": arch, "p50": 36.0, "ratio": 3.0, "reference_p50": 12.0}]  # fmt: skip
+    rows = [LatencyRow.from_dict(r) for r in rows]
     assert dataset_archs(rows)[1] == [24.0, 24.0, 36.0]
     # one row without a ratio (an older, unpaired file): the p50s as measured
-    assert dataset_archs([*rows[:2], {"arch": arch, "p50": 36.0}])[1] == [240.0, 24.0, 36.0]
+    unpaired = LatencyRow.from_dict({"arch": arch, "p50": 36.0})
+    assert dataset_archs([*rows[:2], unpaired])[1] == [240.0, 24.0, 36.0]
+    assert LatencyRow.from_dict(rows[0].to_dict()) == rows[0]  # the file format round-trips
 
 
 @pytest.mark.integration  # seconds, not milliseconds: runs with the integration tests
@@ -68,8 +72,8 @@ def test_recheck_replaces_a_disturbed_row_in_place_and_once(tiny_supernet, tmp_p
     assert counts == {path.name: 1, "rechecked_archs": 1}
     _, rows = read_dataset(path)
     fixed = rows[5]
-    assert fixed["index"] == bad["index"] and fixed["rechecked"] and fixed["p50"] > 10 * bad["p50"]
-    assert [r["index"] for r in rows] == list(range(16)) and sum(bool(r.get("rechecked")) for r in rows) == 1
+    assert fixed.index == bad["index"] and fixed.rechecked and fixed.p50 > 10 * bad["p50"]
+    assert [r.index for r in rows] == list(range(16)) and sum(r.rechecked for r in rows) == 1
     assert recheck_dataset(tiny_supernet, targets, tmp_path, never, threshold=5.0)["rechecked_archs"] == 0
 
 
@@ -78,9 +82,11 @@ def test_dataset_rows_with_a_bad_latency_are_refused(tiny_space):
     from hat_engine.latency.dataset import dataset_archs
 
     good = {"index": 0, "arch": tiny_space.largest().to_dict(), "p50": 12.5}
-    assert dataset_archs([good])[1] == [12.5]
+    assert dataset_archs([LatencyRow.from_dict(good)])[1] == [12.5]
     for p50 in (None, float("nan"), -1.0, 0.0):
         with pytest.raises(LatencyError, match="latency dataset p50"):
-            dataset_archs([good, {**good, "index": 1, "p50": p50}])
+            dataset_archs([LatencyRow.from_dict(good), LatencyRow.from_dict({**good, "index": 1, "p50": p50})])
+    with pytest.raises(DataError, match="row is malformed"):
+        LatencyRow.from_dict({"index": 2, "p50": 1.0})
     with pytest.raises(LatencyError, match="no latencies"):
         dataset_archs([])
