@@ -204,8 +204,21 @@ def quantize_int8(onnx_path: str | Path, out_path: str | Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out_path = Path(out_path)
-    quantize_dynamic(Path(onnx_path), out_path, weight_type=QuantType.QInt8)
+    quiet = _QuantizerChatter()
+    logging.getLogger().addFilter(quiet)  # the quantizer logs on the root logger: dozens of lines per graph
+    try:
+        quantize_dynamic(Path(onnx_path), out_path, weight_type=QuantType.QInt8)
+    finally:
+        logging.getLogger().removeFilter(quiet)
     return out_path
+
+
+class _QuantizerChatter(logging.Filter):
+    """Drops onnxruntime.quantization's INFO/WARNING lines ("Quantization parameters for tensor ... not
+    specified", "consider pre-processing"): advice for static quantisation, not about our dynamic int8."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not ("onnxruntime" in record.pathname and "quantization" in record.pathname)
 
 
 def quantize_export(out_dir: str | Path) -> dict[str, Path]:

@@ -138,3 +138,31 @@ def test_the_pipeline_measures_more_before_it_refuses_a_predictor(tmp_path, tiny
     with pytest.raises(SystemExit, match="pipeline stopped before the search: .*Kendall tau 0.100 < 0.5"):
         pipeline._measure_and_fit(preset, tmp_path, tmp_path / "supernet.pt")
     assert calls.count(["latency", "fit"]) == 3
+
+
+@pytest.mark.integration  # builds and serves a fixture catalog: seconds
+def test_translate_from_a_catalog_by_sla_or_entry(tmp_path):
+    """`hat translate --catalog DIR [--sla-ms N | --entry ID]` (CONTRACT): the entry `hat serve` would choose on
+    this host, or the one named; blank lines stay blank; a wrong entry or mixed modes are one-line errors."""
+    from harness.fixture_catalog import build_fixture_catalog
+    from hat_engine.hardware import detect
+
+    host = detect("onnxruntime", 1, probe_cuda=False).profile_id
+    catalog = build_fixture_catalog(tmp_path / "cat", fake_p95_ms=[10.0, 20.0, 30.0, 40.0], host_profile=host)
+    ids = [e.id for e in catalog.entries_for(host)]
+
+    def translate(*args: str, text: str = "the house is small\n\nwe go home\n") -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "search_jobs.cli", "translate", "--catalog", str(tmp_path / "cat"), *args]
+        return subprocess.run(cmd, input=text, capture_output=True, text=True, timeout=300)
+
+    by_sla = translate("--sla-ms", "25")
+    assert by_sla.returncode == 0, by_sla.stderr[-800:]
+    lines = by_sla.stdout.split("\n")
+    assert len(lines) == 4 and lines[1] == "" and lines[0] and lines[2]
+    assert f"with catalog entry {ids[1]} (SLA 25 ms)" in by_sla.stderr  # 20 ms meets 25 ms, 30 ms does not
+    by_entry = translate("--entry", ids[3], "--beam", "1")
+    assert by_entry.returncode == 0 and f"with catalog entry {ids[3]}" in by_entry.stderr
+    wrong = translate("--entry", "nope")
+    assert wrong.returncode != 0 and wrong.stderr.strip().splitlines()[-1].startswith("hat: error: no entry 'nope'")
+    both = translate("--entry", ids[0], "--sla-ms", "5")
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
