@@ -22,7 +22,7 @@ from hat_engine.errors import ConfigError, InvalidArchError
 # --- strict parsing helpers -------------------------------------------------------------------------------
 
 
-def _check_keys(d: Any, cls: type, where: str) -> None:
+def check_keys(d: Any, cls: type, where: str) -> None:
     """Raise ConfigError unless `d` is a mapping with exactly the fields of dataclass `cls` (defaults optional)."""
     label = where or cls.__name__
     if not isinstance(d, Mapping):
@@ -85,7 +85,7 @@ class EncoderLayerArch:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "") -> EncoderLayerArch:
-        _check_keys(d, cls, where)
+        check_keys(d, cls, where)
         return cls(
             ffn_dim=_int(d["ffn_dim"], f"{where}.ffn_dim"), self_heads=_int(d["self_heads"], f"{where}.self_heads")
         )
@@ -102,7 +102,7 @@ class DecoderLayerArch:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], where: str = "") -> DecoderLayerArch:
-        _check_keys(d, cls, where)
+        check_keys(d, cls, where)
         return cls(**{f.name: _int(d[f.name], f"{where}.{f.name}") for f in fields(cls)})
 
 
@@ -141,7 +141,7 @@ class ArchConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ArchConfig:
-        _check_keys(d, cls, "")
+        check_keys(d, cls, "")
         for key in ("encoder_layers", "decoder_layers"):
             if not isinstance(d[key], list | tuple):
                 raise ConfigError(f"{key} must be a list of layer mappings, got {type(d[key]).__name__}")
@@ -226,7 +226,7 @@ class SearchSpace:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SearchSpace:
-        _check_keys(d, cls, "")
+        check_keys(d, cls, "")
         return cls(**{f.name: d[f.name] for f in fields(cls)})
 
     def to_yaml(self) -> str:
@@ -367,5 +367,5 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelConfig:
-        _check_keys(d, cls, "")
+        check_keys(d, cls, "")
         return cls(**dict(d))

@@ -76,13 +76,14 @@ class PipelineConfig:
 
     @classmethod
     def from_yaml(cls, text: str, where: str = "pipeline preset") -> "PipelineConfig":
+        from hat_engine.config import check_keys
         from hat_engine.errors import ConfigError
         from hat_engine.train.config import TrainConfig
 
         raw = yaml.safe_load(text) or {}
         sections = {"latency": LatencySection, "fit": FitSection, "search": SearchSection, "catalog": CatalogSection,
                     "slice": SliceSection}  # fmt: skip
-        _check_keys(raw, cls, where)
+        check_keys(raw, cls, where)
         parsed = {k: (_section(sections[k], v, f"{where}: {k}") if k in sections else v) for k, v in raw.items()}
         allowed = {f.name for f in dataclasses.fields(TrainConfig)} | {"config"}
         unknown = sorted(set(parsed.get("train", {})) - allowed)
@@ -91,21 +92,10 @@ class PipelineConfig:
         return cls(**parsed)
 
 
-def _check_keys(raw: Any, cls: type, where: str) -> None:
-    from hat_engine.errors import ConfigError
-
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where} must be a mapping")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    required = {n for n, f in fields.items() if f.default is dataclasses.MISSING
-                and f.default_factory is dataclasses.MISSING}  # fmt: skip
-    unknown, missing = sorted(set(raw) - set(fields)), sorted(required - set(raw))
-    if unknown or missing:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}, missing key(s) {missing}; known: {sorted(fields)}")
-
-
 def _section(cls: type, raw: Any, where: str) -> Any:
-    _check_keys(raw, cls, where)
+    from hat_engine.config import check_keys
+
+    check_keys(raw, cls, where)
     return cls(**raw)
 
 

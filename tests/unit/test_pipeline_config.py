@@ -17,10 +17,10 @@ def test_shipped_presets_parse():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (("fit: {", "fit: {typo: 1, "), r"fit: unknown key\(s\) \['typo'\]"),
-        (("search: {budgets: 3, ", "search: {"), r"search: unknown key\(s\) \[\], missing key\(s\) \['budgets'\]"),
+        (("fit: {", "fit: {typo: 1, "), r"unknown key 'pipeline preset: fit.typo' in FitSection"),
+        (("search: {budgets: 3, ", "search: {"), r"search is missing required key\(s\) \['budgets'\]"),
         (("train: {", "train: {learning_rate: 1, "), r"train: unknown key\(s\) \['learning_rate'\]"),
-        (("space:", "spaec:"), r"unknown key\(s\) \['spaec'\], missing key\(s\) \['space'\]"),
+        (("space:", "spaec:"), r"unknown key 'pipeline preset.spaec' in PipelineConfig"),
     ],
 )
 def test_unknown_or_missing_keys_are_errors(change, message):
