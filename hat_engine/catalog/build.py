@@ -2,8 +2,10 @@
 
 Every entry (and every baseline) is measured and scored exactly alike: the served artifact (materialised from
 the SuperTransformer and checksummed), the reference workload on the profile's backend and threads, and
-sacrebleu on the held-out test sets with beam 4. Scores depend on the weights, not on the host, so they are
-computed once per (arch, format) and shared across profiles.
+sacrebleu on the full held-out test sets with beam 4. Scores depend on the arch, the weights and the format, not
+on the host, so they are computed once per `score_key` and shared across profiles. The arch is part of the key
+because the weights are not enough: head counts and cross-attention layers change no weight shapes, so two archs
+that differ only there extract identical weights and still translate differently.
 
 Entries are prepared (materialised and scored) one by one, then all entries of a profile are timed together in
 interleaved rounds (`measure_all`): on a shared machine, timing one model after another lets a slow spell make
@@ -70,6 +72,11 @@ def baseline_archs(space: SearchSpace) -> dict[str, ArchConfig]:
     return archs
 
 
+def score_key(arch: ArchConfig, weights_sha256: str, fmt: str, limit: int | None) -> str:
+    """What a score was computed from: the arch, its extracted weights, the served format, the test sentences."""
+    return f"{arch.arch_id()}/{weights_sha256}/{fmt}/{limit or 'all'}"
+
+
 def finetune_picks(entries: list[CatalogEntry], n: int) -> list[CatalogEntry]:
     """The searched entries to fine-tune (HAT Table 5): the `n` largest-budget distinct archs of each profile,
     each arch once (its largest-budget entry, on the first profile that picks it). The largest, because a
@@ -102,8 +109,8 @@ class EntryBuilder:
         self.runs, self.warmup, self.rounds = runs, warmup, rounds
         self.eval_limit, self.eval_threads = eval_limit, eval_threads
         self.stub = Catalog("en-de", self.file_ref(TOKENIZER_FILE), self.file_ref(SUPERNET_FILE), workload, (), ())
-        # BLEU/chrF by (weights, format, test limit), kept on disk so an interrupted build resumes cheaply
-        self._scores_file = self.dir / CACHE_DIR / "scores.json"
+        # BLEU/chrF by `score_key`, kept on disk so an interrupted build resumes cheaply (v2: keyed by arch too)
+        self._scores_file = self.dir / CACHE_DIR / "scores-v2.json"
         self._scores: dict[str, dict] = {}
         if self._scores_file.is_file():
             try:
@@ -132,7 +139,7 @@ class EntryBuilder:
         entry = CatalogEntry(entry_id, target.profile_id, budget_ms, arch, model.num_parameters(), {},
                              round(predicted_ms, 3), {}, {}, (artifact,))  # fmt: skip
         folder = materialize(self.dir, self.stub, entry, fmt, self.dir / CACHE_DIR)
-        key = f"{artifact.sha256}/{fmt}/{self.eval_limit or 'all'}"
+        key = score_key(arch, artifact.sha256, fmt, self.eval_limit)
         if key not in self._scores:
             threads = torch.get_num_threads()
             self._scores[key] = evaluate(load_runner(folder, fmt, self.eval_threads), self.tokenizer, self.data_dir,
@@ -164,9 +171,14 @@ class EntryBuilder:
         return [replace(e, latency_ms=measured[e.id]) for e in entries]
 
     def signatures(self) -> dict:
-        first = next(iter(self._scores.values()), {})
-        sample = next(iter(first.values()), {})
-        return {"bleu": sample.get("bleu_signature"), "chrf": sample.get("chrf_signature")}
+        """Per test set: its sacrebleu signatures, sentences and reference streams (each set has its own: Bible
+        has two references, the others one)."""
+        found: dict[str, dict] = {}
+        for scores in self._scores.values():
+            for name, s in scores.items():
+                found.setdefault(name, {"bleu": s.get("bleu_signature"), "chrf": s.get("chrf_signature"),
+                                        "sentences": s.get("sentences"), "references": s.get("references")})  # fmt: skip
+        return found
 
     def catalog(self, profiles: list[HardwareProfileRecord], entries: list[CatalogEntry], extra: dict) -> Catalog:
         return Catalog("en-de", self.stub.tokenizer, self.stub.supernet, self.workload, tuple(profiles),

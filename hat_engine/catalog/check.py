@@ -29,6 +29,7 @@ def validate_catalog(folder: Path, materialized: bool = False) -> tuple[Catalog,
             problems.append(f"hardware profile {p.id} has no entries")
         for slow, fast in dominated(entries):
             problems.append(f"entry {slow} is dominated by {fast} (slower and no better) in profile {p.id}")
+    problems += shared_scores(catalog) + unsigned_scores(catalog)
     for e in catalog.entries:
         for a in e.artifacts:
             recipe = a.materialize
@@ -45,6 +46,30 @@ def validate_catalog(folder: Path, materialized: bool = False) -> tuple[Catalog,
 
                 check(materialize, folder, catalog, e, a.format, Path(folder) / ".cache")
     return catalog, problems
+
+
+def shared_scores(catalog: Catalog) -> list[str]:
+    """Entries of different archs with identical BLEU and chrF on every set: a score reused, not measured (the
+    v1 build keyed scores by weights alone, which head counts and cross-attention layers do not change)."""
+    seen: dict[str, tuple[str, str]] = {}
+    problems = []
+    for e in catalog.entries:
+        if not e.bleu:
+            continue
+        scores = repr((sorted(e.bleu.items()), sorted(e.chrf.items())))
+        other = seen.setdefault(scores, (e.id, e.arch.arch_id()))
+        if other[1] != e.arch.arch_id():
+            problems.append(f"entries {other[0]} and {e.id} have different archs but share all their scores")
+    return problems
+
+
+def unsigned_scores(catalog: Catalog) -> list[str]:
+    """Test sets scored without their own sacrebleu signature, where the catalog records them per set (v2)."""
+    signatures = catalog.extra.get("sacrebleu") or {}
+    if set(signatures) <= {"bleu", "chrf"}:  # the v1 form: one signature for every set
+        return []
+    sets = {name for e in catalog.entries for name in e.bleu}
+    return [f"test set {name} has scores but no sacrebleu signature" for name in sorted(sets - set(signatures))]
 
 
 def unreferenced_weights(folder: Path, catalog: Catalog) -> list[str]:

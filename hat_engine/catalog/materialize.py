@@ -40,7 +40,8 @@ def _dir_files(folder: Path) -> dict[str, str]:
     return {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != STAMP}
 
 
-def _cache_ok(folder: Path, weights_sha: str) -> bool:
+def _cache_ok(folder: Path, weights_sha: str, arch_id: str) -> bool:
+    """The folder was built for these weights and this arch (head counts change no weights) and is intact."""
     stamp = folder / STAMP
     if not stamp.is_file():
         return False
@@ -48,7 +49,8 @@ def _cache_ok(folder: Path, weights_sha: str) -> bool:
         recorded = json.loads(stamp.read_text())
     except (OSError, json.JSONDecodeError):
         return False
-    return recorded.get("weights_sha256") == weights_sha and recorded.get("files") == _dir_files(folder)
+    return (recorded.get("weights_sha256") == weights_sha and recorded.get("arch_id") == arch_id
+            and recorded.get("files") == _dir_files(folder))  # fmt: skip
 
 
 def extract_verified(catalog_dir: Path, catalog: Catalog, entry: CatalogEntry, artifact: Artifact) -> Transformer:
@@ -83,7 +85,8 @@ def materialize(catalog_dir: Path, catalog: Catalog, entry: CatalogEntry, fmt: s
     if artifact is None:
         raise CatalogError(f"entry {entry.id} has no {fmt!r} artifact; it has {[a.format for a in entry.artifacts]}")
     folder = Path(cache_dir) / entry.id / fmt
-    if _cache_ok(folder, artifact.sha256):
+    arch_id = entry.arch.arch_id()
+    if _cache_ok(folder, artifact.sha256, arch_id):
         return folder
     model = extract_verified(catalog_dir, catalog, entry, artifact)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -97,9 +100,9 @@ def materialize(catalog_dir: Path, catalog: Catalog, entry: CatalogEntry, fmt: s
         build_onnx(model, tmp)
         if fmt == "onnx-int8":
             quantize_export(tmp)
-    (tmp / STAMP).write_text(json.dumps({"entry": entry.id, "weights_sha256": artifact.sha256,
+    (tmp / STAMP).write_text(json.dumps({"entry": entry.id, "weights_sha256": artifact.sha256, "arch_id": arch_id,
                                          "files": _dir_files(tmp)}, indent=2))  # fmt: skip
-    if _cache_ok(folder, artifact.sha256):  # another process finished first: keep its build
+    if _cache_ok(folder, artifact.sha256, arch_id):  # another process finished first: keep its build
         shutil.rmtree(tmp, ignore_errors=True)
         return folder
     shutil.rmtree(folder, ignore_errors=True)

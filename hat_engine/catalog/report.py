@@ -140,6 +140,17 @@ def plot_pareto(profile_id: str, searched: list[CatalogEntry], baselines: dict[s
     plt.close(fig)
 
 
+def signature_section(signatures: dict) -> list[str]:
+    """Markdown: each test set's sentences, references and sacrebleu signatures (the v1 form had one for all)."""
+    if not signatures or set(signatures) <= {"bleu", "chrf"}:
+        return ["", f"sacrebleu: {signatures.get('bleu')} | {signatures.get('chrf')}", ""] if signatures else []
+    lines = ["## Test sets", "", "| set | sentences | references | BLEU signature | chrF signature |",
+             "|---|---:|---:|---|---|"]  # fmt: skip
+    for name, s in signatures.items():
+        lines.append(f"| {name} | {s.get('sentences')} | {s.get('references')} | `{s.get('bleu')}` | `{s.get('chrf')}` |")
+    return lines + [""]
+
+
 def write_report(out: Path, catalog, baselines: list[tuple[str, CatalogEntry]], searches: dict[str, dict],
                  candidates: list[CatalogEntry] | None = None) -> dict:  # fmt: skip
     """`report.json` (baselines measured like entries, comparisons, search cost) and `REPORT.md` with a Pareto
@@ -153,8 +164,8 @@ def write_report(out: Path, catalog, baselines: list[tuple[str, CatalogEntry]], 
               "comparisons": {}, "candidates": [c.to_dict() for c in candidates],
               "sacrebleu": catalog.extra.get("sacrebleu")}  # fmt: skip
     lines = ["# Catalog report", "", "Measured on the hosts named by each profile; latency is the p50 of the",
-             "reference workload (batch 1, 30 source tokens, 30 decoder steps, beam 4); BLEU is the mean of the",
-             "Bible and Ding test sets (sacrebleu, beam 4).", ""]  # fmt: skip
+             "reference workload (batch 1, 30 source tokens, 30 decoder steps, beam 4); BLEU is the mean over the",
+             "test sets listed under Test sets (sacrebleu, beam 4).", ""]  # fmt: skip
     for p in catalog.hardware_profiles:
         searched = catalog.entries_for(p.id)
         mine = {name: b for name, b in baselines if b.hardware_profile == p.id}
@@ -188,6 +199,7 @@ def write_report(out: Path, catalog, baselines: list[tuple[str, CatalogEntry]], 
                       f"{cost.get('population')}, minutes per budget "
                       f"{[round(m, 2) for m in cost.get('minutes_per_budget', [])]}."]  # fmt: skip
         lines.append("")
+    lines += signature_section(catalog.extra.get("sacrebleu") or {})
     lines += shapes_by_profile([p.id for p in catalog.hardware_profiles], candidates)
     lines += finetune_section(catalog.extra.get("finetune") or [])
     report["finetune"] = catalog.extra.get("finetune") or []

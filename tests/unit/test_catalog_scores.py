@@ -1,0 +1,73 @@
+"""Catalog scores keyed by what was scored: two archs that differ only in head counts extract identical weights,
+and still each get their own materialised graph and their own BLEU (the v1 build reused one for both)."""
+
+from dataclasses import replace
+
+import torch
+
+from hat_engine.catalog.build import EntryBuilder, ProfileTarget, score_key
+from hat_engine.catalog.check import shared_scores, unsigned_scores
+from hat_engine.catalog.materialize import weights_sha256
+from hat_engine.catalog.schema import Catalog, FileRef, HardwareProfileRecord
+from hat_engine.data import BuildOptions, build_corpus
+from hat_engine.latency.timing import Workload
+from hat_engine.data.tokenizer import Tokenizer
+from hat_engine.model.supernet import SuperTransformer, save_supernet
+from hat_engine.runtime.ort_decoding import OrtTranslator
+
+WORDS_EN = "the a house is small big red cat dog runs sleeps here".split()
+WORDS_DE = "das ein haus ist klein gross rot katze hund laeuft schlaeft hier".split()
+
+
+def _corpus(tmp_path):
+    files = {}
+    for role, n in (("train", 40), ("valid", 6), ("test", 8)):
+        en = [" ".join(WORDS_EN[(i + k) % len(WORDS_EN)] for k in range(4)) + "." for i in range(n)]
+        de = [" ".join(WORDS_DE[(i + k) % len(WORDS_DE)] for k in range(4)) + "." for i in range(n)]
+        for side, lines in (("src", en), ("tgt", de)):
+            path = tmp_path / f"{role}.{side}"
+            path.write_text("\n".join(lines) + "\n")
+            files[f"{role}-{side}"] = path
+    build_corpus(BuildOptions(out=tmp_path / "data", custom=files, vocab_size=50))
+    return tmp_path / "data"
+
+
+def test_archs_differing_only_in_heads_get_their_own_graph_and_scores(tiny_space, tiny_model_config, tmp_path):
+    data = _corpus(tmp_path)
+    torch.manual_seed(0)
+    vocab = Tokenizer(data / "spm.model").vocab_size
+    tiny_supernet = SuperTransformer(tiny_space, replace(tiny_model_config, vocab_size=vocab)).eval()
+    save_supernet(tmp_path / "supernet.pt", tiny_supernet, dtype=None)
+    two = tiny_space.smallest()
+    four = replace(two, encoder_layers=tuple(replace(x, self_heads=4) for x in two.encoder_layers),
+                   decoder_layers=tuple(replace(x, self_heads=4, cross_heads=4) for x in two.decoder_layers))  # fmt: skip
+    tiny_space.validate(four)
+    assert weights_sha256(tiny_supernet.extract(two)) == weights_sha256(tiny_supernet.extract(four))  # the blind spot
+
+    builder = EntryBuilder(tmp_path / "catalog", tmp_path / "supernet.pt", data / "spm.model", data,
+                           workload=Workload(beam=2), eval_threads=1)  # fmt: skip
+    target = ProfileTarget("p", "onnxruntime", 1, {})
+    # The same entry id for both: the materialisation cache must not hand the 2-head graph to the 4-head arch.
+    a = builder.prepare("e", two, target, 10.0, 9.0)
+    assert OrtTranslator.load(tmp_path / "catalog/.cache/e/onnx").arch == two
+    b = builder.prepare("e", four, target, 10.0, 9.0)
+    assert OrtTranslator.load(tmp_path / "catalog/.cache/e/onnx").arch == four
+    keys = set(builder._scores)
+    assert keys == {score_key(x, a.artifacts[0].sha256, "onnx", None) for x in (two, four)}  # both scored
+    assert a.bleu.keys() == b.bleu.keys() == {"custom_test"}
+
+    # Per-set signatures, with the full set's size; the validator flags a reused score and an unsigned set.
+    signatures = builder.signatures()
+    assert signatures["custom_test"]["sentences"] == 8 and signatures["custom_test"]["references"] == 1
+    assert "nrefs:1" in signatures["custom_test"]["bleu"]
+    cat = Catalog("en-de", FileRef("spm.model", "0"), FileRef("supernet.pt", "0"), Workload(),
+                  (HardwareProfileRecord("p", {}),), (a, b), extra={"sacrebleu": signatures})  # fmt: skip
+    reused = replace(b, bleu=a.bleu, chrf=a.chrf)
+    assert shared_scores(replace(cat, entries=(a, reused))) == [
+        "entries e and e have different archs but share all their scores"
+    ]
+    assert shared_scores(replace(cat, entries=(a, replace(a, id="twin")))) == []  # same arch: fine
+    assert unsigned_scores(cat) == []
+    extra = replace(a, bleu={**a.bleu, "modern_test": 1.0})
+    assert unsigned_scores(replace(cat, entries=(extra,))) == ["test set modern_test has scores but no sacrebleu signature"]
+
