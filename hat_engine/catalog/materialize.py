@@ -79,9 +79,21 @@ def extract_verified(catalog_dir: Path, catalog: Catalog, entry: CatalogEntry, a
     return model.eval()
 
 
+def artifact_for(entry: CatalogEntry, fmt: str) -> Artifact | None:
+    """The entry's artifact of format `fmt`. A torch artifact the catalog does not list is cut from the recipe of
+    its fp32 ONNX artifact: the same weights (the checksum is format-independent), another runtime. An int8
+    artifact has no torch twin: its weights are quantized in the graph."""
+    found = next((a for a in entry.artifacts if a.format == fmt), None)
+    if found is None and fmt == "torch":
+        onnx = next((a for a in entry.artifacts if a.format == "onnx" and a.materialize is not None), None)
+        if onnx is not None:
+            found = Artifact("torch", f"{Path(onnx.path).parent}/torch", onnx.sha256, onnx.materialize)
+    return found
+
+
 def materialize(catalog_dir: Path, catalog: Catalog, entry: CatalogEntry, fmt: str, cache_dir: Path) -> Path:
     """The folder holding the entry's artifact of format `fmt` (ONNX export or torch file), built on first use."""
-    artifact = next((a for a in entry.artifacts if a.format == fmt), None)
+    artifact = artifact_for(entry, fmt)
     if artifact is None:
         raise CatalogError(f"entry {entry.id} has no {fmt!r} artifact; it has {[a.format for a in entry.artifacts]}")
     folder = Path(cache_dir) / entry.id / fmt

@@ -1,7 +1,8 @@
 """Loaded translators for serving: verified artifacts, a bounded LRU of loaded entries, text in and out.
 
 An entry is served from the artifact for the chosen runtime: ONNX Runtime ("onnx", or "onnx-int8" when that is
-the entry's only ONNX artifact) or torch ("torch"). `materialize` rebuilds it from the catalog's weights with both
+the entry's only ONNX artifact) or torch ("torch", listed or cut from the fp32 ONNX artifact's recipe; int8-only
+entries are not torch-servable). `materialize` rebuilds it from the catalog's weights with both
 sha256 checks, so an altered artifact raises CatalogError and is never loaded. Text goes in and out through
 `model.translate.translate_texts`, the same path `hat supernet evaluate` and the catalog's scores take.
 """
@@ -16,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from hat_engine.catalog.materialize import materialize
+from hat_engine.catalog.materialize import artifact_for, materialize
 from hat_engine.catalog.schema import Catalog, CatalogEntry
 from hat_engine.errors import CatalogError
 from hat_engine.runtime.runners import load_runner
@@ -27,9 +28,9 @@ BACKEND_FORMATS = {"onnxruntime": ("onnx", "onnx-int8"), "torch": ("torch",)}
 
 
 def artifact_format(entry: CatalogEntry, backend: str) -> str | None:
-    """The artifact format this backend serves the entry from, or None when it has none."""
-    formats = {a.format for a in entry.artifacts}
-    return next((f for f in BACKEND_FORMATS[backend] if f in formats), None)
+    """The artifact format this backend serves the entry from, or None when it has none (torch: also cut from
+    an fp32 ONNX artifact's recipe, `materialize.artifact_for`)."""
+    return next((f for f in BACKEND_FORMATS[backend] if artifact_for(entry, f) is not None), None)
 
 
 @contextmanager

@@ -28,3 +28,24 @@ def test_shipped_catalog_is_valid_and_spans_each_profile(repo_root, tmp_path):
     model = pool.load(fastest)  # materialised from the shipped supernet, both sha256 checked
     (out,) = translate_texts(model, Tokenizer(folder / "spm.model"), ["The house is small."], beam=4)
     assert out.text.strip() and out.tokens > 0
+
+
+def test_torch_backend_serves_the_shipped_catalog_over_http(repo_root, tmp_path):
+    """HAT_BACKEND=torch (the gpu overlay's backend): the shipped catalog lists ONNX artifacts only; torch models
+    are cut from the same recipes, sha256-checked, and the int8-only entries are reported, not served."""
+    import httpx
+
+    from harness.server import Server, server_env
+
+    env = server_env(repo_root / "catalog", tmp_path, HAT_BACKEND="torch", HAT_SLA_MS="100000")
+    with Server(env, tmp_path / "torch.log") as s:
+        models = httpx.get(s.url + "/models", timeout=10).json()
+        r = httpx.post(s.url + "/translate", json={"q": "The house is small.", "source": "en", "target": "de"},
+                       timeout=60)  # fmt: skip
+    assert models["backend"] == "torch" and models["hardware_profile"].endswith("-torch")
+    status = {e["id"]: e["status"] for e in models["entries"]}
+    assert {i for i, st in status.items() if st == "no artifact for this backend"} == {
+        i for i in status if i.endswith("-int8")
+    }
+    assert r.status_code == 200 and r.json()["translatedText"].strip()
+    assert r.json()["model"] == models["selected"]["entry_id"] and not r.json()["model"].endswith("-int8")

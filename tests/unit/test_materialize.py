@@ -60,3 +60,21 @@ def test_altered_source_or_wrong_weights_are_refused(catalog, tmp_path):
     (tmp_path / "supernet.pt").write_bytes(bytes(data))
     with pytest.raises(CatalogError, match="refused"):
         materialize(tmp_path, catalog, entry, "onnx", tmp_path / "c2")
+
+
+def test_torch_artifact_is_cut_from_the_fp32_onnx_recipe(catalog, tiny_supernet, tiny_space, tmp_path):
+    from hat_engine.catalog.materialize import artifact_for
+    from hat_engine.model.transformer import Transformer
+    from hat_engine.serving.pool import artifact_format
+
+    entry = catalog.entries[0]
+    onnx_only = CatalogEntry(**{**entry.__dict__, "artifacts": entry.artifacts[:1]})
+    assert artifact_format(onnx_only, "torch") == "torch"
+    folder = materialize(tmp_path, catalog, onnx_only, "torch", tmp_path / ".cache")
+    model = Transformer.load(folder / "model.pt")
+    assert model.arch == tiny_space.smallest() and weights_sha256(model) == entry.artifacts[0].sha256
+    int8 = Artifact("onnx-int8", ".cache/e1/onnx-int8", entry.artifacts[0].sha256, entry.artifacts[0].materialize)
+    int8_only = CatalogEntry(**{**entry.__dict__, "artifacts": (int8,)})
+    assert artifact_for(int8_only, "torch") is None and artifact_format(int8_only, "torch") is None
+    with pytest.raises(CatalogError, match="no 'torch' artifact"):
+        materialize(tmp_path, catalog, int8_only, "torch", tmp_path / ".cache")
