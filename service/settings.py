@@ -31,6 +31,7 @@ from hat_engine.errors import ConfigError
 from hat_engine.hardware import BACKENDS, detect
 from hat_engine.serving.engine import ServingSettings
 from hat_engine.serving.guard import GuardConfig
+from hat_engine.serving.pool import artifact_format
 from hat_engine.serving.selection import best_thread_count
 from service.access import AccessPolicy, load_policy
 
@@ -102,6 +103,8 @@ def load_settings(env: Mapping[str, str] | None = None, check_catalog: bool = Tr
     backend = env.get("HAT_BACKEND", "").strip() or "onnxruntime"
     if backend not in BACKENDS:
         raise ConfigError(f"HAT_BACKEND={backend!r}: use one of {', '.join(BACKENDS)}")
+    if check_catalog and not any(artifact_format(e, backend) for e in catalog.entries):
+        raise ConfigError(f"HAT_BACKEND={backend}: no entry of {catalog_dir} has an artifact this backend can serve")
     sla_ms = _number(env, "HAT_SLA_MS", None, float, minimum=1e-3)
     workers = _number(env, "HAT_WORKERS", 1)
     threads = _number(env, "HAT_THREADS", None)
