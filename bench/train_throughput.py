@@ -56,8 +56,13 @@ def main() -> int:
     p.add_argument("--config", type=Path, default=REPO / "configs/supernet.yaml")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--steps", type=int, default=6, help="updates per run of the fp32 1-process configurations")
-    p.add_argument("--only", nargs="+", type=int, metavar="N",
-                   help="run only these configurations (0-based indices into CONFIGS; the first listed is the base)")
+    p.add_argument(
+        "--only",
+        nargs="+",
+        type=int,
+        metavar="N",
+        help="run only these configurations (0-based indices into CONFIGS; the first listed is the base)",
+    )
     args = p.parse_args()
     configs = [CONFIGS[i] for i in args.only] if args.only else CONFIGS
     base = yaml.safe_load(args.config.read_text())

@@ -32,6 +32,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                   "which a larger arch gets fewer steps and the count depends on the machine's speed)")  # fmt: skip
     b.add_argument("--finetune-steps", type=int, help=help_steps)
     b.add_argument("--finetune-work", type=Path, default=Path("runs/finetune"), help="scratch checkpoints")
+    b.add_argument("--finetune-delta", action=argparse.BooleanOptionalAction, default=True,
+                   help="store fine-tuned weights as an int8 delta on the supernet where mean BLEU holds within "
+                        "--delta-max-bleu-drop of the whole fp16 file (both scored)")  # fmt: skip
+    b.add_argument("--delta-max-bleu-drop", type=float, default=0.1, help="(default 0.1)")
     b.set_defaults(run=run_build)
     v = cat.add_parser("validate", help="check schema, files and checksums")
     v.add_argument("dir", nargs="?", type=Path, default=Path("catalog"))
@@ -59,7 +63,8 @@ def run_build(args: argparse.Namespace) -> int:
         raise SystemExit(f"hat: error: --finetune-steps {args.finetune_steps}: give at least 1 step")
     policy = BuildPolicy(baselines=args.baselines, finetune=args.finetune, finetune_minutes=args.finetune_minutes,
                          finetune_steps=args.finetune_steps, finetune_work=args.finetune_work, int8=args.int8,
-                         int8_max_bleu_drop=args.int8_max_bleu_drop)  # fmt: skip
+                         int8_max_bleu_drop=args.int8_max_bleu_drop, finetune_delta=args.finetune_delta,
+                         delta_max_bleu_drop=args.delta_max_bleu_drop)  # fmt: skip
     searches = [SearchResults.load(path) for path in args.results]
     tokenizer = args.tokenizer or args.supernet.parent / "spm.model"
     builder = EntryBuilder(args.out, args.supernet, tokenizer, args.data, runs=args.runs, rounds=args.rounds,

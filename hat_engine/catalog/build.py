@@ -27,6 +27,7 @@ from hat_engine.checksums import sha256_file
 from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, SearchSpace
 from hat_engine.data.tokenizer import Tokenizer
 from hat_engine.latency.timing import REFERENCE_WORKLOAD, Workload, measure_interleaved
+from hat_engine.model.delta import load_weights
 from hat_engine.model.supernet import load_supernet
 from hat_engine.runtime.runners import load_runner
 from hat_engine.train.evaluation import evaluate
@@ -125,13 +126,11 @@ class EntryBuilder:
                 predicted_ms: float, fmt: str = "onnx", source: str | None = None) -> CatalogEntry:  # fmt: skip
         """Materialise and score one entry; its latency is left empty for `measure_all`. `source`: a fine-tuned
         model file in the catalog folder to cut it from instead of the supernet."""
-        from hat_engine.model.transformer import Transformer
-
         if source is None:
             model = self.supernet.extract(arch)
             recipe = {"source": SUPERNET_FILE, "source_sha256": self.stub.supernet.sha256, "builder": "onnx-graph"}
         else:
-            model = Transformer.load(self.dir / source)
+            model = load_weights(self.dir / source, lambda: self.supernet.extract(arch))
             if model.arch != arch:
                 raise ValueError(f"{source} holds another arch than {arch.arch_id()}")
             recipe = {"source": source, "source_sha256": sha256_file(self.dir / source), "builder": "onnx-graph"}
@@ -176,8 +175,9 @@ class EntryBuilder:
         found: dict[str, dict] = {}
         for scores in self._scores.values():
             for name, s in scores.items():
-                found.setdefault(name, {"bleu": s.get("bleu_signature"), "chrf": s.get("chrf_signature"),
-                                        "sentences": s.get("sentences"), "references": s.get("references")})  # fmt: skip
+                found.setdefault(name, {
+                    "bleu": s.get("bleu_signature"), "chrf": s.get("chrf_signature"),
+                    "sentences": s.get("sentences"), "references": s.get("references")})  # fmt: skip
         return found
 
     def catalog(self, profiles: list[HardwareProfileRecord], entries: list[CatalogEntry], extra: dict) -> Catalog:

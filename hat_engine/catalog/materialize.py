@@ -19,6 +19,7 @@ from torch import nn
 
 from hat_engine.catalog.schema import Artifact, Catalog, CatalogEntry, sha256_file
 from hat_engine.errors import CatalogError
+from hat_engine.model.delta import load_weights
 from hat_engine.model.supernet import load_supernet
 from hat_engine.model.transformer import Transformer
 
@@ -53,8 +54,17 @@ def _cache_ok(folder: Path, weights_sha: str, arch_id: str) -> bool:
             and recorded.get("files") == _dir_files(folder))  # fmt: skip
 
 
+def _verified_supernet(catalog_dir: Path, catalog: Catalog, entry: CatalogEntry):
+    """The catalog's SuperTransformer, checksummed: the base a fine-tuning delta is rebuilt on."""
+    path = Path(catalog_dir) / catalog.supernet.path
+    if not path.is_file() or sha256_file(path) != catalog.supernet.sha256:
+        raise CatalogError(f"entry {entry.id}: its delta's base {path} is missing or does not match its sha256")
+    return load_supernet(path)[0]
+
+
 def extract_verified(catalog_dir: Path, catalog: Catalog, entry: CatalogEntry, artifact: Artifact) -> Transformer:
-    """The entry's standalone model, from the supernet or from its own fine-tuned weights, both checksummed."""
+    """The entry's standalone model, from the supernet or from its own fine-tuned weights (whole, or a delta on
+    the supernet's extraction: `model.delta`), all checksummed."""
     recipe = artifact.materialize or {}
     source = recipe.get("source", catalog.supernet.path)
     source_path = Path(catalog_dir) / source
@@ -67,7 +77,7 @@ def extract_verified(catalog_dir: Path, catalog: Catalog, entry: CatalogEntry, a
         supernet, _ = load_supernet(source_path)
         model = supernet.extract(entry.arch)
     else:
-        model = Transformer.load(source_path)
+        model = load_weights(source_path, lambda: _verified_supernet(catalog_dir, catalog, entry).extract(entry.arch))
         if model.arch != entry.arch:
             raise CatalogError(f"entry {entry.id}: {source_path} holds another arch than the entry's")
     actual = weights_sha256(model)

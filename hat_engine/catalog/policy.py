@@ -41,6 +41,8 @@ class BuildPolicy:
     finetune_work: Path = Path("runs/finetune")
     int8: bool = True
     int8_max_bleu_drop: float = 0.5
+    finetune_delta: bool = True  # store fine-tuned weights as an int8 delta on the supernet where BLEU holds
+    delta_max_bleu_drop: float = 0.1  # mean BLEU the delta may lose against the whole fp16 file
 
     def __post_init__(self) -> None:
         if self.finetune < 0 or (self.finetune_steps is not None and self.finetune_steps < 1):
@@ -134,6 +136,37 @@ def build_catalog(builder: EntryBuilder, searches: list[SearchResults], policy: 
     return catalog
 
 
+def _as_delta(
+    builder: EntryBuilder,
+    tuned: CatalogEntry,
+    name: str,
+    max_drop: float,
+    rebuilt: Callable[..., CatalogEntry],
+    say: Callable[[str], None],
+) -> tuple[CatalogEntry, str, dict]:
+    """The fine-tuned weights `name` (fp16, whole) as an int8 delta on the supernet's extraction
+    (`model.delta`), kept when its mean BLEU is within `max_drop` of the whole file's, which is then removed;
+    else the whole file stays. Both are scored on the full test sets, so the choice is measured."""
+    from hat_engine.model.delta import save_delta
+    from hat_engine.model.transformer import Transformer
+
+    whole = builder.dir / name
+    delta_name = name.removesuffix(".pt") + ".delta.pt"
+    counts = save_delta(Transformer.load(whole), builder.supernet.extract(tuned.arch), builder.dir / delta_name)
+    sizes = {"fp16_bytes": whole.stat().st_size, "delta_bytes": (builder.dir / delta_name).stat().st_size}
+    as_delta = rebuilt(tuned, delta_name)
+    record = {**sizes, **counts, "bleu_fp16": tuned.bleu, "bleu_delta": as_delta.bleu}
+    drop = tuned.mean_bleu - as_delta.mean_bleu
+    say(f"{name}: int8 delta {sizes['delta_bytes'] / 2**20:.1f} MB vs fp16 {sizes['fp16_bytes'] / 2**20:.1f} MB, "
+        f"mean BLEU {as_delta.mean_bleu:.2f} vs {tuned.mean_bleu:.2f}")  # fmt: skip
+    if drop <= max_drop:
+        whole.unlink()
+        return as_delta, delta_name, {"storage": "int8-delta", **record}
+    (builder.dir / delta_name).unlink()
+    rebuilt(tuned, name)  # the entry's cache back to the whole file's build
+    return tuned, name, {"storage": "fp16", "delta_rejected_bleu_drop": round(drop, 2), **record}
+
+
 def finetune_entries(
     builder: EntryBuilder,
     entries: list[CatalogEntry],
@@ -166,11 +199,14 @@ def finetune_entries(
             return builder.prepare(x.id, x.arch, target, x.latency_budget_ms, x.predicted_latency_ms, source=weights)
 
         tuned = rebuilt(e)
+        storage = {"storage": "fp16", "fp16_bytes": (builder.dir / name).stat().st_size}
+        if policy.finetune_delta:
+            tuned, name, storage = _as_delta(builder, tuned, name, policy.delta_max_bleu_drop, rebuilt, say)
         kept = tuned.mean_bleu > e.mean_bleu
         say(f"{arch_id}: BLEU inherited {e.bleu} -> fine-tuned {tuned.bleu}: {'kept' if kept else 'not kept'}")
         records.append({"arch_id": arch_id, "entry": e.id, **info, "bleu_inherited": e.bleu,
                         "bleu_finetuned": tuned.bleu, "chrf_inherited": e.chrf, "chrf_finetuned": tuned.chrf,
-                        "kept": kept, "weights": name if kept else None})  # fmt: skip
+                        "kept": kept, "weights": name if kept else None, **storage})  # fmt: skip
         if not kept:
             (builder.dir / name).unlink()
             continue

@@ -147,7 +147,8 @@ def signature_section(signatures: dict) -> list[str]:
     lines = ["## Test sets", "", "| set | sentences | references | BLEU signature | chrF signature |",
              "|---|---:|---:|---|---|"]  # fmt: skip
     for name, s in signatures.items():
-        lines.append(f"| {name} | {s.get('sentences')} | {s.get('references')} | `{s.get('bleu')}` | `{s.get('chrf')}` |")
+        cells = [name, s.get("sentences"), s.get("references"), f"`{s.get('bleu')}`", f"`{s.get('chrf')}`"]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
     return lines + [""]
 
 

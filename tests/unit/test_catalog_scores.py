@@ -10,8 +10,8 @@ from hat_engine.catalog.check import shared_scores, unsigned_scores
 from hat_engine.catalog.materialize import weights_sha256
 from hat_engine.catalog.schema import Catalog, FileRef, HardwareProfileRecord
 from hat_engine.data import BuildOptions, build_corpus
-from hat_engine.latency.timing import Workload
 from hat_engine.data.tokenizer import Tokenizer
+from hat_engine.latency.timing import Workload
 from hat_engine.model.supernet import SuperTransformer, save_supernet
 from hat_engine.runtime.ort_decoding import OrtTranslator
 
@@ -39,8 +39,9 @@ def test_archs_differing_only_in_heads_get_their_own_graph_and_scores(tiny_space
     tiny_supernet = SuperTransformer(tiny_space, replace(tiny_model_config, vocab_size=vocab)).eval()
     save_supernet(tmp_path / "supernet.pt", tiny_supernet, dtype=None)
     two = tiny_space.smallest()
-    four = replace(two, encoder_layers=tuple(replace(x, self_heads=4) for x in two.encoder_layers),
-                   decoder_layers=tuple(replace(x, self_heads=4, cross_heads=4) for x in two.decoder_layers))  # fmt: skip
+    enc = tuple(replace(x, self_heads=4) for x in two.encoder_layers)
+    dec = tuple(replace(x, self_heads=4, cross_heads=4) for x in two.decoder_layers)
+    four = replace(two, encoder_layers=enc, decoder_layers=dec)
     tiny_space.validate(four)
     assert weights_sha256(tiny_supernet.extract(two)) == weights_sha256(tiny_supernet.extract(four))  # the blind spot
 
@@ -69,5 +70,6 @@ def test_archs_differing_only_in_heads_get_their_own_graph_and_scores(tiny_space
     assert shared_scores(replace(cat, entries=(a, replace(a, id="twin")))) == []  # same arch: fine
     assert unsigned_scores(cat) == []
     extra = replace(a, bleu={**a.bleu, "modern_test": 1.0})
-    assert unsigned_scores(replace(cat, entries=(extra,))) == ["test set modern_test has scores but no sacrebleu signature"]
-
+    assert unsigned_scores(replace(cat, entries=(extra,))) == [
+        "test set modern_test has scores but no sacrebleu signature"
+    ]
