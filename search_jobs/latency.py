@@ -1,4 +1,5 @@
-"""`hat latency measure | fit | adapt`: the latency dataset on this host, the predictor, few-shot adaptation."""
+"""`hat latency measure | recheck | retest | fit | adapt`: the latency dataset on this host, its test-retest
+error, the predictor, few-shot adaptation."""
 
 import argparse
 import json
@@ -40,6 +41,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     r.add_argument("--runs", type=int, default=20)
     r.add_argument("--warmup", type=int, default=3)
     r.set_defaults(run=run_recheck)
+    t = latency.add_parser("retest", help="test-retest error: the same archs measured twice, per statistic")
+    t.add_argument("first", type=Path, help="a dataset file (`hat latency measure`)")
+    t.add_argument("second", type=Path, help="the same profile, seed and indices measured again, later")
+    t.add_argument("--json", type=Path, help="also write the errors here")
+    t.set_defaults(run=run_retest)
     f = latency.add_parser("fit", help="train the latency predictor of one profile")
     f.add_argument("--data", type=Path, required=True, help="a dataset file written by `hat latency measure`")
     f.add_argument("--out", type=Path, required=True, help="predictor file to write (.pt); a .png lands beside it")
@@ -143,6 +149,25 @@ def run_recheck(args: argparse.Namespace) -> int:
     counts = recheck_dataset(supernet, _targets(args.targets), args.out, build_onnx, args.threshold, args.runs,
                              args.warmup, on_arch=progress)  # fmt: skip
     print(json.dumps(counts, indent=2))
+    return 0
+
+
+def run_retest(args: argparse.Namespace) -> int:
+    from hat_engine.latency.dataset import read_dataset
+    from hat_engine.latency.retest import retest_errors
+
+    (h1, first), (h2, second) = read_dataset(args.first), read_dataset(args.second)
+    if h1["profile"]["profile_id"] != h2["profile"]["profile_id"]:
+        raise SystemExit(f"hat: error: {args.first} and {args.second} are of different hardware profiles")
+    errors = retest_errors(first, second)
+    print(f"{h1['profile']['profile_id']}: test-retest error over {next(iter(errors.values())).archs} archs")
+    for e in errors.values():
+        print(f"{e.statistic:>13}: mean {e.mean_pct:5.2f} %  median {e.median_pct:5.2f} %  max {e.max_pct:6.2f} %  "
+              f"drift {e.bias_pct:+.2f} %")  # fmt: skip
+    if args.json:
+        payload = {"profile_id": h1["profile"]["profile_id"], "first": str(args.first), "second": str(args.second),
+                   "errors": {k: e.to_dict() for k, e in errors.items()}}  # fmt: skip
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
     return 0
 
 

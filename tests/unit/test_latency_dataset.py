@@ -90,3 +90,27 @@ def test_dataset_rows_with_a_bad_latency_are_refused(tiny_space):
         LatencyRow.from_dict({"index": 2, "p50": 1.0})
     with pytest.raises(LatencyError, match="no latencies"):
         dataset_archs([])
+
+
+def test_retest_error_per_statistic(tiny_space):
+    from hat_engine.latency.dataset import LatencyRow, sample_arch
+    from hat_engine.latency.retest import retest_errors
+
+    archs = [sample_arch(tiny_space, 1, i) for i in range(4)]
+    first = [LatencyRow(i, a, {"p50": 10.0 * (i + 1), "trimmed_mean": 10.0 * (i + 1)}, 1.0 + i, 10.0)
+             for i, a in enumerate(archs)]  # fmt: skip
+    # the second sitting: every p50 10 % slower except one 30 % faster; the ratios steady but one
+    factors = [1.1, 1.1, 1.1, 0.7]
+    second = [LatencyRow(r.index, r.arch, {"p50": r.p50 * f, "trimmed_mean": r.p50}, r.ratio * (1.02 if i else 1.0),
+                         r.reference_p50 * f) for i, (r, f) in enumerate(zip(first, factors, strict=True))]  # fmt: skip
+    errors = retest_errors(first, second)
+    assert set(errors) == {"p50", "trimmed_mean", "ratio", "fitted"}
+    p50 = errors["p50"]
+    assert p50.archs == 4 and abs(p50.max_pct - 200 * 0.3 / 1.7) < 1e-6 and p50.bias_pct < 0
+    assert errors["trimmed_mean"].max_pct == 0.0
+    assert abs(errors["ratio"].max_pct - 200 * 0.02 / 2.02) < 1e-6
+    with pytest.raises(DataError, match="share 1 archs"):
+        retest_errors(first[:1], second)
+    other = [LatencyRow(r.index, archs[(r.index + 1) % 4], r.stats, r.ratio, r.reference_p50) for r in second]
+    with pytest.raises(DataError, match="different archs"):
+        retest_errors(first, other)
