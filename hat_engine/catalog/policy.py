@@ -68,13 +68,27 @@ class _Built:
     twin_of: dict[str, str] = field(default_factory=dict)  # int8 entry id -> its fp32 entry id
 
 
+def entry_id(profile_id: str, arch: ArchConfig) -> str:
+    """What an entry is: its profile and its arch (`ArchConfig.arch_id`); an int8 twin adds "-int8". Not the
+    budget it was searched for, which is a prediction: entries named by it were measured out of its order."""
+    return f"{profile_id}@{arch.arch_id()}"
+
+
+def searched_jobs(results: SearchResults, target: ProfileTarget) -> list[Job]:
+    """One job per distinct searched arch; an arch found for several budgets is built once, for the smallest."""
+    jobs: dict[str, Job] = {}
+    for r in sorted(results.results, key=lambda x: x.budget_ms):
+        name = entry_id(target.profile_id, r.arch)
+        jobs.setdefault(name, Job(name, r.arch, target, r.budget_ms, r.predicted_latency_ms))
+    return list(jobs.values())
+
+
 def jobs_for(results: SearchResults, builder: EntryBuilder, with_baselines: bool) -> tuple[ProfileTarget, list[Job]]:
     predictor = LatencyPredictor.load(results.predictor)
     if "profile" not in predictor.extra:
         raise ConfigError(f"{results.predictor} holds no profile fingerprint; refit it")
     target = ProfileTarget.from_fingerprint(predictor.extra["profile"])
-    jobs = [Job(f"{target.profile_id}@{r.budget_ms:g}ms", r.arch, target, r.budget_ms, r.predicted_latency_ms)
-            for r in results.results]  # fmt: skip
+    jobs = searched_jobs(results, target)
     if with_baselines:
         for name, arch in baseline_archs(builder.supernet.space).items():
             jobs.append(

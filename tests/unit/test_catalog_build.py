@@ -23,3 +23,16 @@ def test_finetune_picks_the_largest_budget_archs_of_each_profile_once(tiny_space
     assert [e.id for e in picks] == ["1t@80ms", "1t@60ms", "2t@90ms"]
     assert finetune_picks(entries, 0) == [] and finetune_picks([], 3) == []
     assert {e.arch for e in finetune_picks(entries, 9)} == {a, b, c, d}
+
+
+def test_entries_are_named_by_profile_and_arch_and_built_once_per_arch(tiny_space):
+    from hat_engine.catalog.build import ProfileTarget
+    from hat_engine.catalog.policy import entry_id, searched_jobs
+    from hat_engine.search.results import BudgetResult, SearchResults
+
+    a, b = tiny_space.smallest(), tiny_space.largest()
+    found = (BudgetResult(40.0, b, 38.0, 1.0), BudgetResult(20.0, a, 12.0, 2.0), BudgetResult(30.0, a, 12.0, 2.0))
+    target = ProfileTarget("cpu-x", "onnxruntime", 1, {})
+    jobs = searched_jobs(SearchResults({}, {}, found), target)
+    assert [(j.entry_id, j.budget_ms) for j in jobs] == [(f"cpu-x@{a.arch_id()}", 20.0), (f"cpu-x@{b.arch_id()}", 40.0)]
+    assert entry_id("cpu-x", a) == f"cpu-x@{a.arch_id()}" != entry_id("cpu-y", a)
