@@ -76,18 +76,23 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    validate(args.dir, materialize=args.materialize)
+    return 0
+
+
+def validate(folder: Path, materialize: bool = False) -> None:
+    """Print the catalog's problems and unused weight files; exit non-zero on any problem."""
     from hat_engine.catalog.check import unreferenced_weights, validate_catalog
 
-    catalog, problems = validate_catalog(args.dir, materialized=args.materialize)
+    catalog, problems = validate_catalog(folder, materialized=materialize)
     for problem in problems:
         print(f"problem: {problem}")
-    for name in unreferenced_weights(args.dir, catalog):
+    for name in unreferenced_weights(folder, catalog):
         print(f"warning: {name} is used by no entry; remove it", file=sys.stderr)
     if problems:
-        raise SystemExit(f"hat: error: catalog {args.dir} has {len(problems)} problem(s)")
+        raise SystemExit(f"hat: error: catalog {folder} has {len(problems)} problem(s)")
     n = len(catalog.entries)
-    print(f"catalog {args.dir}: valid ({n} entries, {len(catalog.hardware_profiles)} hardware profiles)")
-    return 0
+    print(f"catalog {folder}: valid ({n} entries, {len(catalog.hardware_profiles)} hardware profiles)")
 
 
 def run_show(args: argparse.Namespace) -> int:

@@ -2,8 +2,14 @@
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hat_engine.data.splits import CUSTOM_KEYS
+
+if TYPE_CHECKING:
+    from hat_engine.data import BuildResult
+
+VOCAB_RANGE = (1000, 64000)  # SentencePiece pieces a real corpus build accepts
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -33,15 +39,14 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
 
     from hat_engine.data import BuildOptions, build_corpus
     from hat_engine.data.corpus import parse_sources
     from hat_engine.errors import DataError
 
     custom = {k: getattr(args, k.replace("-", "_")) for k in CUSTOM_KEYS if getattr(args, k.replace("-", "_"))}
-    if not 1000 <= args.vocab_size <= 64000:
-        raise SystemExit(f"hat: error: --vocab-size {args.vocab_size} is outside 1000..64000")
+    if not VOCAB_RANGE[0] <= args.vocab_size <= VOCAB_RANGE[1]:
+        raise SystemExit(f"hat: error: --vocab-size {args.vocab_size} is outside {VOCAB_RANGE[0]}..{VOCAB_RANGE[1]}")
     try:
         sources = parse_sources(args.sources)
     except DataError as exc:
@@ -57,11 +62,20 @@ def run(args: argparse.Namespace) -> int:
         model_type=args.model_type,
         seed=args.seed,
     )
-    console = Console(stderr=True)
-    with console.status("starting") as status:
+    with Console(stderr=True).status("starting") as status:
         result = build_corpus(opts, step=lambda name: status.update(f"{name} …"))
+    print_corpus(result, args.out)
+    return 0
+
+
+def print_corpus(result: "BuildResult", out: Path) -> None:
+    """A table of the corpus's splits and its tokenizer; warnings for sources skipped and files ignored."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True)
     manifest = result.manifest
-    table = Table(title=f"corpus in {args.out} ({'built' if result.rebuilt else 'up to date, nothing to do'})")
+    table = Table(title=f"corpus in {out} ({'built' if result.rebuilt else 'up to date, nothing to do'})")
     for column in ("split", "role", "source", "pairs", "files"):
         table.add_column(column, justify="right" if column == "pairs" else "left")
     for name, split in manifest["splits"].items():
@@ -74,4 +88,3 @@ def run(args: argparse.Namespace) -> int:
     tok = manifest["tokenizer"]
     table.caption = f"tokenizer {tok['path']}: {tok['vocab_size']} pieces ({tok['model_type']})"
     Console().print(table)
-    return 0

@@ -4,7 +4,14 @@ error, the predictor, few-shot adaptation."""
 import argparse
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hat_engine.config import ArchConfig
+    from hat_engine.latency.profile_fit import ProfileFit
 
 DEFAULT_SUPERNET = Path("catalog/supernet.pt")
 
@@ -62,7 +69,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     a.set_defaults(run=run_adapt)
 
 
-def _targets(spec: str):
+def parse_targets(spec: str):
     from hat_engine.latency.dataset import Target
 
     targets = []
@@ -101,15 +108,31 @@ def run_measure_entry(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def arch_progress(samples: int) -> Iterator[Callable[[int, "ArchConfig", dict], None]]:
+    """A live bar over the `samples` archs of a dataset; yields `build_dataset`'s `on_arch`."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
+    )  # fmt: skip
+    with Progress(*columns) as progress:
+        task = progress.add_task("measuring", total=samples, last="")
+
+        def on_arch(index: int, arch: "ArchConfig", p50s: dict) -> None:
+            progress.update(task, completed=index + 1, last=" ".join(f"{k} {v:.0f}ms" for k, v in p50s.items()))
+
+        yield on_arch
+
+
 def run_measure(args: argparse.Namespace) -> int:
     if args.entry is not None:
         return run_measure_entry(args)
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     from hat_engine.latency.dataset import build_dataset
     from hat_engine.model.supernet import load_supernet
 
-    targets = _targets(args.targets)
+    targets = parse_targets(args.targets)
     if args.samples < 1 or args.runs < 1:
         raise SystemExit("hat: error: --samples and --runs must be >= 1")
     supernet, _ = load_supernet(args.supernet)
@@ -117,16 +140,7 @@ def run_measure(args: argparse.Namespace) -> int:
         from hat_engine.runtime.onnx_graph import build_onnx as export
     else:
         from hat_engine.runtime.onnx_export import export_onnx as export
-    columns = (
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), TextColumn("{task.fields[last]}"),
-    )  # fmt: skip
-    with Progress(*columns) as progress:
-        task = progress.add_task("measuring", total=args.samples, last="")
-
-        def on_arch(index, arch, p50s):
-            progress.update(task, completed=index + 1, last=" ".join(f"{k} {v:.0f}ms" for k, v in p50s.items()))
-
+    with arch_progress(args.samples) as on_arch:
         paths = build_dataset(supernet, targets, args.out, args.samples, export, args.seed, args.runs, args.warmup,
                               on_arch=on_arch, paired=args.reference)  # fmt: skip
     for target, path in paths.items():
@@ -146,7 +160,7 @@ def run_recheck(args: argparse.Namespace) -> int:
     def progress(done: int, total: int) -> None:
         print(f"rechecked {done}/{total}", file=sys.stderr, flush=True)
 
-    counts = recheck_dataset(supernet, _targets(args.targets), args.out, build_onnx, args.threshold, args.runs,
+    counts = recheck_dataset(supernet, parse_targets(args.targets), args.out, build_onnx, args.threshold, args.runs,
                              args.warmup, on_arch=progress)  # fmt: skip
     print(json.dumps(counts, indent=2))
     return 0
@@ -171,42 +185,32 @@ def run_retest(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_fit(args: argparse.Namespace) -> int:
-    from hat_engine.config import SearchSpace
+def print_fit(fit: "ProfileFit") -> None:
+    """Each candidate's held-out figures, which was kept and why, the saved record; a warning if `hat search`
+    would refuse it."""
     from hat_engine.errors import UnusablePredictorError
-    from hat_engine.latency.dataset import dataset_archs, read_dataset
-    from hat_engine.latency.predictor import MIN_TEST_ARCHS, fit_and_pick, require_usable, split_indices
-    from hat_engine.train.plots import plot_predictions
+    from hat_engine.latency.predictor import require_usable
 
-    if args.test < MIN_TEST_ARCHS or args.epochs < 1:
-        raise SystemExit(f"hat: error: --test must be >= {MIN_TEST_ARCHS} and --epochs >= 1")
-    header, rows = read_dataset(args.data)
-    if len(rows) < args.test + 10:
-        raise SystemExit(f"hat: error: {args.data} has {len(rows)} rows; need more than --test {args.test} + 10")
-    space = SearchSpace.from_dict(header["space"])
-    archs, ms = dataset_archs(rows)
-    _, test = split_indices(len(rows), args.test)
-    feature_sets = ("hat", "per_layer") if args.features == "both" else (args.features,)
-    predictor, report = fit_and_pick(space, archs, ms, test, feature_sets, args.epochs)
+    report = fit.report
     for name, m in report.candidates.items():
         mark = "  <- kept" if name == report.kept else ""
         tau = m["kendall_tau"]
         print(f"{name:>15}: MAPE {m['mape']:.2f} %  RMSE {m['rmse_ms']:.2f} ms  Kendall tau {tau:.3f}{mark}")
     print(report.note)
-    m = report.metrics
-    profile_id = header["profile"]["profile_id"]
-    extra = {"profile_id": profile_id, "profile": header["profile"], "n_train": len(rows) - len(test),
-             "n_test": len(test), **m, "kept": report.kept, "compared": report.candidates}  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    predictor.extra = extra
-    predictor.save(args.out)
-    title = f"{profile_id}: {report.kept}, MAPE {m['mape']:.1f} %, tau {m['kendall_tau']:.3f} (n_test={len(test)})"
-    plot_predictions([ms[i] for i in test], report.predicted, title, args.out.with_suffix(".png"))
-    print(json.dumps(extra, indent=2))
+    print(json.dumps(fit.predictor.extra, indent=2))
     try:
-        require_usable(predictor, name=str(args.out))  # the check `hat search` makes, with its default floor
+        require_usable(fit.predictor, name=str(fit.path))  # the check `hat search` makes, with its default floor
     except UnusablePredictorError as exc:
         print(f"hat: warning: `hat search` will refuse this predictor: {exc}", file=sys.stderr)
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    from hat_engine.latency.predictor import MIN_TEST_ARCHS
+    from hat_engine.latency.profile_fit import fit_profile
+
+    if args.test < MIN_TEST_ARCHS or args.epochs < 1:
+        raise SystemExit(f"hat: error: --test must be >= {MIN_TEST_ARCHS} and --epochs >= 1")
+    print_fit(fit_profile(args.data, args.out, args.features, args.test, args.epochs))
     return 0
 
 

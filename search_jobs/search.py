@@ -8,9 +8,15 @@ import argparse
 import math
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from search_jobs.subnets import add_supernet_args
+
+if TYPE_CHECKING:
+    from hat_engine.search.evolution import GenerationStats
+    from hat_engine.search.results import SearchResults
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -66,23 +72,10 @@ def _config(args: argparse.Namespace):
     )  # fmt: skip
 
 
-def _fitness(args: argparse.Namespace):
-    """Supernet, tokenizer, fixed validation subset -> ValidationFitness."""
-    from hat_engine.search.fitness import ValidationFitness, validation_subset
-    from search_jobs.subnets import load
+def _measure_one(args: argparse.Namespace, cfg) -> int:
+    from hat_engine.search.job import load_fitness
 
-    if args.tokenizer is None and not (args.supernet.parent / "spm.model").is_file():
-        args.tokenizer = args.data / "spm.model"
-    from hat_engine.hardware import native_bf16
-
-    supernet, tokenizer = load(args)
-    valid = validation_subset(args.data, tokenizer, args.valid_sentences)
-    if args.bf16 is None:
-        args.bf16 = native_bf16("cpu")
-    return ValidationFitness(supernet, valid, args.max_tokens, args.bf16)
-
-
-def _measure_one(args: argparse.Namespace, cfg, fitness) -> int:
+    fitness = load_fitness(args.supernet, args.data, args.tokenizer, args.valid_sentences, args.max_tokens, args.bf16)
     space = fitness.supernet.space
     rng = random.Random(args.seed)
     archs = [("largest", space.largest()), ("smallest", space.smallest())]
@@ -90,7 +83,7 @@ def _measure_one(args: argparse.Namespace, cfg, fitness) -> int:
     fitness([space.smallest()])  # warm-up: first-call allocations and bf16 kernels
     fitness.seconds, fitness.evaluations = 0.0, 0
     valid = fitness.valid
-    print(f"validation subset: {len(valid)} pairs, {valid.target_tokens()} target tokens, bf16={args.bf16}")
+    print(f"validation subset: {len(valid)} pairs, {valid.target_tokens()} target tokens, bf16={fitness.bf16}")
     for label, arch in archs:
         started = time.perf_counter()
         loss = fitness([arch])[0]
@@ -107,30 +100,48 @@ def _measure_one(args: argparse.Namespace, cfg, fitness) -> int:
     return 0
 
 
-def _write(path: Path, settings: dict, results: list, fitness, started: float) -> None:
-    from hat_engine.search.results import BudgetResult, SearchResults
+def print_generation(generations: int) -> Callable[["GenerationStats"], None]:
+    """The progress line of each generation, out of `generations`."""
 
-    search = {
-        "budgets": [r["budget_ms"] for r in results],
-        "generations": settings["evolution"]["generations"],
-        "population": settings["evolution"]["population"],
-        "minutes_per_budget": [r["minutes"] for r in results],
-        "total_minutes": (time.perf_counter() - started) / 60,
-        "evaluations": fitness.evaluations,
-        "seconds_per_evaluation": fitness.seconds_per_evaluation,
-    }
-    SearchResults(settings, search, tuple(BudgetResult.from_dict(r) for r in results)).save(path)
+    def progress(s: "GenerationStats") -> None:
+        print(
+            f"budget {s.budget_ms:g} ms | gen {s.generation + 1:2d}/{generations} | best loss "
+            f"{s.best_fitness:.4f} at {s.best_latency_ms:.1f} ms | mean {s.mean_fitness:.4f} | "
+            f"evals {s.evaluations} | {s.elapsed_s:.0f} s",
+            flush=True,
+        )
+
+    return progress
+
+
+def print_results(results: "SearchResults", out: Path) -> None:
+    """One row per budget: the SubTransformer kept, its predicted latency and loss, and the search's cost."""
+    from rich.console import Console
+    from rich.table import Table
+
+    evolution, cost = results.settings["evolution"], results.search
+    table = Table(title=f"hat search: {evolution['generations']} generations x {evolution['population']} "
+                        f"(seed {evolution['seed']})")  # fmt: skip
+    for column in ("budget ms", "arch_id", "predicted ms", "valid loss", "embed enc/dec", "dec layers", "evals", "min"):
+        table.add_column(column)
+    for r in results.results:
+        table.add_row(
+            f"{r.budget_ms:g}", r.arch.arch_id(), f"{r.predicted_latency_ms:.1f}", f"{r.fitness:.4f}",
+            f"{r.arch.encoder_embed_dim}/{r.arch.decoder_embed_dim}", str(r.arch.decoder_depth),
+            str(r.evaluations), f"{r.minutes:.1f}",
+        )  # fmt: skip
+    table.caption = (
+        f"{cost['evaluations']} evaluations, {cost['seconds_per_evaluation']:.3f} s each, "
+        f"{cost['total_minutes']:.1f} min in all; results in {out}"
+    )
+    Console().print(table)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
-    from rich.console import Console
-    from rich.table import Table
 
-    from hat_engine.checksums import sha256_file
-    from hat_engine.errors import ConfigError
-    from hat_engine.search.evolution import FitnessCache, check_budgets, sweep
-    from hat_engine.search.fitness import load_scores, save_scores
+    from hat_engine.latency.predictor import MIN_KENDALL_TAU
+    from hat_engine.search.job import SearchJob, run_search
 
     budgets, cfg = parse_budgets(args.budgets), _config(args)
     if not args.measure_one and (args.out is None or args.predictor is None):
@@ -139,64 +150,15 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("hat: error: --valid-sentences and --threads must be >= 1, --max-tokens >= 64")
     if args.min_tau is not None and not -1 <= args.min_tau <= 1:
         raise SystemExit(f"hat: error: --min-tau {args.min_tau:g}: a Kendall tau lies in [-1, 1]")
-    torch.set_num_threads(args.threads)
     if args.measure_one:
-        return _measure_one(args, cfg, _fitness(args))
-    from hat_engine.latency.predictor import MIN_KENDALL_TAU, LatencyPredictor, require_usable
-
-    predictor = LatencyPredictor.load(args.predictor)
-    require_usable(predictor, MIN_KENDALL_TAU if args.min_tau is None else args.min_tau, str(args.predictor))
-    fastest = check_budgets(predictor.space, predictor.predict, budgets)  # fail before the supernet and data are read
-    fitness = _fitness(args)
-    if predictor.space != fitness.supernet.space:
-        raise ConfigError(f"{args.predictor} was fit for another search space than {args.supernet}; refit it")
-    settings = {
-        "evolution": cfg.to_dict(), "budgets_ms": budgets, "supernet": str(args.supernet),
-        "predictor": str(args.predictor), "data": str(args.data), "valid_sentences_per_split": args.valid_sentences,
-        "valid_pairs": len(fitness.valid), "valid_target_tokens": fitness.valid.target_tokens(),
-        "max_tokens": args.max_tokens, "bf16": args.bf16, "threads": args.threads,
-        "fitness": "per-token validation NLL, weights inherited from the supernet",
-        "warm_start": "each budget starts from the previous (smaller) budget's final population",
-    }  # fmt: skip
-
-    def progress(s) -> None:
-        print(
-            f"budget {s.budget_ms:g} ms | gen {s.generation + 1:2d}/{cfg.generations} | best loss "
-            f"{s.best_fitness:.4f} at {s.best_latency_ms:.1f} ms | mean {s.mean_fitness:.4f} | "
-            f"evals {s.evaluations} | {s.elapsed_s:.0f} s",
-            flush=True,
-        )
-
-    cache, cache_key = FitnessCache(), None
-    if args.fitness_cache:
-        cache_key = fitness.key(sha256_file(args.supernet))
-        cache.scores.update(load_scores(args.fitness_cache, cache_key))
-        settings["fitness_cache"] = {"path": str(args.fitness_cache), "scores_at_start": len(cache.scores)}
-        print(f"fitness cache {args.fitness_cache}: {len(cache.scores)} scores from earlier runs", flush=True)
-    started, results = time.perf_counter(), []
-
-    def save(result) -> None:
-        results.append(result.to_dict())
-        _write(args.out, settings, results, fitness, started)
-        if cache_key is not None:
-            save_scores(args.fitness_cache, cache_key, cache.scores)
-
-    sweep(predictor.space, predictor.predict, fitness, budgets, cfg, on_generation=progress, cache=cache,
-          on_result=save, fastest=fastest)  # fmt: skip
-    table = Table(title=f"hat search: {cfg.generations} generations x {cfg.population} (seed {cfg.seed})")
-    for column in ("budget ms", "arch_id", "predicted ms", "valid loss", "embed enc/dec", "dec layers", "evals", "min"):
-        table.add_column(column)
-    for r in results:
-        arch = r["arch"]
-        table.add_row(
-            f"{r['budget_ms']:g}", r["arch_id"], f"{r['predicted_latency_ms']:.1f}", f"{r['fitness']:.4f}",
-            f"{arch['encoder_embed_dim']}/{arch['decoder_embed_dim']}", str(len(arch["decoder_layers"])),
-            str(r["evaluations"]), f"{r['minutes']:.1f}",
-        )  # fmt: skip
-    total = (time.perf_counter() - started) / 60
-    table.caption = (
-        f"{fitness.evaluations} evaluations, {fitness.seconds_per_evaluation:.3f} s each, {total:.1f} min in all; "
-        f"results in {args.out}"
-    )
-    Console().print(table)
+        torch.set_num_threads(args.threads)
+        return _measure_one(args, cfg)
+    job = SearchJob(
+        predictor=args.predictor, supernet=args.supernet, out=args.out, budgets=tuple(budgets), data=args.data,
+        tokenizer=args.tokenizer, evolution=cfg, valid_sentences=args.valid_sentences, max_tokens=args.max_tokens,
+        bf16=args.bf16, threads=args.threads, min_tau=MIN_KENDALL_TAU if args.min_tau is None else args.min_tau,
+        fitness_cache=args.fitness_cache,
+    )  # fmt: skip
+    results = run_search(job, on_generation=print_generation(cfg.generations), say=lambda line: print(line, flush=True))
+    print_results(results, args.out)
     return 0

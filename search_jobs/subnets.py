@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hat_engine.config import ArchConfig, SearchSpace
-from hat_engine.errors import ConfigError, DataError
+from hat_engine.errors import ConfigError
 
 if TYPE_CHECKING:
     from hat_engine.data.tokenizer import Tokenizer
@@ -37,17 +37,6 @@ def arch_from_spec(space: SearchSpace, spec: str) -> ArchConfig:
 
 
 def load(args: argparse.Namespace) -> tuple["SuperTransformer", "Tokenizer"]:
-    from hat_engine.data.tokenizer import Tokenizer
-    from hat_engine.model.supernet import load_supernet
+    from hat_engine.model.supernet import load_supernet_with_tokenizer
 
-    supernet, _ = load_supernet(args.supernet)
-    tokenizer_path = args.tokenizer or args.supernet.parent / "spm.model"
-    if not tokenizer_path.is_file():
-        raise DataError(f"no tokenizer at {tokenizer_path}; pass --tokenizer PATH (e.g. data/spm.model)")
-    tokenizer = Tokenizer(tokenizer_path)
-    if tokenizer.vocab_size != supernet.model_config.vocab_size:
-        raise DataError(
-            f"{tokenizer_path} has {tokenizer.vocab_size} pieces but the supernet expects "
-            f"{supernet.model_config.vocab_size}; pass the tokenizer it was trained with"
-        )
-    return supernet, tokenizer
+    return load_supernet_with_tokenizer(args.supernet, args.tokenizer)

@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -66,54 +67,75 @@ def launch_env(env: Mapping[str, str]) -> tuple[int, int, int] | None:
     return rank, world_size, local_rank
 
 
+@dataclass(frozen=True)
+class TrainOptions:
+    """What a training run is asked for besides its config file (the flags of `hat supernet train`)."""
+
+    resume: bool = False
+    max_minutes: float | None = None
+    sitting_minutes: float | None = None
+    threads: int = 1
+    device: str = "auto"  # auto, cpu or cuda
+    export: Path | None = None
+
+
 def run(args: argparse.Namespace) -> int:
-    # Heavy imports (torch, matplotlib) stay inside run() so that every `hat` command starts fast.
+    options = TrainOptions(resume=args.resume, max_minutes=args.max_minutes, sitting_minutes=args.sitting_minutes,
+                           threads=args.threads, device=args.device, export=args.export)  # fmt: skip
+    train_supernet(args.config, options)
+    return 0
+
+
+def train_supernet(config: Path, options: TrainOptions = TrainOptions()) -> None:
+    """Train (or resume) the supernet of `config`: in this process, or data-parallel as one rank under torchrun."""
+    # Heavy imports (torch, matplotlib) stay inside so that every `hat` command starts fast.
     import torch
     import torch.distributed as dist
 
-    if not args.config.is_file():
-        raise SystemExit(f"hat: error: --config {args.config} does not exist")
+    if not config.is_file():
+        raise SystemExit(f"hat: error: --config {config} does not exist")
     launch = launch_env(os.environ)
-    if args.device == "cuda" and not torch.cuda.is_available():
+    if options.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("hat: error: --device cuda: torch sees no CUDA device here")
     if launch is None:
-        cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
-        return _train(args, rank=0, world_size=1, device="cuda" if cuda else "cpu")
+        cuda = options.device == "cuda" or (options.device == "auto" and torch.cuda.is_available())
+        _train(config, options, rank=0, world_size=1, device="cuda" if cuda else "cpu")
+        return
     rank, world_size, local_rank = launch
-    if args.device != "cpu" and torch.cuda.is_available():
+    if options.device != "cpu" and torch.cuda.is_available():
         torch.cuda.set_device(local_rank)
         backend, device = "nccl", f"cuda:{local_rank}"
     else:
         backend, device = "gloo", "cpu"
     dist.init_process_group(backend)  # MASTER_ADDR / MASTER_PORT from torchrun
     try:
-        return _train(args, rank=rank, world_size=world_size, device=device)
+        _train(config, options, rank=rank, world_size=world_size, device=device)
     finally:
         dist.destroy_process_group()
 
 
-def _train(args: argparse.Namespace, rank: int, world_size: int, device: str) -> int:
+def _train(config: Path, options: TrainOptions, rank: int, world_size: int, device: str) -> None:
     import torch
 
     from hat_engine.train.config import TrainConfig
     from hat_engine.train.plots import plot_training
     from hat_engine.train.training import METRICS, Trainer
 
-    cfg = TrainConfig.from_yaml(args.config.read_text())
-    if args.max_minutes is not None:
-        cfg = dataclasses.replace(cfg, max_minutes=args.max_minutes)
-    if args.export is not None:
-        cfg = dataclasses.replace(cfg, export=str(args.export))
-    if args.threads < 1:
-        raise SystemExit(f"hat: error: --threads {args.threads}: use 1 or more")
-    torch.set_num_threads(args.threads)
+    cfg = TrainConfig.from_yaml(config.read_text())
+    if options.max_minutes is not None:
+        cfg = dataclasses.replace(cfg, max_minutes=options.max_minutes)
+    if options.export is not None:
+        cfg = dataclasses.replace(cfg, export=str(options.export))
+    if options.threads < 1:
+        raise SystemExit(f"hat: error: --threads {options.threads}: use 1 or more")
+    torch.set_num_threads(options.threads)
     if rank != 0:  # one log, one progress line, one set of files: rank 0's
         logging.getLogger().setLevel(logging.WARNING)
-        trainer = Trainer(cfg, resume=args.resume, rank=rank, world_size=world_size, device=device)
+        trainer = Trainer(cfg, resume=options.resume, rank=rank, world_size=world_size, device=device)
         _stop_on_signals(trainer)
-        trainer.run(sitting_minutes=args.sitting_minutes)
+        trainer.run(sitting_minutes=options.sitting_minutes)
         trainer.replica_digests()
-        return 0
+        return
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(out / "train.log")
@@ -122,7 +144,7 @@ def _train(args: argparse.Namespace, rank: int, world_size: int, device: str) ->
     log = logging.getLogger("hat.supernet")
     log.info("command: hat %s", " ".join(sys.argv[1:]))
     log.info("config: %s", cfg.to_dict())
-    trainer = Trainer(cfg, resume=args.resume, rank=rank, world_size=world_size, device=device)
+    trainer = Trainer(cfg, resume=options.resume, rank=rank, world_size=world_size, device=device)
     _stop_on_signals(trainer)
     batches = trainer.epoch_buckets(trainer.state["epoch"])
     log.info(
@@ -133,12 +155,12 @@ def _train(args: argparse.Namespace, rank: int, world_size: int, device: str) ->
         cfg.mixture,
         trainer.model.num_parameters(),
         trainer.bf16,
-        args.threads,
+        options.threads,
         world_size,
         device,
     )
     started = time.time()
-    state = trainer.run(on_progress=_progress, sitting_minutes=args.sitting_minutes)
+    state = trainer.run(on_progress=_progress, sitting_minutes=options.sitting_minutes)
     sys.stderr.write("\n")
     if world_size > 1:
         digests = trainer.replica_digests()
@@ -155,7 +177,6 @@ def _train(args: argparse.Namespace, rank: int, world_size: int, device: str) ->
     plot_training(out / METRICS, out / "loss.png")
     if cfg.export:
         log.info("exported %s (step %d)", cfg.export, state["step"])
-    return 0
 
 
 def _stop_on_signals(trainer) -> None:

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, ModelConfig, SearchSpace
-from hat_engine.errors import CheckpointError, ConfigError
+from hat_engine.data.tokenizer import Tokenizer
+from hat_engine.errors import CheckpointError, ConfigError, DataError
 from hat_engine.model.elastic import ElasticAttention, ElasticLayerNorm, ElasticLinear
 from hat_engine.model.transformer import (
     DecoderLayer,
@@ -222,3 +223,19 @@ def load_supernet(
     model = SuperTransformer(space, model_config)
     load_state_into(model, payload["state_dict"], path)
     return model, dict(payload.get("extra") or {})
+
+
+def load_supernet_with_tokenizer(path: Path, tokenizer_path: Path | None = None) -> tuple[SuperTransformer, Tokenizer]:
+    """A supernet and the tokenizer it was trained with (default: spm.model beside it); a clear error when the
+    tokenizer is missing or its vocabulary does not match the supernet's."""
+    supernet, _ = load_supernet(path)
+    tokenizer_path = tokenizer_path or Path(path).parent / "spm.model"
+    if not tokenizer_path.is_file():
+        raise DataError(f"no tokenizer at {tokenizer_path}; pass --tokenizer PATH (e.g. data/spm.model)")
+    tokenizer = Tokenizer(tokenizer_path)
+    if tokenizer.vocab_size != supernet.model_config.vocab_size:
+        raise DataError(
+            f"{tokenizer_path} has {tokenizer.vocab_size} pieces but the supernet expects "
+            f"{supernet.model_config.vocab_size}; pass the tokenizer it was trained with"
+        )
+    return supernet, tokenizer
