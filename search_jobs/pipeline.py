@@ -1,17 +1,23 @@
 """`hat pipeline --preset quick|full --out DIR`: the whole offline job, stage by stage, resuming finished stages.
 
 corpus -> SuperTransformer -> latency dataset per profile -> predictor per profile -> search per profile ->
-catalog (entries + baselines, measured and scored) -> validate. Each stage runs the same `hat` command a user
-would, and is skipped when its output already exists.
+catalog (entries + baselines, measured and scored) -> validate. Each stage calls the engine function its `hat`
+command calls, with the preset's typed settings, and is skipped when its output already exists.
 """
 
 import argparse
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from hat_engine.errors import ConfigError
+from search_jobs.data_build import VOCAB_RANGE
+
+if TYPE_CHECKING:
+    from hat_engine.data import BuildOptions
 
 PRESETS = {"quick": Path("configs/pipeline-quick.yaml"), "full": Path("configs/pipeline-full.yaml")}
 
@@ -23,6 +29,11 @@ class SliceSection:
     test: int
     vocab_size: int = 8000
 
+    def __post_init__(self) -> None:
+        if min(self.train, self.valid, self.test) < 1 or not VOCAB_RANGE[0] <= self.vocab_size <= VOCAB_RANGE[1]:
+            raise ConfigError(f"slice: train, valid and test must be >= 1 pairs and vocab_size {self.vocab_size} "
+                              f"within {VOCAB_RANGE[0]}..{VOCAB_RANGE[1]}")  # fmt: skip
+
 
 @dataclass(frozen=True)
 class LatencySection:
@@ -32,6 +43,10 @@ class LatencySection:
     warmup: int
     extend: int = 2  # times the pipeline doubles the archs before refusing a predictor that cannot rank
 
+    def __post_init__(self) -> None:
+        if self.samples < 1 or self.runs < 1 or self.warmup < 0 or self.extend < 0:
+            raise ConfigError("latency: samples and runs must be >= 1, warmup and extend >= 0")
+
 
 @dataclass(frozen=True)
 class FitSection:
@@ -39,6 +54,10 @@ class FitSection:
     epochs: int
     features: str
     min_tau: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or (self.min_tau is not None and not -1 <= self.min_tau <= 1):
+            raise ConfigError(f"fit: epochs ({self.epochs}) must be >= 1 and min_tau (a Kendall tau) within [-1, 1]")
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,10 @@ class CatalogSection:
     finetune_steps: int | None = None
     finetune_minutes: float = 8.0
 
+    def __post_init__(self) -> None:
+        if self.runs < 1 or self.rounds < 1:
+            raise ConfigError(f"catalog: runs ({self.runs}) and rounds ({self.rounds}) must be at least 1")
+
 
 @dataclass(frozen=True)
 class PipelineConfig:
@@ -77,7 +100,6 @@ class PipelineConfig:
     @classmethod
     def from_yaml(cls, text: str, where: str = "pipeline preset") -> "PipelineConfig":
         from hat_engine.config import check_keys
-        from hat_engine.errors import ConfigError
         from hat_engine.train.config import TrainConfig
 
         raw = yaml.safe_load(text) or {}
@@ -118,6 +140,31 @@ def _budgets(dataset: Path, predictor: Path, n: int) -> list[float]:
     return budget_ladder(fastest_arch(model.space, model.predict)[1], dataset_archs(rows)[1], n)
 
 
+def _measure(lat: LatencySection, samples: int, supernet: Path, out: Path) -> None:
+    """The latency dataset of every target in OUT (resumed: archs already measured are kept)."""
+    from hat_engine.latency.dataset import build_dataset
+    from hat_engine.model.supernet import load_supernet
+    from hat_engine.runtime.onnx_graph import build_onnx
+    from search_jobs.latency import arch_progress, parse_targets
+
+    targets = parse_targets(lat.targets)
+    print(f"pipeline: measuring {samples} archs of {supernet} on {lat.targets} ({lat.runs} runs) -> {out}", flush=True)
+    model, _ = load_supernet(supernet)
+    with arch_progress(samples) as on_arch:
+        paths = build_dataset(model, targets, out, samples, build_onnx, runs=lat.runs, warmup=lat.warmup,
+                              on_arch=on_arch)  # fmt: skip
+    for target, path in paths.items():
+        print(f"{target.backend} {target.threads}t -> {path}")
+
+
+def _fit(dataset: Path, predictor: Path, fit: FitSection) -> None:
+    from hat_engine.latency.profile_fit import fit_profile
+    from search_jobs.latency import print_fit
+
+    print(f"pipeline: fitting the predictor of {dataset.stem} ({fit.features} features) -> {predictor}", flush=True)
+    print_fit(fit_profile(dataset, predictor, fit.features, fit.test, fit.epochs))
+
+
 def _measure_and_fit(preset: PipelineConfig, out: Path, supernet: Path) -> dict[str, tuple[Path, Path, float]]:
     """Latency dataset and predictor per profile: {profile: (dataset, predictor, tau floor)}. A predictor that
     ranks its held-out archs below the floor is not searched with: the pipeline measures twice as many archs
@@ -129,14 +176,12 @@ def _measure_and_fit(preset: PipelineConfig, out: Path, supernet: Path) -> dict[
     floor = MIN_KENDALL_TAU if fit.min_tau is None else float(fit.min_tau)
     samples, extensions = lat.samples, lat.extend
     for attempt in range(extensions + 1):
-        _hat("latency", "measure", "--samples", samples, "--targets", lat.targets, "--runs", lat.runs,
-             "--warmup", lat.warmup, "--supernet", supernet, "--out", out / "latency")  # fmt: skip
+        _measure(lat, samples, supernet, out / "latency")
         profiles, refused = {}, []
         for dataset in sorted((out / "latency").glob("*.jsonl")):
             predictor = out / "predictors" / f"{dataset.stem}.pt"
             if not predictor.is_file():
-                _hat("latency", "fit", "--data", dataset, "--out", predictor, "--test", fit.test, "--epochs",
-                     fit.epochs, "--features", fit.features)  # fmt: skip
+                _fit(dataset, predictor, fit)
             try:
                 require_usable(LatencyPredictor.load(predictor), floor, str(predictor))
             except UnusablePredictorError as exc:
@@ -156,37 +201,31 @@ def _measure_and_fit(preset: PipelineConfig, out: Path, supernet: Path) -> dict[
     raise SystemExit(f"hat: error: pipeline stopped before the search: {refused[0]}")
 
 
-def _hat(*args: object) -> None:
-    """Run one stage as `hat ARGS` would, through the stage's own parser (not back through `cli`)."""
-    from search_jobs import catalog_cmd, data_build, latency, search, supernet_train
+def _build_corpus(opts: "BuildOptions") -> None:
+    from hat_engine.data import build_corpus
+    from search_jobs.data_build import print_corpus
 
-    argv = [str(a) for a in args]
-    print(f"$ hat {' '.join(argv)}", flush=True)
-    parser = argparse.ArgumentParser(prog="hat")
-    commands = parser.add_subparsers(dest="command", required=True)
-    for group, stage in (("data", data_build), ("supernet", supernet_train)):
-        stage.register(commands.add_parser(group).add_subparsers(dest="action", required=True))
-    for stage in (latency, search, catalog_cmd):
-        stage.register(commands)
-    stage_args = parser.parse_args(argv)
-    code = stage_args.run(stage_args)
-    if code:
-        raise SystemExit(f"hat: error: pipeline stage `hat {' '.join(argv[:2])}` failed (exit {code})")
+    print(f"pipeline: building the corpus in {opts.out}", flush=True)
+    print_corpus(build_corpus(opts, step=lambda name: print(f"pipeline: corpus: {name} …", flush=True)), opts.out)
 
 
-def _slice_corpus(data: Path, out: Path, sizes: SliceSection) -> None:
-    """A custom corpus made of the first N pairs of each real split (train, valid, test)."""
+def _slice_corpus(data: Path, out: Path, sizes: SliceSection) -> dict[str, Path]:
+    """A custom corpus made of the first N pairs of each real split (train, valid, test): its files by
+    `BuildOptions.custom` key."""
     from hat_engine.data.batching import read_split, splits_with_role
 
     out.mkdir(parents=True, exist_ok=True)
+    files = {}
     for role in ("train", "valid", "test"):
         src, tgt = [], []
         for name in splits_with_role(data, role):
             en, de = read_split(data, name)
             src += en[: getattr(sizes, role)]
             tgt += de[: getattr(sizes, role)]
-        (out / f"{role}.en").write_text("\n".join(src) + "\n", encoding="utf-8")
-        (out / f"{role}.de").write_text("\n".join(tgt) + "\n", encoding="utf-8")
+        for side, lang, lines in (("src", "en", src), ("tgt", "de", tgt)):
+            files[f"{role}-{side}"] = out / f"{role}.{lang}"
+            files[f"{role}-{side}"].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return files
 
 
 def _train_config(preset: PipelineConfig, out: Path, data: Path) -> Path:
@@ -203,51 +242,78 @@ def _train_config(preset: PipelineConfig, out: Path, data: Path) -> Path:
     return path
 
 
+def _search(profile: str, dataset: Path, predictor: Path, min_tau: float, preset: PipelineConfig, out: Path,
+            supernet: Path, data: Path) -> Path:  # fmt: skip
+    """The search results of one profile (searched unless OUT/search-PROFILE.json exists)."""
+    from hat_engine.search.evolution import EvolutionConfig
+    from hat_engine.search.job import SearchJob, run_search
+    from search_jobs.search import print_generation, print_results
+
+    result = out / f"search-{profile}.json"
+    if result.is_file():
+        return result
+    s = preset.search
+    evolution = EvolutionConfig(population=s.population, parents=s.parents, mutations=s.mutations,
+                                crossovers=s.crossovers, generations=s.generations)  # fmt: skip
+    budgets = tuple(_budgets(dataset, predictor, s.budgets))
+    job = SearchJob(predictor=predictor, supernet=supernet, out=result, budgets=budgets, data=data,
+                    evolution=evolution, valid_sentences=s.valid_sentences, threads=2, min_tau=min_tau,
+                    fitness_cache=out / "fitness-cache.json")  # fmt: skip
+    shown = ", ".join(f"{b:g}" for b in budgets)
+    print(f"pipeline: searching profile {profile} (budgets {shown} ms) -> {result}", flush=True)
+    print_results(run_search(job, print_generation(s.generations), say=lambda line: print(line, flush=True)), result)
+    return result
+
+
+def _build_catalog(results: list[Path], preset: PipelineConfig, out: Path, supernet: Path, data: Path) -> None:
+    from rich.console import Console
+
+    from hat_engine.catalog.build import EntryBuilder
+    from hat_engine.catalog.policy import BuildPolicy, build_catalog
+    from hat_engine.search.results import SearchResults
+
+    cat, catalog = preset.catalog, out / "catalog"
+    policy = BuildPolicy(finetune=cat.finetune, finetune_minutes=cat.finetune_minutes,
+                         finetune_steps=cat.finetune_steps, finetune_work=out / "finetune")  # fmt: skip
+    print(f"pipeline: building the catalog in {catalog} from {', '.join(map(str, results))}", flush=True)
+    builder = EntryBuilder(catalog, supernet, supernet.parent / "spm.model", data, runs=cat.runs, rounds=cat.rounds,
+                           eval_limit=cat.eval_limit)  # fmt: skip
+    searches = [SearchResults.load(path) for path in results]
+    built = build_catalog(builder, searches, policy, say=Console(stderr=True).print)
+    print(f"wrote {catalog / 'catalog.json'} ({len(built.entries)} entries), report.json and REPORT.md")
+
+
 def run(args: argparse.Namespace) -> int:
+    from hat_engine.data import BuildOptions
+    from search_jobs.catalog_cmd import validate
+    from search_jobs.supernet_train import TrainOptions, train_supernet
+
     preset = PipelineConfig.from_yaml(PRESETS[args.preset].read_text(), str(PRESETS[args.preset]))
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     if not (args.data / "manifest.json").is_file():
-        _hat("data", "build", "--out", args.data)
+        _build_corpus(BuildOptions(out=args.data))
     data = args.data
     if preset.slice is not None:
         data = out / "data"
         if not (data / "manifest.json").is_file():
-            _slice_corpus(args.data, out / "slice", preset.slice)
-            custom = [f"--{r}-{s}" for r in ("train", "valid", "test") for s in ("src", "tgt")]
-            files = [out / "slice" / f"{r}.{lang}" for r in ("train", "valid", "test") for lang in ("en", "de")]
-            pairs = [x for pair in zip(custom, files, strict=True) for x in pair]
-            _hat("data", "build", "--out", data, "--vocab-size", preset.slice.vocab_size, *pairs)
+            custom = _slice_corpus(args.data, out / "slice", preset.slice)
+            _build_corpus(BuildOptions(out=data, custom=custom, vocab_size=preset.slice.vocab_size))
 
     supernet = out / "supernet.pt"
     if not supernet.is_file():
-        _hat("supernet", "train", "--config", _train_config(preset, out, data), "--resume", "--export", supernet)
+        config = _train_config(preset, out, data)
+        print(f"pipeline: supernet train {config} (resumes {out / 'supernet'}) -> {supernet}", flush=True)
+        train_supernet(config, TrainOptions(resume=True, export=supernet))
     (out / "spm.model").write_bytes((data / "spm.model").read_bytes())
 
     profiles = _measure_and_fit(preset, out, supernet)
-
-    results = []
-    for profile, (dataset, predictor, min_tau) in profiles.items():
-        search = preset.search
-        result = out / f"search-{profile}.json"
-        if not result.is_file():
-            budgets = ",".join(f"{b:g}" for b in _budgets(dataset, predictor, search.budgets))
-            _hat("search", "--budgets", budgets, "--predictor", predictor, "--supernet", supernet, "--data", data,
-                 "--valid-sentences", search.valid_sentences, "--population", search.population,
-                 "--parents", search.parents, "--mutations", search.mutations, "--crossovers",
-                 search.crossovers, "--generations", search.generations, "--threads", 2,
-                 "--min-tau", min_tau, "--fitness-cache", out / "fitness-cache.json", "--out", result)  # fmt: skip
-        results += ["--results", result]
-
+    results = [_search(profile, dataset, predictor, min_tau, preset, out, supernet, data)
+               for profile, (dataset, predictor, min_tau) in profiles.items()]  # fmt: skip
     catalog = out / "catalog"
     if not (catalog / "catalog.json").is_file():
-        cat = preset.catalog
-        extra = ["--eval-limit", cat.eval_limit] if cat.eval_limit is not None else []
-        _hat("catalog", "build", *results, "--supernet", supernet, "--data", data, "--out", catalog,
-             "--runs", cat.runs, "--rounds", cat.rounds, "--finetune", cat.finetune,
-             *(["--finetune-steps", cat.finetune_steps] if cat.finetune_steps is not None
-               else ["--finetune-minutes", cat.finetune_minutes]),
-             "--finetune-work", out / "finetune", *extra)  # fmt: skip
-    _hat("catalog", "validate", catalog)
+        _build_catalog(results, preset, out, supernet, data)
+    print(f"pipeline: validating {catalog}", flush=True)
+    validate(catalog)
     print(f"pipeline ({args.preset}) done: {catalog}")
     return 0

@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -91,7 +90,7 @@ def test_latency_fit_compares_models_and_search_refuses_a_predictor_that_cannot_
 
 def test_the_pipeline_measures_more_before_it_refuses_a_predictor(tmp_path, tiny_space, monkeypatch, capsys):
     """Below the tau floor the pipeline doubles the dataset and refits (`latency.extend` times), then stops with
-    the predictor's one-line refusal; the `hat` stages themselves are stood in for by what they would write."""
+    the predictor's one-line refusal; measuring and fitting are stood in for by what they would write."""
     import dataclasses
 
     import torch
@@ -101,25 +100,24 @@ def test_the_pipeline_measures_more_before_it_refuses_a_predictor(tmp_path, tiny
 
     calls, tau_at = [], {}
 
-    def fake_hat(*args):
-        argv = [str(a) for a in args]
-        calls.append(argv[:2])
-        if argv[:2] == ["latency", "measure"]:
-            out = tmp_path / "latency"
-            out.mkdir(exist_ok=True)
-            (out / "cpu-test-1t-onnxruntime.jsonl").write_text("")
-            tau_at["samples"] = int(argv[argv.index("--samples") + 1])
-        elif argv[:2] == ["latency", "fit"]:
-            n = len(features(tiny_space.largest(), tiny_space, "hat"))
-            ones = torch.ones(n)
-            predictor = LatencyPredictor(tiny_space, "hat", LatencyMLP(n, 4, 2), 0 * ones, ones, 0.0, 1.0)
-            tau = tau_at["good_from"] <= tau_at["samples"]
-            out = Path(argv[argv.index("--out") + 1])
-            out.parent.mkdir(parents=True, exist_ok=True)
-            predictor.save(out, {"profile_id": "cpu-test-1t-onnxruntime", "kendall_tau": 0.8 if tau else 0.1,
-                                 "mape": 9.0, "n_test": 16})  # fmt: skip
+    def fake_measure(lat, samples, supernet, out):
+        calls.append("measure")
+        out.mkdir(exist_ok=True)
+        (out / "cpu-test-1t-onnxruntime.jsonl").write_text("")
+        tau_at["samples"] = samples
 
-    monkeypatch.setattr(pipeline, "_hat", fake_hat)
+    def fake_fit(dataset, out, fit):
+        calls.append("fit")
+        n = len(features(tiny_space.largest(), tiny_space, "hat"))
+        ones = torch.ones(n)
+        predictor = LatencyPredictor(tiny_space, "hat", LatencyMLP(n, 4, 2), 0 * ones, ones, 0.0, 1.0)
+        tau = tau_at["good_from"] <= tau_at["samples"]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        predictor.save(out, {"profile_id": "cpu-test-1t-onnxruntime", "kendall_tau": 0.8 if tau else 0.1,
+                             "mape": 9.0, "n_test": 16})  # fmt: skip
+
+    monkeypatch.setattr(pipeline, "_measure", fake_measure)
+    monkeypatch.setattr(pipeline, "_fit", fake_fit)
     quick = pipeline.PipelineConfig.from_yaml(pipeline.PRESETS["quick"].read_text())
     preset = dataclasses.replace(
         quick,
@@ -129,7 +127,7 @@ def test_the_pipeline_measures_more_before_it_refuses_a_predictor(tmp_path, tiny
     tau_at["good_from"] = 256
     profiles = pipeline._measure_and_fit(preset, tmp_path, tmp_path / "supernet.pt")
     assert list(profiles) == ["cpu-test-1t-onnxruntime"] and tau_at["samples"] == 256
-    assert calls.count(["latency", "measure"]) == 3 and calls.count(["latency", "fit"]) == 3
+    assert calls.count("measure") == 3 and calls.count("fit") == 3
     assert capsys.readouterr().out.count("below the Kendall tau floor 0.5; measuring") == 2
 
     calls.clear()
@@ -137,7 +135,7 @@ def test_the_pipeline_measures_more_before_it_refuses_a_predictor(tmp_path, tiny
     tau_at["good_from"] = 10**9
     with pytest.raises(SystemExit, match="pipeline stopped before the search: .*Kendall tau 0.100 < 0.5"):
         pipeline._measure_and_fit(preset, tmp_path, tmp_path / "supernet.pt")
-    assert calls.count(["latency", "fit"]) == 3
+    assert calls.count("fit") == 3
 
 
 @pytest.mark.integration  # builds and serves a fixture catalog: seconds
