@@ -59,7 +59,7 @@ def metrics() -> Metrics:
     )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass
 class MetricsListener:
     """What the engine and the service report, turned into this worker's metrics: the engine's `Listener`
     callbacks (refused artifacts, SLA guard switches) and each served request."""

@@ -86,6 +86,7 @@ class Translator:
     def _start(self) -> None:
         langid.load()
         plan = self.engine.start()
+        self.report.hardware_profile = plan.host_profile  # its thread count may have been measured at startup
         self.report.started(plan.selected.entry_id, plan.sla_violation)
 
     def __is_ready__(self) -> bool:

@@ -1,11 +1,13 @@
 """The service's settings, read from the environment once (CONTRACT §4), validated with one clear message each.
+Without HAT_THREADS the thread count is the catalog's best for this host kind, or, for a host kind it never saw,
+the one each worker measures fastest at startup (`ServingSettings.thread_choices`).
 
 | variable | default | meaning |
 |---|---|---|
 | HAT_CATALOG | the repository's `catalog/` | catalog folder |
 | HAT_SLA_MS | none (serve the best entry) | p95 latency budget on the reference workload, ms |
 | HAT_BACKEND | onnxruntime | or torch |
-| HAT_THREADS | best measured count <= CPU limit / HAT_WORKERS | intra-op threads per worker (torch and ORT) |
+| HAT_THREADS | the fastest measured count <= CPU limit / HAT_WORKERS | intra-op threads per worker (torch, ORT) |
 | HAT_CACHE_DIR | `<catalog>/.cache`, else `$XDG_CACHE_HOME/hat-serving`, else a temp dir | materialised artifacts |
 | HAT_WORKERS | 1 | BentoML worker processes (each loads its own models) |
 | HAT_MAX_LOADED | 3 | translators kept loaded (LRU; the selected one stays) |
@@ -108,11 +110,15 @@ def load_settings(env: Mapping[str, str] | None = None, check_catalog: bool = Tr
     sla_ms = _number(env, "HAT_SLA_MS", None, float, minimum=1e-3)
     workers = _number(env, "HAT_WORKERS", 1)
     threads = _number(env, "HAT_THREADS", None)
-    if threads is None:  # at most the effective CPU limit shared by the workers; the catalog's measurements decide
+    thread_choices: tuple[int, ...] = ()
+    if threads is None:  # at most the effective CPU limit shared by the workers; measurements decide
         host = detect(backend, probe_cuda=False)
         threads = max(1, math.floor(host.cpu_limit / workers))
-        if check_catalog:
-            threads = best_thread_count(catalog, host.profile_id, threads, sla_ms)
+        measured = best_thread_count(catalog, host.profile_id, threads, sla_ms) if check_catalog else None
+        if measured is not None:  # the catalog's own measurements of this host kind
+            threads = measured
+        elif check_catalog and threads > 1:  # a host kind the catalog never saw: each worker times the counts
+            thread_choices = tuple(range(1, threads + 1))
     if env.get("HAT_CACHE_DIR"):
         cache_dir = Path(env["HAT_CACHE_DIR"]).expanduser().resolve()
         try:
@@ -131,6 +137,7 @@ def load_settings(env: Mapping[str, str] | None = None, check_catalog: bool = Tr
         sla_ms=sla_ms,
         max_loaded=_number(env, "HAT_MAX_LOADED", 3),
         guard=GuardConfig() if guard_flag in ("on", "1", "true") else None,
+        thread_choices=thread_choices,
     )
     limits = Limits(_number(env, "HAT_MAX_CHARS", 5000), _number(env, "HAT_MAX_TEXTS", 128),
                     _number(env, "HAT_MAX_TOTAL_CHARS", 20_000))  # fmt: skip

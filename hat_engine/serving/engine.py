@@ -1,6 +1,7 @@
 """The serving engine: startup selection, per-request routing and the SLA guard over one catalog.
 
-Startup (`ServingEngine.start`): load and validate the catalog, verify the tokenizer, pick the catalog profile
+Startup (`ServingEngine.start`): load and validate the catalog, verify the tokenizer, on a host kind the catalog
+never saw time the candidate thread counts (`thread_choices`) and keep the fastest, pick the catalog profile
 for this host (exact match, else the nearest one plus a bounded calibration), verify every candidate's artifact
 (a refused one is logged, reported to the listener and skipped), choose the highest-BLEU entry whose p95 meets the
 SLA (the fastest, flagged as a violation, when none does), load it and warm it up. Requests are then routed to
@@ -14,15 +15,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hat_engine.catalog.schema import Catalog, CatalogEntry, load_catalog, verify_file
 from hat_engine.data.tokenizer import Tokenizer
 from hat_engine.errors import CatalogError
 from hat_engine.hardware import HardwareProfile
-from hat_engine.latency.timing import measure
+from hat_engine.latency.timing import measure, measure_interleaved
 from hat_engine.model.translate import Translation, translate_texts
+from hat_engine.runtime.runners import load_runner
 from hat_engine.serving.guard import GuardConfig, Observation, SlaGuard, Switch
 from hat_engine.serving.pool import TranslatorPool, artifact_format
 from hat_engine.serving.selection import (
@@ -58,6 +60,7 @@ class ServingSettings:
     max_loaded: int = 3
     calibration_budget_s: float = CALIBRATION_BUDGET_S
     guard: GuardConfig | None = field(default_factory=GuardConfig)  # None: no SLA guard
+    thread_choices: tuple[int, ...] = ()  # 2+ counts: time them at startup and serve with the fastest
 
 
 @dataclass
@@ -73,6 +76,7 @@ class Plan:
     refused: dict[str, str]
     calibration: Calibration | None
     startup_seconds: float = 0.0
+    thread_p50_ms: dict[int, float] | None = None  # the reference workload's p50 at each count timed at startup
 
 
 class ServingEngine:
@@ -96,6 +100,7 @@ class ServingEngine:
     def start(self) -> Plan:
         t0 = time.monotonic()
         servable = lambda e: artifact_format(e, self.settings.backend) is not None  # noqa: E731
+        thread_p50 = self._choose_threads(servable) if len(self.settings.thread_choices) > 1 else None
         profile = profile_for_host(self.catalog, self.host.profile_id, servable)
         entries = [e for e in self.catalog.entries_for(profile) if servable(e)]
         if profile != self.host.profile_id:
@@ -125,7 +130,7 @@ class ServingEngine:
             ref_tokens = self.catalog.reference_workload.target_tokens
             self.guard = SlaGuard(self.settings.sla_ms, ladder, ref_tokens, self.settings.guard)
         self.plan = Plan(self.host.profile_id, profile, self.settings.sla_ms, options, selected, violation, refused,
-                         calibration, time.monotonic() - t0)  # fmt: skip
+                         calibration, time.monotonic() - t0, thread_p50)  # fmt: skip
         log.info("serving %s (p95 %.1f ms here, BLEU %.2f) on %s, SLA %s, in %.1fs", selected.entry_id,
                  selected.p95_ms, selected.bleu, self.host.profile_id, self.settings.sla_ms,
                  self.plan.startup_seconds)  # fmt: skip
@@ -143,6 +148,27 @@ class ServingEngine:
         refused[entry_id] = reason
         log.error("refused catalog entry %s: %s", entry_id, reason)
         self.listener.refused(entry_id, reason)
+
+    def _choose_threads(self, servable: Callable[[CatalogEntry], bool]) -> dict[int, float] | None:
+        """The intra-op thread count by measurement, for a host kind the catalog never saw (more threads is not
+        always faster on a small VM): the nearest profile's fastest servable entry, timed at each count in
+        interleaved rounds; the lowest p50 wins and becomes this host's profile. None when it cannot be timed."""
+        profile = profile_for_host(self.catalog, self.host.profile_id, servable)
+        entry = min((e for e in self.catalog.entries_for(profile) if servable(e)), key=lambda e: e.p95)
+        try:
+            folder = self.pool.verify(entry)
+        except CatalogError as exc:
+            log.warning("thread choice: %s is refused (%s); keeping %d threads", entry.id, exc, self.host.threads)
+            return None
+        fmt = artifact_format(entry, self.settings.backend)
+        loaders = {t: (lambda t=t: load_runner(folder, fmt, t)) for t in self.settings.thread_choices}
+        found = measure_interleaved(loaders, self.catalog.reference_workload, rounds=3, runs=3, warmup=1)
+        p50 = {t: round(stats.p50, 3) for t, stats in found.items()}
+        chosen = min(p50, key=p50.__getitem__)
+        log.info("thread choice: p50 %s ms on %s; serving with %d", p50, entry.id, chosen)
+        self.host = replace(self.host, threads=chosen)
+        self.pool.threads = chosen
+        return p50
 
     def _measure_p95(self, entry: CatalogEntry) -> float:
         return measure(self.pool.load(entry), self.catalog.reference_workload, warmup=1, runs=5).p95
@@ -213,7 +239,7 @@ class ServingEngine:
         return {
             "hardware_profile": plan.host_profile, "catalog_profile": plan.catalog_profile,
             "exact_profile_match": plan.host_profile == plan.catalog_profile,
-            "backend": self.settings.backend, "threads": self.host.threads,
+            "backend": self.settings.backend, "threads": self.host.threads, "thread_p50_ms": plan.thread_p50_ms,
             "sla_ms": plan.sla_ms, "sla_violation": plan.sla_violation,
             "selected": {**plan.selected.to_dict(), "arch": entries[plan.selected.entry_id].arch.to_dict()},
             "active": self.active_id, "loaded": self.pool.loaded_ids(),

@@ -177,11 +177,11 @@ def profile_for_host(catalog: Catalog, host_profile_id: str, servable: Callable[
     return nearest_profile(with_entries, host_profile_id)
 
 
-def best_thread_count(catalog: Catalog, host_profile_id: str, max_threads: int, sla_ms: float | None) -> int:
+def best_thread_count(catalog: Catalog, host_profile_id: str, max_threads: int, sla_ms: float | None) -> int | None:
     """The intra-op thread count (1..max_threads) whose catalog profile *of this very host* serves best under the
-    SLA: meeting it first, then BLEU, then p95. More threads is not always faster (on a 2-core VM ONNX Runtime
-    ran ~2.5x slower with 2 threads than with 1), so when the catalog measured this host at several thread counts
-    its measurements decide. With no such profile: `max_threads`."""
+    SLA: meeting it first, then BLEU, then p95. More threads is not always faster on a small VM, so when the
+    catalog measured this host kind at several thread counts its measurements decide. With no such profile: None
+    (the serving engine then measures the counts itself at startup: `ServingSettings.thread_choices`)."""
     host = ProfileId.parse(host_profile_id)
     best: tuple | None = None
     for profile in {e.hardware_profile for e in catalog.entries}:
@@ -193,4 +193,4 @@ def best_thread_count(catalog: Catalog, host_profile_id: str, max_threads: int, 
         score = (not violated, option.bleu, -option.p95_ms, -threads)
         if best is None or score > best[0]:
             best = (score, threads)
-    return best[1] if best else max_threads
+    return best[1] if best else None

@@ -174,3 +174,20 @@ def test_a_backend_with_nothing_to_serve_is_one_clear_error(repo_root, tmp_path)
     assert load_settings(env).serving.backend == "onnxruntime"
     with pytest.raises(ConfigError, match="HAT_BACKEND=torch: no entry of .* has an artifact this backend can serve"):
         load_settings({**env, "HAT_BACKEND": "torch"})
+
+
+def test_threads_are_left_to_startup_measurement_on_a_host_kind_the_catalog_never_saw(repo_root, tmp_path):
+    import json
+    import shutil
+
+    doc = json.loads((repo_root / "catalog/catalog.json").read_text())
+    for record in doc["hardware_profiles"]:
+        record["id"] = record["id"].replace("cpu-x86_64-amx", "cpu-riscv64-base")
+    for e in doc["entries"]:
+        e["hardware_profile"] = e["hardware_profile"].replace("cpu-x86_64-amx", "cpu-riscv64-base")
+    (tmp_path / "catalog.json").write_text(json.dumps(doc))
+    shutil.copyfile(repo_root / "catalog/spm.model", tmp_path / "spm.model")
+    env = {"HAT_CATALOG": str(tmp_path), "HAT_CACHE_DIR": str(tmp_path / "c")}
+    s = load_settings(env)
+    assert s.serving.thread_choices == (tuple(range(1, s.threads + 1)) if s.threads > 1 else ())
+    assert load_settings({**env, "HAT_THREADS": "1"}).serving.thread_choices == ()  # the user's count stands

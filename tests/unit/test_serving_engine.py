@@ -110,3 +110,15 @@ def test_alternatives_are_distinct_and_differ_from_the_best(catalogs, host):
         assert 1 <= len(t.alternatives) <= 3 and t.text not in t.alternatives
         assert len(set(t.alternatives)) == len(t.alternatives) and all(t.alternatives)
     assert out[2].text == "" and out[2].alternatives == ()
+
+
+def test_unseen_host_kind_times_the_thread_counts_and_serves_with_the_fastest(catalogs):
+    two = detect("onnxruntime", 2, probe_cuda=False)
+    eng = engine(catalogs[None], two, thread_choices=(1, 2))
+    plan = eng.start()
+    p50 = plan.thread_p50_ms
+    assert set(p50) == {1, 2} and all(v > 0 for v in p50.values())
+    chosen = min(p50, key=p50.__getitem__)
+    assert eng.host.threads == eng.pool.threads == chosen and plan.host_profile.endswith(f"-{chosen}t-onnxruntime")
+    assert eng.describe()["thread_p50_ms"] == p50 and eng.describe()["threads"] == chosen
+    assert engine(catalogs[None], two).start().thread_p50_ms is None  # no choices: nothing timed
