@@ -221,3 +221,20 @@ def test_bentoml_build_works_offline(catalogs, tmp_path, repo_root):
     bento = next(p for p in (tmp_path / "bentoml" / "bentos" / "hat-translator").iterdir() if p.is_dir())
     assert (bento / "src" / "service" / "service.py").is_file()
     assert "torch==2.13.0" in (bento / "env" / "python" / "requirements.txt").read_text()
+
+
+def test_unseen_host_kind_measures_its_thread_count_at_startup(tmp_path):
+    """No HAT_THREADS and a catalog measured on another host kind: the worker times 1..N intra-op threads on the
+    fastest entry, serves with the fastest count, and says so in /models."""
+    folder = tmp_path / "catalog"
+    build_fixture_catalog(folder, threads=1, fake_p95_ms=[10.0, 20.0, 30.0], entries=3,
+                          host_profile="cpu-riscv64-base-1t-onnxruntime")  # fmt: skip
+    with Server(server_env(folder, tmp_path, HAT_THREADS=""), tmp_path / "threads.log") as s:
+        models = httpx.get(s.url + "/models", timeout=10).json()
+        r = post(s, json={"q": "The house is small.", "source": "en", "target": "de"})
+    p50 = {int(k): v for k, v in models["thread_p50_ms"].items()}
+    if len(p50) < 2:
+        pytest.fail(f"this machine offers one core: nothing to choose ({models['thread_p50_ms']})")
+    chosen = min(p50, key=p50.__getitem__)
+    assert models["threads"] == chosen and models["hardware_profile"].endswith(f"-{chosen}t-onnxruntime")
+    assert r.status_code == 200 and "thread choice: p50" in s.log_tail(50_000)
