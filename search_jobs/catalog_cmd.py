@@ -36,6 +36,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="store fine-tuned weights as an int8 delta on the supernet where mean BLEU holds within "
                         "--delta-max-bleu-drop of the whole fp16 file (both scored)")  # fmt: skip
     b.add_argument("--delta-max-bleu-drop", type=float, default=0.1, help="(default 0.1)")
+    b.add_argument("--finetune-baselines", action=argparse.BooleanOptionalAction, default=True,
+                   help="with --finetune: fine-tune the hand-scaled baselines alike, for the report's fine-tuned vs "
+                        "fine-tuned comparison (their weights are not shipped)")  # fmt: skip
     b.set_defaults(run=run_build)
     v = cat.add_parser("validate", help="check schema, files and checksums")
     v.add_argument("dir", nargs="?", type=Path, default=Path("catalog"))
@@ -64,7 +67,8 @@ def run_build(args: argparse.Namespace) -> int:
     policy = BuildPolicy(baselines=args.baselines, finetune=args.finetune, finetune_minutes=args.finetune_minutes,
                          finetune_steps=args.finetune_steps, finetune_work=args.finetune_work, int8=args.int8,
                          int8_max_bleu_drop=args.int8_max_bleu_drop, finetune_delta=args.finetune_delta,
-                         delta_max_bleu_drop=args.delta_max_bleu_drop)  # fmt: skip
+                         delta_max_bleu_drop=args.delta_max_bleu_drop,
+                         finetune_baselines=args.finetune_baselines)  # fmt: skip
     searches = [SearchResults.load(path) for path in args.results]
     tokenizer = args.tokenizer or args.supernet.parent / "spm.model"
     builder = EntryBuilder(args.out, args.supernet, tokenizer, args.data, runs=args.runs, rounds=args.rounds,

@@ -43,6 +43,7 @@ class BuildPolicy:
     int8_max_bleu_drop: float = 0.5
     finetune_delta: bool = True  # store fine-tuned weights as an int8 delta on the supernet where BLEU holds
     delta_max_bleu_drop: float = 0.1  # mean BLEU the delta may lose against the whole fp16 file
+    finetune_baselines: bool = True  # with finetune > 0: fine-tune the baselines alike (fine-tuned vs fine-tuned)
 
     def __post_init__(self) -> None:
         if self.finetune < 0 or (self.finetune_steps is not None and self.finetune_steps < 1):
@@ -114,6 +115,8 @@ def build_catalog(builder: EntryBuilder, searches: list[SearchResults], policy: 
         (built.baselines.append((job.baseline, entry)) if job.baseline else built.entries.append(entry))
         say(f"[{n}/{len(jobs)}] {entry.id}: BLEU {entry.bleu}")
     built.entries, finetuned = finetune_entries(builder, built.entries, targets, policy, say)
+    tuned_baselines = (finetune_baselines(builder, built.baselines, targets, policy, say)
+                       if policy.finetune and policy.finetune_baselines else {})  # fmt: skip
     int8 = {"max_bleu_drop": policy.int8_max_bleu_drop, "kept": [], "rejected_bleu_drop": {}}
     twins: list[CatalogEntry] = []
     if policy.int8:
@@ -146,8 +149,45 @@ def build_catalog(builder: EntryBuilder, searches: list[SearchResults], policy: 
     save_catalog(catalog, out)
     for name in unreferenced_weights(out, catalog):
         say(f"warning: {name} is used by no entry (an earlier build's?); remove it before committing")
-    write_report(out, catalog, baselines, costs, candidates)
+    write_report(out, catalog, baselines, costs, candidates, tuned_baselines)
     return catalog
+
+
+def _finetune_settings(policy: BuildPolicy):
+    """The fine-tuning budget every arch gets alike (steps), or a wall-clock limit; and how to say it."""
+    from hat_engine.train.finetune import FinetuneSettings
+
+    if policy.finetune_steps is not None:
+        return FinetuneSettings(minutes=None, max_steps=policy.finetune_steps), f"{policy.finetune_steps} steps"
+    return FinetuneSettings(minutes=policy.finetune_minutes), f"{policy.finetune_minutes:g} min"
+
+
+def finetune_baselines(builder: EntryBuilder, baselines: list[tuple[str, CatalogEntry]],
+                       targets: dict[str, ProfileTarget], policy: BuildPolicy,
+                       say: Callable[[str], None]) -> dict[str, dict]:  # fmt: skip
+    """Fine-tuned compared with fine-tuned: each hand-scaled baseline arch fine-tuned exactly as the searched
+    picks are (same steps, same data) and scored on the same test sets; its weights are not shipped (a baseline
+    is evidence, not an entry), and its latency is its inherited twin's (same arch). By baseline name."""
+    from hat_engine.train.finetune import finetune
+
+    settings, limit = _finetune_settings(policy)
+    done: dict[str, dict] = {}  # arch id -> record: the same baseline arch on every profile is tuned once
+    out: dict[str, dict] = {}
+    for name, b in baselines:
+        arch_id = b.arch.arch_id()
+        if arch_id not in done:
+            weights = f"finetuned/baseline-{arch_id}.pt"
+            say(f"fine-tuning baseline {name} ({arch_id}) for {limit}")
+            info = finetune(builder.dir / SUPERNET_FILE, b.arch, builder.data_dir, policy.finetune_work / arch_id,
+                            builder.dir / weights, settings)  # fmt: skip
+            target = targets[b.hardware_profile]
+            tuned = builder.prepare(f"{b.id}-finetuned", b.arch, target, 0.0, b.predicted_latency_ms, source=weights)
+            (builder.dir / weights).unlink()
+            done[arch_id] = {"arch_id": arch_id, **info, "bleu_inherited": b.bleu, "bleu_finetuned": tuned.bleu,
+                             "chrf_finetuned": tuned.chrf}  # fmt: skip
+            say(f"baseline {name}: BLEU inherited {b.bleu} -> fine-tuned {tuned.bleu}")
+        out[name] = done[arch_id]
+    return out
 
 
 def _as_delta(
@@ -191,15 +231,9 @@ def finetune_entries(
     """HAT Table 5 on our catalog: fine-tune `finetune_picks` (the `policy.finetune` largest-budget archs of each
     profile) for a fixed number of steps (or minutes); where the mean BLEU rises, every entry of that arch (on any
     profile) is rebuilt from the fine-tuned weights. Returns the entries and what was done, kept or not."""
-    from hat_engine.train.finetune import FinetuneSettings, finetune
+    from hat_engine.train.finetune import finetune
 
-    if policy.finetune_steps is not None:
-        settings, limit = (
-            FinetuneSettings(minutes=None, max_steps=policy.finetune_steps),
-            f"{policy.finetune_steps} steps",
-        )
-    else:
-        settings, limit = FinetuneSettings(minutes=policy.finetune_minutes), f"{policy.finetune_minutes:g} min"
+    settings, limit = _finetune_settings(policy)
     records = []
     for e in finetune_picks(entries, policy.finetune):
         arch_id = e.arch.arch_id()

@@ -152,17 +152,47 @@ def signature_section(signatures: dict) -> list[str]:
     return lines + [""]
 
 
+def finetuned_comparison(
+    candidates: list[CatalogEntry], baselines: dict[str, CatalogEntry], tuned: dict[str, dict]
+) -> list[dict]:
+    """Fine-tuned vs fine-tuned: the fine-tuned fp32 searched entries of a profile against its baselines with
+    their fine-tuned BLEU (`policy.finetune_baselines`; same arch, so the inherited twin's measured latency)."""
+    searched = [e for e in candidates if not is_int8(e) and is_finetuned(e)]
+    mine = {name: replace(b, bleu=tuned[name]["bleu_finetuned"]) for name, b in baselines.items() if name in tuned}
+    return compare(searched, mine) if searched and mine else []
+
+
+def is_finetuned(entry: CatalogEntry) -> bool:
+    recipe = entry.artifacts[0].materialize if entry.artifacts else None
+    return bool(recipe) and str(recipe.get("source", "")).startswith("finetuned/")
+
+
+def comparison_table(rows: list[dict]) -> list[str]:
+    lines = ["| baseline | p50 ms | BLEU | searched BLEU at equal latency | gain | searched ms at equal BLEU "
+             "| speed-up |", "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in rows:
+        cells = [r["searched_bleu_at_equal_latency"], r["bleu_gain"], r["searched_latency_at_equal_bleu_ms"],
+                 r["speedup_at_equal_bleu"]]  # fmt: skip
+        shown = " | ".join("n/a" if c is None else f"{c:g}" for c in cells)
+        lines.append(f"| {r['baseline']} | {r['latency_p50_ms']:.1f} | {r['bleu']:.2f} | {shown} |")
+    return lines
+
+
 def write_report(out: Path, catalog, baselines: list[tuple[str, CatalogEntry]], searches: dict[str, dict],
-                 candidates: list[CatalogEntry] | None = None) -> dict:  # fmt: skip
+                 candidates: list[CatalogEntry] | None = None,
+                 tuned_baselines: dict[str, dict] | None = None) -> dict:  # fmt: skip
     """`report.json` (baselines measured like entries, comparisons, search cost) and `REPORT.md` with a Pareto
     plot per profile. `baselines`: (name, entry) pairs. `candidates`: every searched entry built, before
     dominated ones were dropped (default: the catalog's); the comparison with the baselines runs on them, as the
-    search found them."""
+    search found them. `tuned_baselines`: by name, the baselines' fine-tuned scores (`policy.finetune_baselines`),
+    for the fine-tuned vs fine-tuned comparison."""
+    tuned_baselines = tuned_baselines or {}
     import json
 
     candidates = list(catalog.entries) if candidates is None else candidates
     report = {"baselines": [{**b.to_dict(), "baseline": name} for name, b in baselines], "search": searches,
-              "comparisons": {}, "candidates": [c.to_dict() for c in candidates],
+              "comparisons": {}, "comparisons_finetuned": {}, "finetuned_baselines": tuned_baselines,
+              "candidates": [c.to_dict() for c in candidates],
               "sacrebleu": catalog.extra.get("sacrebleu")}  # fmt: skip
     lines = ["# Catalog report", "", "Measured on the hosts named by each profile; latency is the p50 of the",
              "reference workload (batch 1, 30 source tokens, 30 decoder steps, beam 4); BLEU is the mean over the",
@@ -186,14 +216,14 @@ def write_report(out: Path, catalog, baselines: list[tuple[str, CatalogEntry]], 
             lines.append(f"| {e.id} | {e.latency_budget_ms:g} | {e.latency_ms['p50']:.1f} | {e.params:,} | {bleu} |")
         lines += ["", f"Against the hand-scaled baselines: all {len(fp32)} searched fp32 entries built for this "
                   "profile (dominated ones included), with inherited weights (a fine-tuned entry counts with its BLEU "
-                  "before fine-tuning), as the baselines are built.", "",
-                  "| baseline | p50 ms | BLEU | searched BLEU at equal latency | gain "
-                  "| searched ms at equal BLEU | speed-up |", "|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
-        for r in rows:
-            cells = [r["searched_bleu_at_equal_latency"], r["bleu_gain"], r["searched_latency_at_equal_bleu_ms"],
-                     r["speedup_at_equal_bleu"]]  # fmt: skip
-            shown = " | ".join("n/a" if c is None else f"{c:g}" for c in cells)
-            lines.append(f"| {r['baseline']} | {r['latency_p50_ms']:.1f} | {r['bleu']:.2f} | {shown} |")
+                  "before fine-tuning), as the baselines are built.", ""]  # fmt: skip
+        lines += comparison_table(rows)
+        tuned_rows = finetuned_comparison([c for c in candidates if c.hardware_profile == p.id], mine, tuned_baselines)
+        report["comparisons_finetuned"][p.id] = tuned_rows
+        if tuned_rows:
+            lines += ["", "Fine-tuned vs fine-tuned: the fine-tuned searched fp32 entries against the baselines "
+                      "fine-tuned alike (same steps, same data; the same arch's measured latency).", ""]  # fmt: skip
+            lines += comparison_table(tuned_rows)
         cost = searches.get(p.id, {})
         if cost:
             lines += ["", f"Search: budgets {cost.get('budgets')}, {cost.get('generations')} generations x "

@@ -24,6 +24,12 @@ def test_quick_pipeline_produces_a_valid_catalog(real_data, tmp_path, repo_root)
     assert not problems and catalog.entries
     report = json.loads((out / "catalog" / "report.json").read_text())
     assert report["baselines"] and report["comparisons"] and (out / "catalog" / "REPORT.md").is_file()
+    # fine-tuned compared with fine-tuned: every baseline arch tuned alike, its weights not shipped
+    assert set(report["finetuned_baselines"]) == {b["baseline"] for b in report["baselines"]}
+    assert not list((out / "catalog" / "finetuned").glob("baseline-*"))
+    # fine-tuned weights ship as an int8 delta where BLEU held, else whole; both sizes and scores recorded
+    for record in catalog.extra["finetune"]:
+        assert record["storage"] in ("int8-delta", "fp16") and record["fp16_bytes"] > 0
     # every searched arch (built once per profile, however many budgets found it) got an int8 twin, kept or
     # rejected on its BLEU
     int8 = catalog.extra["int8"]
