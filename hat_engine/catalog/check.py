@@ -51,12 +51,12 @@ def validate_catalog(folder: Path, materialized: bool = False) -> tuple[Catalog,
 def shared_scores(catalog: Catalog) -> list[str]:
     """Entries of different archs with identical BLEU and chrF on every set: a score reused, not measured (the
     v1 build keyed scores by weights alone, which head counts and cross-attention layers do not change)."""
-    seen: dict[str, tuple[str, str]] = {}
+    seen: dict[tuple, tuple[str, str]] = {}
     problems = []
     for e in catalog.entries:
         if not e.bleu:
             continue
-        scores = repr((sorted(e.bleu.items()), sorted(e.chrf.items())))
+        scores = (tuple(sorted(e.bleu.items())), tuple(sorted(e.chrf.items())))
         other = seen.setdefault(scores, (e.id, e.arch.arch_id()))
         if other[1] != e.arch.arch_id():
             problems.append(f"entries {other[0]} and {e.id} have different archs but share all their scores")

@@ -216,8 +216,7 @@ def _as_delta(
     if drop <= max_drop:
         whole.unlink()
         return as_delta, delta_name, {"storage": "int8-delta", **record}
-    (builder.dir / delta_name).unlink()
-    rebuilt(tuned, name)  # the entry's cache back to the whole file's build
+    (builder.dir / delta_name).unlink()  # its stale cache folder is rebuilt by `measure_all`'s materialise
     return tuned, name, {"storage": "fp16", "delta_rejected_bleu_drop": round(drop, 2), **record}
 
 

@@ -141,9 +141,7 @@ def plot_pareto(profile_id: str, searched: list[CatalogEntry], baselines: dict[s
 
 
 def signature_section(signatures: dict) -> list[str]:
-    """Markdown: each test set's sentences, references and sacrebleu signatures (the v1 form had one for all)."""
-    if not signatures or set(signatures) <= {"bleu", "chrf"}:
-        return ["", f"sacrebleu: {signatures.get('bleu')} | {signatures.get('chrf')}", ""] if signatures else []
+    """Markdown: each test set's sentences, references and sacrebleu signatures (`EntryBuilder.signatures`)."""
     lines = ["## Test sets", "", "| set | sentences | references | BLEU signature | chrF signature |",
              "|---|---:|---:|---|---|"]  # fmt: skip
     for name, s in signatures.items():
@@ -152,19 +150,15 @@ def signature_section(signatures: dict) -> list[str]:
     return lines + [""]
 
 
-def finetuned_comparison(
-    candidates: list[CatalogEntry], baselines: dict[str, CatalogEntry], tuned: dict[str, dict]
-) -> list[dict]:
-    """Fine-tuned vs fine-tuned: the fine-tuned fp32 searched entries of a profile against its baselines with
-    their fine-tuned BLEU (`policy.finetune_baselines`; same arch, so the inherited twin's measured latency)."""
-    searched = [e for e in candidates if not is_int8(e) and is_finetuned(e)]
+def finetuned_comparison(candidates: list[CatalogEntry], baselines: dict[str, CatalogEntry], tuned: dict[str, dict],
+                         finetune_records: list[dict]) -> list[dict]:  # fmt: skip
+    """Fine-tuned vs fine-tuned: the fp32 searched entries whose fine-tuned weights were kept (`finetune_records`,
+    as `inherited` reads them) against the baselines with their fine-tuned BLEU (`policy.finetune_baselines`;
+    same arch, so the inherited twin's measured latency)."""
+    kept = {r["arch_id"] for r in finetune_records if r.get("kept")}
+    searched = [e for e in candidates if not is_int8(e) and e.arch.arch_id() in kept]
     mine = {name: replace(b, bleu=tuned[name]["bleu_finetuned"]) for name, b in baselines.items() if name in tuned}
     return compare(searched, mine) if searched and mine else []
-
-
-def is_finetuned(entry: CatalogEntry) -> bool:
-    recipe = entry.artifacts[0].materialize if entry.artifacts else None
-    return bool(recipe) and str(recipe.get("source", "")).startswith("finetuned/")
 
 
 def comparison_table(rows: list[dict]) -> list[str]:
@@ -218,7 +212,8 @@ def write_report(out: Path, catalog, baselines: list[tuple[str, CatalogEntry]], 
                   "profile (dominated ones included), with inherited weights (a fine-tuned entry counts with its BLEU "
                   "before fine-tuning), as the baselines are built.", ""]  # fmt: skip
         lines += comparison_table(rows)
-        tuned_rows = finetuned_comparison([c for c in candidates if c.hardware_profile == p.id], mine, tuned_baselines)
+        tuned_rows = finetuned_comparison([c for c in candidates if c.hardware_profile == p.id], mine, tuned_baselines,
+                                          catalog.extra.get("finetune") or [])  # fmt: skip
         report["comparisons_finetuned"][p.id] = tuned_rows
         if tuned_rows:
             lines += ["", "Fine-tuned vs fine-tuned: the fine-tuned searched fp32 entries against the baselines "

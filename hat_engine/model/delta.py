@@ -18,15 +18,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from hat_engine.config import ArchConfig, ModelConfig
+from hat_engine.config import ArchConfig
 from hat_engine.errors import CheckpointError
-from hat_engine.model.transformer import (
-    TRANSFORMER_FORMAT,
-    Transformer,
-    load_checkpoint,
-    load_state_into,
-    save_checkpoint,
-)
+from hat_engine.model.transformer import TRANSFORMER_FORMAT, Transformer, load_checkpoint, save_checkpoint
 
 DELTA_FORMAT = "hat_engine.transformer-delta/1"
 ENCODINGS = ("int8", "fp16")
@@ -59,11 +53,21 @@ def save_delta(model: Transformer, base: Transformer, path: str | Path, encoding
 
 def load_delta(path: str | Path, base: Transformer) -> Transformer:
     """The model a delta file describes, rebuilt on `base` (its arch must be the file's)."""
-    payload = load_checkpoint(path, DELTA_FORMAT, "cpu")
+    return _rebuilt(load_checkpoint(path, DELTA_FORMAT, "cpu"), path, base)
+
+
+def load_weights(path: str | Path, base: Callable[[], Transformer]) -> Transformer:
+    """A fine-tuned model file, whole (`Transformer.save`) or a delta, read once; `base` is called only for a
+    delta."""
+    payload = load_checkpoint(path, (TRANSFORMER_FORMAT, DELTA_FORMAT), "cpu")
+    if payload["format"] == DELTA_FORMAT:
+        return _rebuilt(payload, path, base())
+    return Transformer.from_payload(payload, path)
+
+
+def _rebuilt(payload: dict, path: str | Path, base: Transformer) -> Transformer:
     try:
-        arch = ArchConfig.from_dict(payload["arch"])
-        model = Transformer(arch, ModelConfig.from_dict(payload["model_config"]), int(payload["qkv_dim"]))
-        tensors = payload["tensors"]
+        arch, tensors = ArchConfig.from_dict(payload["arch"]), payload["tensors"]
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"delta {path} holds an invalid configuration: {exc}") from exc
     if base.arch != arch:
@@ -78,26 +82,4 @@ def load_delta(path: str | Path, base: Transformer) -> Transformer:
             state[key] += (q.reshape(q.shape[0], -1).float() * scale[:, None].float()).reshape(q.shape)
         else:
             state[key] += enc["half"].float()
-    load_state_into(model, state, path)
-    return model.eval()
-
-
-def load_weights(path: str | Path, base: Callable[[], Transformer]) -> Transformer:
-    """A fine-tuned model file, whole (`Transformer.save`) or a delta; `base` is called only for a delta."""
-    payload_format = _format_of(path)
-    if payload_format == DELTA_FORMAT:
-        return load_delta(path, base())
-    if payload_format == TRANSFORMER_FORMAT:
-        return Transformer.load(path)
-    raise CheckpointError(f"{path} is neither a model nor a delta file (format {payload_format!r})")
-
-
-def _format_of(path: str | Path) -> str | None:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; check the path or train/extract it first")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as exc:  # torch raises many types for a truncated or foreign file
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a torch checkpoint: {exc}") from exc
-    return payload.get("format") if isinstance(payload, dict) else None
+    return Transformer.from_payload(payload, path, state).eval()

@@ -346,14 +346,20 @@ class Transformer(nn.Module):
     @classmethod
     def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> Transformer:
         """Rebuild a Transformer saved by `save`; fp16 weights come back as fp32."""
-        payload = load_checkpoint(path, TRANSFORMER_FORMAT, map_location)
+        return cls.from_payload(load_checkpoint(path, TRANSFORMER_FORMAT, map_location), path)
+
+    @classmethod
+    def from_payload(cls, payload: dict[str, Any], path: str | Path,
+                     state_dict: dict[str, Tensor] | None = None) -> Transformer:  # fmt: skip
+        """The model a checkpoint payload describes (arch, model config, qkv width), holding `state_dict`
+        (default: the payload's own; a fine-tuning delta passes the weights it rebuilt)."""
         try:
             arch = ArchConfig.from_dict(payload["arch"])
             model_config = ModelConfig.from_dict(payload["model_config"])
             model = cls(arch, model_config, int(payload["qkv_dim"]))
         except (KeyError, TypeError, ConfigError, InvalidArchError) as exc:
             raise CheckpointError(f"checkpoint {path} holds an invalid configuration: {exc}") from exc
-        load_state_into(model, payload["state_dict"], path)
+        load_state_into(model, payload["state_dict"] if state_dict is None else state_dict, path)
         return model
 
 
@@ -381,7 +387,10 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path) -> None:
             os.unlink(tmp)
 
 
-def load_checkpoint(path: str | Path, expected_format: str, map_location: str | torch.device) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, expected_format: str | tuple[str, ...],
+                    map_location: str | torch.device) -> dict[str, Any]:  # fmt: skip
+    """The payload of a checkpoint file of `expected_format` (or one of several); CheckpointError otherwise."""
+    expected = (expected_format,) if isinstance(expected_format, str) else expected_format
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; check the path or train/extract it first")
@@ -390,8 +399,8 @@ def load_checkpoint(path: str | Path, expected_format: str, map_location: str | 
     except Exception as exc:  # torch raises many types for a truncated or foreign file
         raise CheckpointError(f"checkpoint {path} is corrupt or not a torch checkpoint: {exc}") from exc
     fmt = payload.get("format") if isinstance(payload, dict) else None
-    if fmt != expected_format:
-        raise CheckpointError(f"checkpoint {path} has format {fmt!r}, expected {expected_format!r}")
+    if fmt not in expected:
+        raise CheckpointError(f"checkpoint {path} has format {fmt!r}, expected {' or '.join(map(repr, expected))}")
     return payload
 
 

@@ -62,33 +62,40 @@ def test_report_sections_int8_finetune_and_shapes(tiny_space, tmp_path):
 
 
 def test_finetuned_searched_entries_meet_finetuned_baselines(tiny_space, tmp_path):
+    import random
+
     from hat_engine.catalog.report import finetuned_comparison, write_report
     from hat_engine.catalog.schema import Artifact, Catalog, FileRef, HardwareProfileRecord
     from hat_engine.latency.timing import REFERENCE_WORKLOAD
 
-    def entry(name, p50, bleu, source="supernet.pt", fmt="onnx"):
-        art = Artifact(fmt, "x", "s", {"source": source, "source_sha256": "0"})
-        return CatalogEntry(name, "p", 0.0, tiny_space.smallest(), 1, {"p50": p50, "p95": p50}, p50,
-                            {"bible_test": bleu}, {"bible_test": 40.0}, (art,))  # fmt: skip
+    def entry(name, p50, bleu, arch, fmt="onnx"):
+        return CatalogEntry(name, "p", 0.0, arch, 1, {"p50": p50, "p95": p50}, p50, {"bible_test": bleu},
+                            {"bible_test": 40.0}, (Artifact(fmt, "x", "s"),))  # fmt: skip
 
-    searched = [
-        entry("inh", 10, 30.0),
-        entry("ft1", 10, 14.0, "finetuned/a.delta.pt"),
-        entry("ft2", 30, 20.0, "finetuned/b.pt"),
-        entry("ft2-int8", 8, 19.0, "finetuned/b.pt", "onnx-int8"),
-    ]
-    baselines = {"depth-3": entry("base", 20, 12.0)}
+    big, small = tiny_space.largest(), tiny_space.smallest()
+    mid = next(a for a in (tiny_space.sample(random.Random(i)) for i in range(50)) if a not in (big, small))
+    searched = [entry("inh", 10, 30.0, big), entry("ft1", 10, 14.0, small), entry("ft2", 30, 20.0, mid),
+                entry("ft2-int8", 8, 19.0, mid, "onnx-int8")]  # fmt: skip
+    before = {
+        "entry": "e",
+        "minutes": 1.0,
+        "steps": 4,
+        "target_tokens": 100,
+        "bleu_inherited": {"bible_test": 9.0},
+        "bleu_finetuned": {"bible_test": 10.0},
+    }  # what finetune_entries records
+    records = [{"arch_id": small.arch_id(), "kept": True, **before}, {"arch_id": mid.arch_id(), "kept": True, **before},
+               {"arch_id": big.arch_id(), "kept": False, **before}]  # fmt: skip
+    baselines = {"depth-3": entry("base", 20, 12.0, big)}
     tuned = {"depth-3": {"bleu_finetuned": {"bible_test": 16.0}}}
-    (row,) = finetuned_comparison(searched, baselines, tuned)
-    # only ft1 and ft2 (fine-tuned, fp32) form the front; the baseline counts with its fine-tuned 16.0 BLEU
+    (row,) = finetuned_comparison(searched, baselines, tuned, records)
+    # only ft1 and ft2 (fine-tuned weights kept, fp32) form the front; the baseline counts with its tuned 16.0 BLEU
     assert row["bleu"] == 16.0 and row["searched_bleu_at_equal_latency"] == pytest.approx(17.0)
     assert row["searched_latency_at_equal_bleu_ms"] == pytest.approx(16.67) and row["bleu_gain"] == pytest.approx(1.0)
-    assert (
-        finetuned_comparison(searched, baselines, {}) == []
-        and finetuned_comparison(searched[:1], baselines, tuned) == []
-    )
+    assert finetuned_comparison(searched, baselines, {}, records) == []
+    assert finetuned_comparison(searched, baselines, tuned, records[2:]) == []  # nothing fine-tuned was kept
     catalog = Catalog("en-de", FileRef("t", "s"), FileRef("s", "s"), REFERENCE_WORKLOAD,
-                      (HardwareProfileRecord("p", {}),), tuple(searched[1:3]))  # fmt: skip
+                      (HardwareProfileRecord("p", {}),), tuple(searched[1:3]), extra={"finetune": records})  # fmt: skip
     report = write_report(tmp_path, catalog, [("depth-3", baselines["depth-3"])], {}, searched, tuned)
     assert report["comparisons_finetuned"]["p"] == [row] and report["finetuned_baselines"] == tuned
     assert "Fine-tuned vs fine-tuned" in (tmp_path / "REPORT.md").read_text()
