@@ -16,7 +16,6 @@ from collections import deque
 from typing import Annotated
 
 import bentoml
-import torch
 from pydantic import BaseModel, Field
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import JSONResponse
@@ -24,6 +23,7 @@ from starlette.responses import JSONResponse
 from hat_engine.errors import HatError
 from hat_engine.hardware import detect
 from hat_engine.serving.engine import Listener, ServingEngine
+from hat_engine.serving.heap import return_large_blocks
 from service import langid
 from service.access import Access
 from service.app import app, register_service_spec
@@ -72,8 +72,8 @@ class TranslateOutput(BaseModel):
 class Translator:
     def __init__(self) -> None:
         _log_to_stderr()
+        return_large_blocks()  # a worker's short-lived numpy arrays go back to the OS, not into a growing heap
         self.settings = SETTINGS
-        torch.set_num_threads(SETTINGS.threads)  # ONNX Runtime sessions get the same count (TranslatorPool)
         self.metrics = metrics()
         self.host = detect(SETTINGS.serving.backend, SETTINGS.threads, probe_cuda=False)  # serving runs on CPU
         self.report = MetricsListener(self.metrics, self.host.profile_id, SETTINGS.serving.sla_ms)
@@ -84,7 +84,7 @@ class Translator:
         self.startup = Startup(self._start)
 
     def _start(self) -> None:
-        langid.load()
+        langid.load(SETTINGS.serving.cache_dir / "langid")  # memory-mapped: resident only where texts touch it
         plan = self.engine.start()
         self.report.hardware_profile = plan.host_profile  # its thread count may have been measured at startup
         self.report.started(plan.selected.entry_id, plan.sla_violation)

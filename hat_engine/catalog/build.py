@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-from hat_engine.catalog.materialize import materialize, weights_sha256
+from hat_engine.catalog.extract import weights_sha256
+from hat_engine.catalog.materialize import materialize
 from hat_engine.catalog.schema import Artifact, Catalog, CatalogEntry, FileRef, HardwareProfileRecord, PredictorRef
 from hat_engine.checksums import sha256_file
 from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, SearchSpace

@@ -5,36 +5,25 @@ any fine-tuned weights) and each entry records how to rebuild its artifact (CONT
 and their sha256, the arch, and the sha256 of the extracted weights. Building checks both hashes, so an altered
 or corrupted source is refused rather than served; a cache folder whose files no longer match the stamp written
 when it was built is rebuilt.
+
+Building needs torch (the supernet, the ONNX export); checking a built folder does not. `materialize_in_child`
+builds in a child Python process, so a process that only serves ONNX graphs never imports torch.
 """
 
-import hashlib
 import json
 import logging
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-import torch
-from torch import nn
-
-from hat_engine.catalog.schema import Artifact, Catalog, CatalogEntry, sha256_file
-from hat_engine.errors import CatalogError
-from hat_engine.model.delta import load_weights
-from hat_engine.model.supernet import load_supernet
-from hat_engine.model.transformer import Transformer
+from hat_engine.catalog.schema import Artifact, Catalog, CatalogEntry, parse_catalog, sha256_file
+from hat_engine.errors import CatalogError, HatError
 
 log = logging.getLogger(__name__)
 
 STAMP = "materialized.json"
-
-
-def weights_sha256(model: nn.Module) -> str:
-    """A checksum of a model's weights (fp32 bytes, keys in sorted order): independent of the file format."""
-    digest = hashlib.sha256()
-    for key, tensor in sorted(model.state_dict().items()):
-        digest.update(key.encode())
-        digest.update(tensor.detach().to(torch.float32).contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def _dir_files(folder: Path) -> dict[str, str]:
@@ -52,41 +41,6 @@ def _cache_ok(folder: Path, weights_sha: str, arch_id: str) -> bool:
         return False
     return (recorded.get("weights_sha256") == weights_sha and recorded.get("arch_id") == arch_id
             and recorded.get("files") == _dir_files(folder))  # fmt: skip
-
-
-def _verified_supernet(catalog_dir: Path, catalog: Catalog, entry: CatalogEntry):
-    """The catalog's SuperTransformer, checksummed: the base a fine-tuning delta is rebuilt on."""
-    path = Path(catalog_dir) / catalog.supernet.path
-    if not path.is_file() or sha256_file(path) != catalog.supernet.sha256:
-        raise CatalogError(f"entry {entry.id}: its delta's base {path} is missing or does not match its sha256")
-    return load_supernet(path)[0]
-
-
-def extract_verified(catalog_dir: Path, catalog: Catalog, entry: CatalogEntry, artifact: Artifact) -> Transformer:
-    """The entry's standalone model, from the supernet or from its own fine-tuned weights (whole, or a delta on
-    the supernet's extraction: `model.delta`), all checksummed."""
-    recipe = artifact.materialize or {}
-    source = recipe.get("source", catalog.supernet.path)
-    source_path = Path(catalog_dir) / source
-    if not source_path.is_file():
-        raise CatalogError(f"entry {entry.id}: source weights {source_path} are missing")
-    expected_source = recipe.get("source_sha256", catalog.supernet.sha256)
-    if sha256_file(source_path) != expected_source:
-        raise CatalogError(f"entry {entry.id}: {source_path} does not match its sha256 in the catalog; refused")
-    if source == catalog.supernet.path:
-        supernet, _ = load_supernet(source_path)
-        model = supernet.extract(entry.arch)
-    else:
-        model = load_weights(source_path, lambda: _verified_supernet(catalog_dir, catalog, entry).extract(entry.arch))
-        if model.arch != entry.arch:
-            raise CatalogError(f"entry {entry.id}: {source_path} holds another arch than the entry's")
-    actual = weights_sha256(model)
-    if actual != artifact.sha256:
-        raise CatalogError(
-            f"entry {entry.id}: extracted weights have sha256 {actual[:12]}…, the catalog says "
-            f"{artifact.sha256[:12]}…; refused"
-        )
-    return model.eval()
 
 
 def artifact_for(entry: CatalogEntry, fmt: str) -> Artifact | None:
@@ -110,6 +64,8 @@ def materialize(catalog_dir: Path, catalog: Catalog, entry: CatalogEntry, fmt: s
     arch_id = entry.arch.arch_id()
     if _cache_ok(folder, artifact.sha256, arch_id):
         return folder
+    from hat_engine.catalog.extract import extract_verified  # torch only when something is built
+
     model = extract_verified(catalog_dir, catalog, entry, artifact)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{fmt}-", dir=folder.parent))  # unique: workers may build at once
@@ -131,3 +87,54 @@ def materialize(catalog_dir: Path, catalog: Catalog, entry: CatalogEntry, fmt: s
     tmp.replace(folder)
     log.info("materialised %s (%s) into %s", entry.id, fmt, folder)
     return folder
+
+
+def materialize_in_child(
+    catalog_dir: Path, catalog: Catalog, builds: list[tuple[CatalogEntry, str]], cache_dir: Path
+) -> dict[str, Path | CatalogError]:
+    """`materialize` for each (entry, format), keyed by entry id: a folder, or the CatalogError refusing it. What is
+    not cached yet is built in one child Python process (`python -m hat_engine.catalog.materialize`, the request
+    on stdin), so this process only checks cached folders and never imports torch."""
+    results: dict[str, Path | CatalogError] = {}
+    stale = []
+    for entry, fmt in builds:
+        artifact, folder = artifact_for(entry, fmt), Path(cache_dir) / entry.id / fmt
+        if artifact is not None and _cache_ok(folder, artifact.sha256, entry.arch.arch_id()):
+            results[entry.id] = folder
+        else:
+            stale.append([entry.id, fmt])
+    if not stale:
+        return results
+    request = {"catalog_dir": str(Path(catalog_dir).resolve()), "catalog": catalog.to_dict(), "builds": stale,
+               "cache_dir": str(Path(cache_dir).resolve())}  # fmt: skip
+    log.info("building %d artifact(s) in a child process: %s", len(stale), ", ".join(e for e, _ in stale))
+    child = subprocess.run([sys.executable, "-m", __name__], input=json.dumps(request), capture_output=True, text=True)
+    if child.returncode != 0:
+        last = (child.stderr.strip().splitlines() or [f"exit status {child.returncode}"])[-1]
+        return results | {e: CatalogError(f"building {e} ({f}) failed in a child process: {last}") for e, f in stale}
+    built = json.loads(child.stdout.strip().splitlines()[-1])
+    for entry_id, _ in stale:
+        outcome = built[entry_id]
+        results[entry_id] = Path(outcome["folder"]) if "folder" in outcome else CatalogError(outcome["error"])
+    return results
+
+
+def _child_main() -> int:
+    """The child of `materialize_in_child`: build each requested artifact; print, as one JSON line, each entry's
+    folder or the message refusing it."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    request = json.loads(sys.stdin.read())
+    catalog, out = parse_catalog(request["catalog"]), {}
+    for entry_id, fmt in request["builds"]:
+        try:
+            folder = materialize(Path(request["catalog_dir"]), catalog, catalog.entry(entry_id), fmt,
+                                 Path(request["cache_dir"]))  # fmt: skip
+            out[entry_id] = {"folder": str(folder)}
+        except HatError as exc:
+            out[entry_id] = {"error": str(exc)}
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main())

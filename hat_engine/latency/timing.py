@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-import torch
+import numpy as np
 
 from hat_engine.config import ModelConfig
 from hat_engine.errors import LatencyError, check_latencies
@@ -54,16 +54,14 @@ class LatencyStats:
         return {k: round(v, 3) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
 
-def reference_source(workload: Workload, model_config: ModelConfig, seed: int = 0) -> torch.Tensor:
-    """(batch, source_tokens) ids: random non-special tokens ending in EOS."""
-    gen = torch.Generator().manual_seed(seed)
+def reference_source(workload: Workload, model_config: ModelConfig, seed: int = 0) -> np.ndarray:
+    """(batch, source_tokens) int64 ids: random non-special tokens ending in EOS."""
     shape = (workload.batch_size, workload.source_tokens - 1)
-    body = torch.randint(FIRST_TOKEN_ID, model_config.vocab_size, shape, generator=gen)
-    eos = torch.full((workload.batch_size, 1), model_config.eos_id)
-    return torch.cat([body, eos], dim=1)
+    body = np.random.default_rng(seed).integers(FIRST_TOKEN_ID, model_config.vocab_size, shape, dtype=np.int64)
+    return np.concatenate([body, np.full((workload.batch_size, 1), model_config.eos_id, dtype=np.int64)], axis=1)
 
 
-def run_workload(model, src: torch.Tensor, workload: Workload) -> list[list[int]]:
+def run_workload(model, src: np.ndarray, workload: Workload) -> list[list[int]]:
     """One decode of exactly `target_tokens` steps (the last one EOS) on a torch `Transformer` or an
     `OrtTranslator` (both offer the interface `hat_engine.model.decoding` drives)."""
     steps = workload.target_tokens - 1
@@ -110,8 +108,7 @@ def measure(model, workload: Workload = REFERENCE_WORKLOAD, warmup: int = 3, run
     """Latency of the reference workload on `model` (torch `Transformer` or `OrtTranslator`), on the CPU.
     The caller sets the threads: `torch.set_num_threads` for torch, the session options for ONNX Runtime."""
     src = reference_source(workload, model.model_config)
-    with torch.inference_mode():
-        return time_cpu(lambda: run_workload(model, src, workload), warmup, runs)
+    return time_cpu(lambda: run_workload(model, src, workload), warmup, runs)
 
 
 @dataclass(frozen=True)
@@ -146,9 +143,8 @@ def measure_paired(model, reference, workload: Workload = REFERENCE_WORKLOAD, wa
     """`measure` of `model` with `reference` (another runner of the same kind) timed beside it (`time_paired`)."""
     src = reference_source(workload, model.model_config)
     ref_src = reference_source(workload, reference.model_config)
-    with torch.inference_mode():
-        return time_paired(lambda: run_workload(model, src, workload),
-                           lambda: run_workload(reference, ref_src, workload), warmup, runs)  # fmt: skip
+    return time_paired(lambda: run_workload(model, src, workload),
+                       lambda: run_workload(reference, ref_src, workload), warmup, runs)  # fmt: skip
 
 
 def measure_interleaved(
@@ -168,8 +164,7 @@ def measure_interleaved(
         for name in order:
             model = loaders[name]()
             src = reference_source(workload, model.model_config)
-            with torch.inference_mode():
-                samples[name] += _cpu_samples(lambda m=model, s=src: run_workload(m, s, workload), warmup, runs)
+            samples[name] += _cpu_samples(lambda m=model, s=src: run_workload(m, s, workload), warmup, runs)
             del model
         on_round(r + 1, rounds)
     return {name: stats(ms) for name, ms in samples.items()}

@@ -1,4 +1,4 @@
-"""Greedy and beam search on a static Transformer, with fairseq's SequenceGenerator semantics (simplified).
+"""Greedy and beam search with fairseq's SequenceGenerator semantics (simplified), in numpy, for every back end.
 
 - The decoder input starts with `bos_id` (fairseq starts with EOS; our vocabulary has a real BOS).
 - A sentence of n source tokens (padding excluded) yields at most int(max_len_a * n + max_len_b) tokens,
@@ -7,33 +7,35 @@
 - Beam search keeps `beam` live hypotheses per sentence. A hypothesis ends when EOS ranks among the top `beam`
   candidates; its score is its log-probability / (generated length incl. EOS) ** length_penalty. A sentence
   is done once `beam` hypotheses have ended; the best-scoring one is returned (`beam_search_nbest`: all of
-  them, best first, as n-best lists).
+  them, best first, as n-best lists). Among equal scores the lower candidate index (beam, then token) ranks first.
 - PAD and BOS are never generated. Results exclude BOS and EOS.
 - `min_len` bans EOS before that many tokens (a fixed-length workload for latency measurement).
 - `use_cache=False` recomputes the whole decoder prefix each step: the reference path the tests compare with.
+
+The search needs no deep-learning framework: a model offers `model_config` and `stepper(src_tokens, rows,
+use_cache)`, a context manager yielding a `Stepper` that turns a token prefix into next-token log-probabilities
+(the torch `Transformer`: `model.stepping.TorchStepper`; ONNX Runtime: `runtime.ort_decoding.OrtStepper`). So an
+ONNX-serving process never imports torch, and both back ends run the very same search.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
-
-from hat_engine.model.transformer import Cache, EncoderOut, Transformer, reorder_cache
+import numpy as np
 
 
-@contextlib.contextmanager
-def _eval_mode(model: Transformer) -> Iterator[None]:
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
+class Stepper(Protocol):
+    """One decoding pass over a batch of N rows (the source rows in `rows` order, set up on entering)."""
+
+    def __call__(self, tokens: np.ndarray, step: int) -> np.ndarray:
+        """tokens (N, T) int64, of which [:, : step + 1] is the prefix -> next-token log-probabilities (N, V),
+        float32 or float64, in a fresh array the search may write to."""
+        ...
+
+    def reorder(self, order: np.ndarray) -> None:
+        """Rows of the decoder state in `order` (N,); rows only move between beams of one sentence."""
+        ...
 
 
 class Hypothesis(NamedTuple):
@@ -43,49 +45,30 @@ class Hypothesis(NamedTuple):
     tokens: list[int]
 
 
-class _Stepper:
-    """Next-token log-probabilities for the prefix `tokens[:, : step + 1]`, with or without the KV cache."""
-
-    def __init__(self, model: Transformer, encoder_out: EncoderOut, use_cache: bool):
-        self.model, self.encoder_out, self.use_cache = model, encoder_out, use_cache
-        self.cache: Cache = {}
-        cfg = model.model_config
-        self.banned = [cfg.pad_id, cfg.bos_id]
-
-    def __call__(self, tokens: Tensor, step: int) -> Tensor:
-        if self.use_cache:
-            logits, self.cache = self.model.decode_step(tokens[:, step : step + 1], self.encoder_out, self.cache, step)
-        else:
-            logits = self.model.decode(tokens[:, : step + 1], self.encoder_out)[:, -1]  # (N, V)
-        if logits.dtype in (torch.float16, torch.bfloat16):
-            logits = logits.float()
-        lprobs = F.log_softmax(logits, dim=-1)  # (N, V)
-        lprobs[:, self.banned] = -torch.inf
-        return lprobs
-
-    def reorder(self, new_order: Tensor) -> None:
-        # Rows only move between beams of one sentence, which share cross-attention K/V: skip copying them.
-        if self.use_cache:
-            self.cache = reorder_cache(self.cache, new_order, include_cross=False)
+def as_tokens(src_tokens) -> np.ndarray:
+    """Token ids (B, S) from a numpy array, a list of lists or a CPU torch tensor, as a C-contiguous int64 array."""
+    src = np.ascontiguousarray(np.asarray(src_tokens, dtype=np.int64))
+    if src.ndim != 2:
+        raise ValueError(f"source tokens must be 2-D (batch, length), got shape {src.shape}")
+    return src
 
 
-def _max_lengths(model: Transformer, src_tokens: Tensor, max_len_a: float, max_len_b: int) -> list[int]:
+def _max_lengths(model, src: np.ndarray, max_len_a: float, max_len_b: int) -> list[int]:
     cfg = model.model_config
-    lengths = src_tokens.ne(cfg.pad_id).sum(dim=1).tolist()
+    lengths = (src != cfg.pad_id).sum(axis=1).tolist()
     return [max(1, min(int(max_len_a * n + max_len_b), cfg.max_positions - 1)) for n in lengths]
 
 
-def _force_eos(lprobs: Tensor, rows: Tensor, eos_id: int) -> Tensor:
-    """Rows where `rows` is True may only produce EOS (log-prob 0)."""
-    only_eos = torch.full_like(lprobs[0], -torch.inf)
-    only_eos[eos_id] = 0.0
-    return torch.where(rows[:, None], only_eos, lprobs)
-
-
-def _ban_eos(lprobs: Tensor, ban: bool, eos_id: int) -> Tensor:
-    """Before `min_len` tokens, EOS is not allowed (the latency workload decodes a fixed number of steps)."""
-    if ban:
-        lprobs[:, eos_id] = -torch.inf
+def _constrain(lprobs: np.ndarray, cfg, step: int, min_len: int, at_limit: np.ndarray) -> np.ndarray:
+    """PAD and BOS are never generated; EOS is banned before `min_len` tokens (the latency workload decodes a
+    fixed number of steps); rows at their length limit may only produce EOS (log-prob 0)."""
+    lprobs[:, [cfg.pad_id, cfg.bos_id]] = -np.inf
+    if step < min_len:
+        lprobs[:, cfg.eos_id] = -np.inf
+    if at_limit.any():
+        only_eos = np.full(lprobs.shape[1], -np.inf, dtype=lprobs.dtype)
+        only_eos[cfg.eos_id] = 0.0
+        lprobs[at_limit] = only_eos
     return lprobs
 
 
@@ -93,39 +76,32 @@ def _until_eos(seq: list[int], eos_id: int) -> list[int]:
     return seq[: seq.index(eos_id)] if eos_id in seq else seq
 
 
-@torch.inference_mode()
 def greedy_search(
-    model: Transformer,
-    src_tokens: Tensor,
-    max_len_a: float = 1.2,
-    max_len_b: int = 10,
-    use_cache: bool = True,
-    min_len: int = 0,
+    model, src_tokens, max_len_a: float = 1.2, max_len_b: int = 10, use_cache: bool = True, min_len: int = 0
 ) -> list[list[int]]:
     """Arg-max decoding of src_tokens (B, S) -> one token list per sentence."""
-    cfg = model.model_config
-    with _eval_mode(model):
-        bsz = src_tokens.size(0)
-        max_lens = _max_lengths(model, src_tokens, max_len_a, max_len_b)
-        max_len = max(max_lens)
-        limit = torch.tensor(max_lens, device=src_tokens.device)  # (B,)
-        tokens = torch.full((bsz, max_len + 2), cfg.pad_id, dtype=torch.long, device=src_tokens.device)
-        tokens[:, 0] = cfg.bos_id
-        finished = torch.zeros(bsz, dtype=torch.bool, device=src_tokens.device)
-        stepper = _Stepper(model, model.encode(src_tokens), use_cache)
+    cfg, src = model.model_config, as_tokens(src_tokens)
+    bsz = src.shape[0]
+    max_lens = _max_lengths(model, src, max_len_a, max_len_b)
+    max_len = max(max_lens)
+    limit = np.array(max_lens)  # (B,)
+    tokens = np.full((bsz, max_len + 2), cfg.pad_id, dtype=np.int64)
+    tokens[:, 0] = cfg.bos_id
+    finished = np.zeros(bsz, dtype=bool)
+    with model.stepper(src, None, use_cache) as stepper:
         for step in range(max_len + 1):
-            lprobs = _force_eos(_ban_eos(stepper(tokens, step), step < min_len, cfg.eos_id), limit <= step, cfg.eos_id)
-            next_tokens = lprobs.argmax(dim=-1)  # (B,)
+            lprobs = _constrain(stepper(tokens, step), cfg, step, min_len, limit <= step)
+            next_tokens = lprobs.argmax(axis=1)  # (B,), the first of equal maxima
             tokens[:, step + 1] = next_tokens
-            finished |= next_tokens.eq(cfg.eos_id)
-            if bool(finished.all()):
+            finished |= next_tokens == cfg.eos_id
+            if finished.all():
                 break
-        return [_until_eos(row, cfg.eos_id) for row in tokens[:, 1:].tolist()]
+    return [_until_eos(row, cfg.eos_id) for row in tokens[:, 1:].tolist()]
 
 
 def beam_search(
-    model: Transformer,
-    src_tokens: Tensor,
+    model,
+    src_tokens,
     beam: int = 4,
     length_penalty: float = 1.0,
     max_len_a: float = 1.2,
@@ -138,10 +114,18 @@ def beam_search(
     return [hyps[0].tokens for hyps in nbest]
 
 
-@torch.inference_mode()
+def _top_candidates(cand: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `n` best of each row of cand (B, C): (scores, indices), best first; ties go to the lower index."""
+    n = min(n, cand.shape[1])
+    idx = np.argpartition(-cand, n - 1, axis=1)[:, :n] if n < cand.shape[1] else np.tile(np.arange(n), (len(cand), 1))
+    scores = np.take_along_axis(cand, idx, axis=1)
+    order = np.lexsort((idx, -scores), axis=1)  # by score descending, then index ascending
+    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(idx, order, axis=1)
+
+
 def beam_search_nbest(
-    model: Transformer,
-    src_tokens: Tensor,
+    model,
+    src_tokens,
     beam: int = 4,
     length_penalty: float = 1.0,
     max_len_a: float = 1.2,
@@ -153,61 +137,57 @@ def beam_search_nbest(
     Returns, per sentence, the (at most `beam`) finished hypotheses, best first; never an empty list."""
     if beam < 1:
         raise ValueError(f"beam={beam} must be >= 1")
-    cfg, device = model.model_config, src_tokens.device
-    with _eval_mode(model):
-        bsz, k = src_tokens.size(0), beam
-        max_lens = _max_lengths(model, src_tokens, max_len_a, max_len_b)
-        max_len = max(max_lens)
-        limit = torch.tensor(max_lens, device=device).repeat_interleave(k)  # (B*K,)
-        encoder_out = model.encode(src_tokens).index_select(torch.arange(bsz, device=device).repeat_interleave(k))
-        stepper = _Stepper(model, encoder_out, use_cache)
-        tokens = torch.full((bsz * k, max_len + 2), cfg.pad_id, dtype=torch.long, device=device)
-        tokens[:, 0] = cfg.bos_id
-        scores = torch.zeros(bsz * k, device=device)  # (B*K,) cumulative log-prob
-        beam_offsets = (torch.arange(bsz, device=device) * k)[:, None]  # (B, 1)
-        cand_offsets = torch.arange(2 * k, device=device)  # (2K,)
-        finalized: list[list[Hypothesis]] = [[] for _ in range(bsz)]
-        done = [False] * bsz
+    cfg, src = model.model_config, as_tokens(src_tokens)
+    bsz, k = src.shape[0], beam
+    max_lens = _max_lengths(model, src, max_len_a, max_len_b)
+    max_len = max(max_lens)
+    limit = np.repeat(np.array(max_lens), k)  # (B*K,)
+    tokens = np.full((bsz * k, max_len + 2), cfg.pad_id, dtype=np.int64)
+    tokens[:, 0] = cfg.bos_id
+    scores = None  # (B*K,) cumulative log-prob, in the log-probabilities' dtype
+    beam_offsets = (np.arange(bsz) * k)[:, None]  # (B, 1)
+    cand_offsets = np.arange(2 * k)  # (2K,)
+    finalized: list[list[Hypothesis]] = [[] for _ in range(bsz)]
+    done = [False] * bsz
 
+    with model.stepper(src, np.repeat(np.arange(bsz), k), use_cache) as stepper:
         for step in range(max_len + 1):
-            lprobs = _ban_eos(stepper(tokens, step), step < min_len, cfg.eos_id)  # (B*K, V)
-            lprobs = _force_eos(lprobs, limit <= step, cfg.eos_id)
-            vocab = lprobs.size(1)
-            if step == 0:
+            lprobs = _constrain(stepper(tokens, step), cfg, step, min_len, limit <= step)  # (B*K, V)
+            vocab = lprobs.shape[1]
+            if scores is None:
+                scores = np.zeros(bsz * k, dtype=lprobs.dtype)
                 # All beams of a sentence are identical at the start: expand only the first.
-                lprobs.view(bsz, k, vocab)[:, 1:] = -torch.inf
-            cand = (lprobs + scores.to(lprobs.dtype)[:, None]).view(bsz, k * vocab)  # (B, K*V)
-            cand_scores, cand_idx = cand.topk(2 * k, dim=1)  # (B, 2K), best first
+                lprobs.reshape(bsz, k, vocab)[:, 1:] = -np.inf
+            cand = (lprobs + scores[:, None]).reshape(bsz, k * vocab)  # (B, K*V)
+            cand_scores, cand_idx = _top_candidates(cand, 2 * k)  # (B, 2K), best first
             cand_beams, cand_tokens = cand_idx // vocab, cand_idx % vocab
-            eos_mask = cand_tokens.eq(cfg.eos_id) & cand_scores.ne(-torch.inf)  # (B, 2K)
+            eos_mask = (cand_tokens == cfg.eos_id) & (cand_scores != -np.inf)  # (B, 2K)
 
             # Hypotheses ending now: EOS among the top K candidates.
-            ended = eos_mask[:, :k].nonzero().tolist()
-            if ended:
-                ended_scores, ended_beams = cand_scores.tolist(), cand_beams.tolist()
-                for b, j in ended:
-                    if done[b]:
-                        continue
-                    row = b * k + ended_beams[b][j]
-                    score = ended_scores[b][j] / (step + 1) ** length_penalty
-                    finalized[b].append(Hypothesis(score, tokens[row, 1 : step + 1].tolist()))
-                    done[b] = len(finalized[b]) >= k
+            for b, j in np.argwhere(eos_mask[:, :k]).tolist():
+                if done[b]:
+                    continue
+                row = b * k + int(cand_beams[b, j])
+                score = float(cand_scores[b, j]) / (step + 1) ** length_penalty
+                finalized[b].append(Hypothesis(score, tokens[row, 1 : step + 1].tolist()))
+                done[b] = len(finalized[b]) >= k
             if all(done):
                 break
 
             # Live hypotheses: the first K non-EOS candidates, in score order.
-            _, active = (eos_mask.long() * (2 * k) + cand_offsets).topk(k, dim=1, largest=False)  # (B, K)
-            new_order = (cand_beams.gather(1, active) + beam_offsets).view(-1)  # (B*K,)
-            tokens = tokens.index_select(0, new_order)
-            tokens[:, step + 1] = cand_tokens.gather(1, active).view(-1)
-            scores = cand_scores.gather(1, active).view(-1)
+            width = cand_scores.shape[1]
+            active = np.argsort(eos_mask * width + cand_offsets[:width], axis=1, kind="stable")[:, :k]  # (B, K)
+            new_order = (np.take_along_axis(cand_beams, active, axis=1) + beam_offsets).reshape(-1)  # (B*K,)
+            tokens = tokens[new_order]
+            tokens[:, step + 1] = np.take_along_axis(cand_tokens, active, axis=1).reshape(-1)
+            scores = np.take_along_axis(cand_scores, active, axis=1).reshape(-1)
             stepper.reorder(new_order)
 
-        results = []
-        for b in range(bsz):
-            if finalized[b]:  # a stable sort: among equal scores the first to finish ranks first
-                results.append(sorted(finalized[b], key=lambda hyp: hyp.score, reverse=True))
-            else:  # only reachable when the vocabulary is smaller than 2 * beam
-                row = b * k + int(scores[b * k : (b + 1) * k].argmax())
-                results.append([Hypothesis(float(scores[row]), _until_eos(tokens[row, 1:].tolist(), cfg.eos_id))])
-        return results
+    results = []
+    for b in range(bsz):
+        if finalized[b]:  # a stable sort: among equal scores the first to finish ranks first
+            results.append(sorted(finalized[b], key=lambda hyp: hyp.score, reverse=True))
+        else:  # only reachable when the vocabulary is smaller than 2 * beam
+            row = b * k + int(scores[b * k : (b + 1) * k].argmax())
+            results.append([Hypothesis(float(scores[row]), _until_eos(tokens[row, 1:].tolist(), cfg.eos_id))])
+    return results

@@ -26,15 +26,9 @@ from torch import Tensor, nn
 
 from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, ModelConfig
 from hat_engine.errors import CheckpointError, ConfigError, InvalidArchError
+from hat_engine.model.stepping import Cache, TorchStepper
 
 TRANSFORMER_FORMAT = "hat_engine.transformer/1"
-
-# Decoder KV cache: a flat dict so that a beam search can reorder it with index_select on dim 0.
-#   self_k.{i}, self_v.{i}    (B, H, t, d)   grow by one position per step
-#   cross_k.{i}, cross_v.{i}  (B, H, c*S, d) computed on the first step from the encoder output
-#   cross_mask.{i}            (B, 1, 1, c*S) True at real source tokens
-Cache = dict[str, Tensor]
-
 
 # --- shared maths ---------------------------------------------------------------------------------------------
 
@@ -163,15 +157,6 @@ def decode_with(
         x = layer(x, *memories[c])
     x = norm(x)
     return F.linear(x, embed_weight[:, :embed_dim])  # (B, T, V), tied to the decoder's embedding slice
-
-
-def reorder_cache(cache: Cache, new_order: Tensor, include_cross: bool = True) -> Cache:
-    """Rows of every cached tensor in `new_order`. Beam search may skip the cross-attention entries
-    (`include_cross=False`) when rows only move between beams of the same sentence, which share them."""
-    return {
-        key: (value.index_select(0, new_order) if include_cross or not key.startswith("cross") else value)
-        for key, value in cache.items()
-    }
 
 
 # --- static modules -------------------------------------------------------------------------------------------
@@ -328,6 +313,10 @@ class Transformer(nn.Module):
             x, (cache[f"self_k.{i}"], cache[f"self_v.{i}"]) = layer.step(x, self_kv, cross_kv, cache[f"cross_mask.{i}"])
         x = self.decoder_norm(x[:, 0])  # (B, D)
         return F.linear(x, w[:, :d]), cache  # (B, V)
+
+    def stepper(self, src_tokens, rows, use_cache: bool = True) -> TorchStepper:
+        """The decoder, step by step, for `hat_engine.model.decoding`."""
+        return TorchStepper(self, src_tokens, rows, use_cache)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

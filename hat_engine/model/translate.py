@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import torch
+import numpy as np
 
 from hat_engine.data.tokenizer import Tokenizer
 from hat_engine.model.decoding import beam_search_nbest, greedy_search
@@ -82,16 +82,15 @@ def translate_texts(
     return out
 
 
-@torch.inference_mode()
 def _decode(model, pieces: list[list[int]], pad_id: int, beam: int) -> list[list[list[int]]]:
     """Beam search over all chunks, batched by length; per chunk its hypotheses, best first, in input order."""
     hyps: list[list[list[int]]] = [[[]] for _ in pieces]
     order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
     for start in range(0, len(order), BATCH_SENTENCES):
         rows = order[start : start + BATCH_SENTENCES]
-        src = torch.full((len(rows), max(len(pieces[i]) for i in rows)), pad_id, dtype=torch.long)
+        src = np.full((len(rows), max(len(pieces[i]) for i in rows)), pad_id, dtype=np.int64)
         for r, i in enumerate(rows):
-            src[r, : len(pieces[i])] = torch.tensor(pieces[i])
+            src[r, : len(pieces[i])] = pieces[i]
         if beam == 1:
             out = [[tokens] for tokens in greedy_search(model, src)]
         else:

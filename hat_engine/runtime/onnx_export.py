@@ -32,40 +32,12 @@ from torch import Tensor, nn
 from torch.export import Dim
 
 from hat_engine.model.transformer import Transformer, embed
+from hat_engine.runtime.onnx_signature import DECODER_FILE, ENCODER_FILE, META_FILE, ONNX_FORMAT, signature
 
 log = logging.getLogger(__name__)
 
-ONNX_FORMAT = "hat_engine.onnx/1"
-META_FILE = "export.json"
-ENCODER_FILE, DECODER_FILE = "encoder.onnx", "decoder.onnx"
-
 # Example sizes used for tracing. Above 1 on purpose: torch.export specialises dimensions that are 0 or 1.
 _EXAMPLE_BATCH, _EXAMPLE_SRC_LEN, _EXAMPLE_PAST = 2, 5, 3
-
-
-# --- graph signatures -----------------------------------------------------------------------------------------
-
-
-def cross_names(depth: int) -> list[str]:
-    """Encoder outputs = decoder inputs holding the cross-attention cache, layer by layer."""
-    return [f"{kind}.{i}" for i in range(depth) for kind in ("cross_k", "cross_v", "cross_mask")]
-
-
-def self_names(depth: int, prefix: str = "") -> list[str]:
-    """The self-attention cache, layer by layer (`prefix="new_"` for the decoder's outputs)."""
-    return [f"{prefix}{kind}.{i}" for i in range(depth) for kind in ("self_k", "self_v")]
-
-
-def signature(depth: int) -> dict[str, dict[str, list[str]]]:
-    """Input and output names of both graphs for a decoder of `depth` layers."""
-    return {
-        "encoder": {"inputs": ["src_tokens"], "outputs": cross_names(depth)},
-        "decoder": {
-            "inputs": ["tokens", "step", *self_names(depth), *cross_names(depth)],
-            "outputs": ["logits", *self_names(depth, "new_")],
-        },
-    }
-
 
 # --- wrappers -------------------------------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import Tensor, nn
 
 from hat_engine.model.transformer import Attention, Transformer, sinusoidal_table
-from hat_engine.runtime.onnx_export import DECODER_FILE, ENCODER_FILE, META_FILE, ONNX_FORMAT, signature
+from hat_engine.runtime.onnx_signature import DECODER_FILE, ENCODER_FILE, META_FILE, ONNX_FORMAT, signature
 
 log = logging.getLogger(__name__)
 

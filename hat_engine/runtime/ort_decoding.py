@@ -1,11 +1,11 @@
-"""Greedy and beam search over the ONNX graphs of `hat_engine.runtime.onnx_export`, on ONNX Runtime.
+"""Greedy and beam search over the ONNX graphs of `hat_engine.runtime.onnx_export`, on ONNX Runtime, without torch.
 
-`OrtTranslator` offers the interface `hat_engine.model.decoding` drives (`model_config`, `encode`, `decode_step`,
-no-op `eval`/`train`), so the very same search code runs on both back ends and the outputs are token-identical
-up to float rounding in the logits. The encoder graph yields every layer's cross-attention K/V once; beam search
-expands them to N * beam rows once (`OrtEncoderOut.index_select`) and never reorders them again. The growing
-self-attention cache lives in CPU tensors that share memory with ONNX Runtime's numpy outputs, so reordering it
-between steps is one row gather per tensor, as in the torch path.
+`OrtTranslator` offers `model_config` and `stepper` (an `OrtStepper`), the interface the numpy search of
+`hat_engine.model.decoding` drives, so the very same search code runs on both back ends and the outputs are
+token-identical up to float rounding in the logits. The encoder graph yields every layer's cross-attention K/V
+once; beam search expands them to N * beam rows once and never reorders them again. The growing self-attention
+cache is ONNX Runtime's numpy outputs, reordered between steps by one row gather per tensor. Nothing here imports
+torch: an ONNX-serving process stays free of it.
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-import torch
-from torch import Tensor
 
 from hat_engine.config import ArchConfig, ModelConfig
 from hat_engine.errors import CheckpointError
-from hat_engine.model.decoding import beam_search, greedy_search
-from hat_engine.model.transformer import Cache
-from hat_engine.runtime.onnx_export import META_FILE, ONNX_FORMAT, cross_names, self_names
+from hat_engine.model.decoding import as_tokens, beam_search, greedy_search
+from hat_engine.runtime.onnx_signature import META_FILE, ONNX_FORMAT, cross_names, self_names
+
+Cache = dict[str, np.ndarray]
 
 
 def session_options(threads: int) -> ort.SessionOptions:
@@ -48,17 +47,45 @@ class OrtEncoderOut:
 
     cross: dict[str, np.ndarray]  # cross_k.i, cross_v.i (N, H, c*S, d); cross_mask.i (N, 1, 1, c*S)
 
-    def index_select(self, order: Tensor) -> OrtEncoderOut:
-        """Rows of the batch in `order` (e.g. each sentence repeated `beam` times)."""
-        rows = order.cpu().numpy()
+    def index_select(self, rows: np.ndarray) -> OrtEncoderOut:
+        """Rows of the batch in `rows` (e.g. each sentence repeated `beam` times)."""
         return OrtEncoderOut({key: value[rows] for key, value in self.cross.items()})
+
+
+class OrtStepper:
+    """`Stepper` over the decoder-step graph for the source rows `src[rows]` (all of them when `rows` is None):
+    the encoder runs once on entering; log-softmax runs in numpy on the graph's logits."""
+
+    def __init__(self, translator: OrtTranslator, src: np.ndarray, rows: np.ndarray | None):
+        self.translator, self._src, self._rows = translator, src, rows
+        self.cache: Cache = {}
+
+    def __enter__(self) -> OrtStepper:
+        encoder_out = self.translator.encode(self._src)
+        self.encoder_out = encoder_out if self._rows is None else encoder_out.index_select(self._rows)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cache, self.encoder_out = {}, None
+
+    def __call__(self, tokens: np.ndarray, step: int) -> np.ndarray:
+        logits, self.cache = self.translator.decode_step(tokens[:, step : step + 1], self.encoder_out, self.cache, step)
+        return log_softmax(logits)
+
+    def reorder(self, order: np.ndarray) -> None:
+        # Rows only move between beams of one sentence, which share cross-attention K/V: only self K/V move.
+        self.cache.update({name: self.cache[name][order] for name in self.translator.self_cache_names})
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax of (N, V) logits, in their dtype, in a fresh array."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
 class OrtTranslator:
     """Two ONNX Runtime sessions (encoder, decoder step) plus greedy and beam search with the semantics of
     `hat_engine.model.decoding`. Build it with `OrtTranslator.load(export_dir)`."""
-
-    training = False  # read by hat_engine.model.decoding, which puts models in eval mode while it decodes
 
     def __init__(
         self,
@@ -75,7 +102,7 @@ class OrtTranslator:
         self.encoder = ort.InferenceSession(str(encoder_path), opts, providers=list(providers))
         self.decoder = ort.InferenceSession(str(decoder_path), opts, providers=list(providers))
         depth = arch.decoder_depth
-        self._cross_names, self._self_names = cross_names(depth), self_names(depth)
+        self._cross_names, self.self_cache_names = cross_names(depth), self_names(depth)
         self._new_self_names = self_names(depth, "new_")
 
     @classmethod
@@ -97,20 +124,16 @@ class OrtTranslator:
             export_dir / files["encoder"], export_dir / files["decoder"], arch, cfg, meta["qkv_dim"], threads, **kwargs
         )
 
-    # --- the model interface hat_engine.model.decoding uses ---------------------------------------------------------
+    # --- the model interface hat_engine.model.decoding uses ---------------------------------------------------
 
-    def eval(self) -> OrtTranslator:
-        return self
+    def stepper(self, src_tokens: np.ndarray, rows: np.ndarray | None, use_cache: bool = True) -> OrtStepper:
+        if not use_cache:
+            raise ValueError("the ONNX decoder graph always steps with its cache; use_cache=False is torch's path")
+        return OrtStepper(self, as_tokens(src_tokens), rows)
 
-    def train(self, mode: bool = True) -> OrtTranslator:
-        if mode:
-            raise ValueError("an ONNX Runtime translator cannot train; use the torch Transformer")
-        return self
-
-    def encode(self, src_tokens: Tensor | np.ndarray) -> OrtEncoderOut:
+    def encode(self, src_tokens) -> OrtEncoderOut:
         """src_tokens (N, S) -> every decoder layer's cross-attention K/V and mask."""
-        src = np.ascontiguousarray(np.asarray(src_tokens, dtype=np.int64))
-        outputs = self.encoder.run(self._cross_names, {"src_tokens": src})
+        outputs = self.encoder.run(self._cross_names, {"src_tokens": as_tokens(src_tokens)})
         return OrtEncoderOut(dict(zip(self._cross_names, outputs, strict=True)))
 
     def empty_cache(self, batch: int) -> Cache:
@@ -118,53 +141,35 @@ class OrtTranslator:
         cache: Cache = {}
         for i, genes in enumerate(self.arch.decoder_layers):
             shape = (batch, genes.self_heads, 0, self.qkv_dim // genes.self_heads)
-            cache[f"self_k.{i}"], cache[f"self_v.{i}"] = torch.zeros(shape), torch.zeros(shape)
+            cache[f"self_k.{i}"], cache[f"self_v.{i}"] = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
         return cache
 
     def decode_step(
-        self, tokens: Tensor, encoder_out: OrtEncoderOut, cache: Cache | None = None, step: int = 0
-    ) -> tuple[Tensor, Cache]:
-        """Feed the token at position `step`: tokens (N, 1) -> (logits (N, V), cache with the new self K/V).
-
-        The cache holds CPU tensors sharing memory with numpy arrays, so `hat_engine.model.transformer.reorder_cache`
-        reorders it as it does the torch cache."""
+        self, tokens, encoder_out: OrtEncoderOut, cache: Cache | None = None, step: int = 0
+    ) -> tuple[np.ndarray, Cache]:
+        """Feed the token at position `step`: tokens (N, 1) -> (logits (N, V), cache with the new self K/V)."""
         if step >= self.model_config.max_positions:
             raise ValueError(f"decoder step {step} reaches max_positions={self.model_config.max_positions}")
         cache = dict(cache) if cache else {}
         if "self_k.0" not in cache:
-            cache.update(self.empty_cache(tokens.shape[0]))
-            cache.update({key: torch.from_numpy(value) for key, value in encoder_out.cross.items()})
-        feed: dict[str, np.ndarray] = {
-            "tokens": np.ascontiguousarray(np.asarray(tokens, dtype=np.int64)),
-            "step": np.array(step, dtype=np.int64),
-        }
-        for name in (*self._self_names, *self._cross_names):
-            feed[name] = np.ascontiguousarray(cache[name].numpy())
+            cache.update(self.empty_cache(len(tokens)))
+            cache.update(encoder_out.cross)
+        feed: dict[str, np.ndarray] = {"tokens": as_tokens(tokens), "step": np.array(step, dtype=np.int64)}
+        for name in (*self.self_cache_names, *self._cross_names):
+            feed[name] = np.ascontiguousarray(cache[name])
         logits, *new_kv = self.decoder.run(["logits", *self._new_self_names], feed)
-        for name, value in zip(self._self_names, new_kv, strict=True):
-            cache[name] = torch.from_numpy(value)  # shares memory with ONNX Runtime's output
-        return torch.from_numpy(logits), cache
+        cache.update(zip(self.self_cache_names, new_kv, strict=True))
+        return logits, cache
 
     # --- search -------------------------------------------------------------------------------------------------
 
     def beam_search(
-        self,
-        src_tokens: np.ndarray | Tensor,
-        beam: int = 4,
-        length_penalty: float = 1.0,
-        max_len_a: float = 1.2,
-        max_len_b: int = 10,
+        self, src_tokens, beam: int = 4, length_penalty: float = 1.0, max_len_a: float = 1.2, max_len_b: int = 10
     ) -> list[list[int]]:
         """Beam search over src_tokens (B, S) -> one token list per sentence (no BOS/EOS), as
         `hat_engine.model.decoding.beam_search`."""
-        return beam_search(self, _as_tensor(src_tokens), beam, length_penalty, max_len_a, max_len_b)
+        return beam_search(self, src_tokens, beam, length_penalty, max_len_a, max_len_b)
 
-    def greedy_search(
-        self, src_tokens: np.ndarray | Tensor, max_len_a: float = 1.2, max_len_b: int = 10
-    ) -> list[list[int]]:
+    def greedy_search(self, src_tokens, max_len_a: float = 1.2, max_len_b: int = 10) -> list[list[int]]:
         """Arg-max decoding of src_tokens (B, S), as `hat_engine.model.decoding.greedy_search`."""
-        return greedy_search(self, _as_tensor(src_tokens), max_len_a, max_len_b)
-
-
-def _as_tensor(src_tokens: np.ndarray | Tensor) -> Tensor:
-    return torch.as_tensor(np.asarray(src_tokens, dtype=np.int64))
+        return greedy_search(self, src_tokens, max_len_a, max_len_b)

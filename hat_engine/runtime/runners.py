@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 FORMATS = ("onnx", "onnx-int8", "torch")
 
 
-def load_runner(folder: Path | None, fmt: str, threads: int, model: torch.nn.Module | None = None):
-    """The runner of an artifact in `folder` (model.pt, or the ONNX graphs). For "torch", `model` (already in
-    memory) is used when given; torch's intra-op threads are set to `threads` (ONNX Runtime gets its own)."""
+def load_runner(folder: Path | None, fmt: str, threads: int, model=None):
+    """The runner of an artifact in `folder` (model.pt, or the ONNX graphs). For "torch", `model` (a torch module
+    already in memory) is used when given; torch's intra-op threads are set to `threads` (ONNX Runtime gets its
+    own)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown artifact format {fmt!r}: use one of {FORMATS}")
-    if fmt == "torch":
+    if fmt == "torch":  # torch is imported only here: an ONNX runner's process stays free of it
+        import torch
+
         from hat_engine.model.transformer import Transformer
 
         torch.set_num_threads(threads)

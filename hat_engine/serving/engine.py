@@ -26,6 +26,7 @@ from hat_engine.latency.timing import measure, measure_interleaved
 from hat_engine.model.translate import Translation, translate_texts
 from hat_engine.runtime.runners import load_runner
 from hat_engine.serving.guard import GuardConfig, Observation, SlaGuard, Switch
+from hat_engine.serving.heap import release_free_memory
 from hat_engine.serving.pool import TranslatorPool, artifact_format
 from hat_engine.serving.selection import (
     CALIBRATION_BUDGET_S,
@@ -107,7 +108,11 @@ class ServingEngine:
             log.warning("the catalog has no entries for this host (%s); calibrating from %s",
                         self.host.profile_id, profile)  # fmt: skip
         refused: dict[str, str] = {}
-        verified = [e for e in entries if self._verify(e, refused)]
+        outcomes = self.pool.verify_all(entries)  # a refused artifact is logged, reported and skipped
+        for entry in entries:
+            if isinstance(outcomes[entry.id], CatalogError):
+                self._refuse(entry.id, str(outcomes[entry.id]), refused)
+        verified = [e for e in entries if e.id not in refused]
         calibration = None
         if profile != self.host.profile_id and verified:
             calibration = calibrate(verified, profile, self._measure_p95, self.settings.calibration_budget_s)
@@ -129,20 +134,13 @@ class ServingEngine:
         if self.settings.guard is not None:
             ref_tokens = self.catalog.reference_workload.target_tokens
             self.guard = SlaGuard(self.settings.sla_ms, ladder, ref_tokens, self.settings.guard)
+        release_free_memory()  # what timing thread counts and calibrating left behind
         self.plan = Plan(self.host.profile_id, profile, self.settings.sla_ms, options, selected, violation, refused,
                          calibration, time.monotonic() - t0, thread_p50)  # fmt: skip
         log.info("serving %s (p95 %.1f ms here, BLEU %.2f) on %s, SLA %s, in %.1fs", selected.entry_id,
                  selected.p95_ms, selected.bleu, self.host.profile_id, self.settings.sla_ms,
                  self.plan.startup_seconds)  # fmt: skip
         return self.plan
-
-    def _verify(self, entry: CatalogEntry, refused: dict[str, str]) -> bool:
-        try:
-            self.pool.verify(entry)
-            return True
-        except CatalogError as exc:
-            self._refuse(entry.id, str(exc), refused)
-            return False
 
     def _refuse(self, entry_id: str, reason: str, refused: dict[str, str]) -> None:
         refused[entry_id] = reason

@@ -17,10 +17,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from hat_engine.catalog.materialize import artifact_for, materialize
+from hat_engine.catalog.materialize import artifact_for, materialize, materialize_in_child
 from hat_engine.catalog.schema import Catalog, CatalogEntry
 from hat_engine.errors import CatalogError
 from hat_engine.runtime.runners import load_runner
+from hat_engine.serving.heap import release_free_memory
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,31 @@ class TranslatorPool:
 
     def verify(self, entry: CatalogEntry) -> Path:
         """Materialise (or re-check the cached) artifact; raises CatalogError when it is refused."""
-        fmt = artifact_format(entry, self.backend)
-        if fmt is None:
-            raise CatalogError(f"entry {entry.id} has no artifact for {self.backend}")
+        outcome = self.verify_all([entry])[entry.id]
+        if isinstance(outcome, CatalogError):
+            raise outcome
+        return outcome
+
+    def verify_all(self, entries: list[CatalogEntry]) -> dict[str, Path | CatalogError]:
+        """`verify` for each entry, keyed by id: its folder, or the CatalogError refusing it. Serving ONNX, what
+        is not cached is built in one child process, so this process never imports torch."""
+        results: dict[str, Path | CatalogError] = {}
+        wanted = []
+        for entry in entries:
+            fmt = artifact_format(entry, self.backend)
+            if fmt is None:
+                results[entry.id] = CatalogError(f"entry {entry.id} has no artifact for {self.backend}")
+            else:
+                wanted.append((entry, fmt))
         with cache_lock(self.cache_dir):
-            return materialize(self.catalog_dir, self.catalog, entry, fmt, self.cache_dir)
+            if self.backend == "onnxruntime":
+                return results | materialize_in_child(self.catalog_dir, self.catalog, wanted, self.cache_dir)
+            for entry, fmt in wanted:
+                try:
+                    results[entry.id] = materialize(self.catalog_dir, self.catalog, entry, fmt, self.cache_dir)
+                except CatalogError as exc:
+                    results[entry.id] = exc
+        return results
 
     def load(self, entry: CatalogEntry):
         """The entry's translator (torch `Transformer` or `OrtTranslator`), loaded on first use."""
@@ -98,4 +119,5 @@ class TranslatorPool:
                 break
             if key not in self._pinned:
                 del self._loaded[key]
+                release_free_memory()
                 log.info("unloaded %s (LRU, max %d loaded)", key, self.max_loaded)

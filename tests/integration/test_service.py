@@ -4,8 +4,10 @@ fixture catalogs whose latencies were measured on this host (tests/fixtures_cata
 import json
 import re
 import subprocess
+from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from libretranslatepy import LibreTranslateAPI
 
@@ -238,3 +240,23 @@ def test_unseen_host_kind_measures_its_thread_count_at_startup(tmp_path):
     chosen = min(p50, key=p50.__getitem__)
     assert models["threads"] == chosen and models["hardware_profile"].endswith(f"-{chosen}t-onnxruntime")
     assert r.status_code == 200 and "thread choice: p50" in s.log_tail(50_000)
+
+
+def _process_tree(pid: int) -> list[psutil.Process]:
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def test_an_onnx_serving_process_never_loads_torch(server, catalogs):
+    """The arbiter and its workers serve ONNX Runtime graphs with numpy beam search: none maps libtorch, even
+    after every entry of the ladder has translated (per-request budgets route to each in turn)."""
+    for entry in sorted(catalogs[1].entries, key=lambda e: e.p95):
+        r = post(server, json={"q": "The house is small.", "source": "en", "target": "de",
+                               "max_latency_ms": entry.p95})  # fmt: skip
+        assert r.status_code == 200, r.text
+    processes = _process_tree(server.proc.pid)
+    assert len(processes) >= 2  # the arbiter and at least one worker
+    for process in processes:
+        maps = Path(f"/proc/{process.pid}/maps").read_text()
+        assert "onnxruntime" in maps or process.pid == server.proc.pid, process.cmdline()
+        assert "libtorch" not in maps, f"{process.pid} {process.cmdline()[:4]} has torch loaded"

@@ -7,7 +7,7 @@ import torch
 
 from hat_engine.catalog.build import EntryBuilder, ProfileTarget, score_key
 from hat_engine.catalog.check import shared_scores, unsigned_scores
-from hat_engine.catalog.materialize import weights_sha256
+from hat_engine.catalog.extract import weights_sha256
 from hat_engine.catalog.schema import Catalog, FileRef, HardwareProfileRecord
 from hat_engine.data import BuildOptions, build_corpus
 from hat_engine.data.tokenizer import Tokenizer

@@ -11,8 +11,9 @@ from torch import Tensor, nn
 
 from hat_engine.config import ModelConfig
 from hat_engine.model.decoding import beam_search, beam_search_nbest, greedy_search
+from hat_engine.model.stepping import Cache, TorchStepper, reorder_cache
 from hat_engine.model.supernet import SuperTransformer
-from hat_engine.model.transformer import Cache, EncoderOut, Transformer, reorder_cache
+from hat_engine.model.transformer import EncoderOut, Transformer
 
 
 def sharpen(supernet: SuperTransformer) -> None:
@@ -59,6 +60,9 @@ class MarkovModel(nn.Module):
 
     def decode_step(self, tokens: Tensor, encoder_out: EncoderOut, cache: Cache, step: int) -> tuple[Tensor, Cache]:
         return self.table[tokens[:, 0]], cache  # (N, V)
+
+    def stepper(self, src_tokens, rows, use_cache=True) -> TorchStepper:
+        return TorchStepper(self, src_tokens, rows, use_cache)
 
 
 def test_decode_step_matches_teacher_forcing(models, random_batch):
@@ -157,7 +161,8 @@ def test_length_penalty_favours_longer_hypotheses():
 
 
 def test_never_ending_model_stops_at_the_length_limit():
-    model = MarkovModel({2: {4: 1.0}, 4: {4: 1.0}})
+    # EOS is the least likely token (below the 1e-6 floor of the rest, so that no tie decides where it ranks)
+    model = MarkovModel({2: {4: 1.0, 3: 1e-9}, 4: {4: 1.0, 3: 1e-9}})
     src = torch.tensor([[6, 7, 6, 0], [6, 0, 0, 0]])
     assert greedy_search(model, src, max_len_a=1.0, max_len_b=2) == [[4] * 5, [4] * 3]
     assert beam_search(model, src, beam=3, max_len_a=1.0, max_len_b=2) == [[4] * 5, [4] * 3]

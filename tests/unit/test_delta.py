@@ -4,7 +4,8 @@ and served through the catalog's checksummed materialisation."""
 import pytest
 import torch
 
-from hat_engine.catalog.materialize import materialize, weights_sha256
+from hat_engine.catalog.extract import weights_sha256
+from hat_engine.catalog.materialize import materialize
 from hat_engine.catalog.schema import Artifact, Catalog, CatalogEntry, FileRef, HardwareProfileRecord, sha256_file
 from hat_engine.errors import CatalogError, CheckpointError
 from hat_engine.latency.timing import Workload

@@ -2,7 +2,8 @@
 
 import pytest
 
-from hat_engine.catalog.materialize import materialize, weights_sha256
+from hat_engine.catalog.extract import weights_sha256
+from hat_engine.catalog.materialize import materialize
 from hat_engine.catalog.schema import (
     Artifact,
     Catalog,
