@@ -40,10 +40,10 @@ def main() -> int:  # pragma: no cover - a benchmark, run by `make bench`
     from hat_engine.data.tokenizer import Tokenizer
     from hat_engine.hardware import detect
     from hat_engine.model.supernet import load_supernet
+    from hat_engine.model.translate import MAX_SOURCE_TOKENS
     from hat_engine.runtime.onnx_export import quantize_export
     from hat_engine.runtime.onnx_graph import build_onnx
     from hat_engine.runtime.ort_decoding import OrtTranslator
-    from hat_engine.serving.pool import MAX_SOURCE_TOKENS
     from hat_engine.train.evaluation import test_sets
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -4,7 +4,7 @@ Each benchmark writes JSON beside its console output (bench/results/*.json, *.lo
 the machine fingerprint and the date. A benchmark that fails is reported as failed, with the tail of its log.
 With --only, the other steps' last results (bench/results/) are rendered too, each with the time it ran.
 
-    .venv/bin/python bench/run_all.py [--only runtime,ct2-1t,ct2-2t,http,load,robustness] [--quick]
+    .venv/bin/python bench/run_all.py [--only runtime,ct2-1t,ct2-2t,http,load,robustness,memory] [--quick]
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def steps(quick: bool) -> dict[str, list[str]]:
         "http": ["bench/service_http.py", "--threads", "2"],
         "load": ["bench/load_sla.py", "--threads", "2", "--seconds", seconds],
         "robustness": ["bench/robustness.py", "--fuzz-examples", "200" if quick else "1000"],
+        "memory": ["bench/serving_memory.py"],
     }
 
 
@@ -164,6 +165,19 @@ def render(results: dict, fingerprint: dict) -> str:
                   f"metric {c['refusal_metric']}, translation HTTP {c['translate_status']}.",
                   *(f"- Catalog {name}: exit code {o['exit_code']}, {o['stderr_lines']} stderr line(s): "
                     f"`{o['last_line']}`" for name, o in b.items()), ""]  # fmt: skip
+    if "memory" in results and not results["memory"]["failed"]:
+        res = results["memory"]["result"]
+        lines += ["## Memory of a serving deployment", "",
+                  f"`hat serve` on `{res['catalog']}` ({res['backend']}, host `{res['profile']}`, catalog profile "
+                  f"`{res['catalog_profile']}`), after one request per SLA-guard rung: ladder "
+                  f"{len(res['ladder'])} entries, {len(res['loaded'])} loaded, whole ladder loaded: "
+                  f"{'yes' if res['whole_ladder_loaded'] else 'NO'}.", "",
+                  "| process | RSS MB | USS MB | torch mapped | ONNX Runtime mapped |",
+                  "|---|---:|---:|---|---|"]  # fmt: skip
+        for row in res["processes"]:
+            lines.append(f"| {row['role']} | {row['rss_mb']} | {row['uss_mb']} | {'yes' if row['torch'] else 'no'} "
+                         f"| {'yes' if row['onnxruntime'] else 'no'} |")  # fmt: skip
+        lines.append("")
     lines += ["## Time", "", " | ".join(f"{name} {r['minutes']} min" for name, r in results.items()), ""]
     return "\n".join(lines)
 
