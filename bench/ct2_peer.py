@@ -52,6 +52,7 @@ def main() -> int:  # pragma: no cover - a benchmark, run by `make bench`
     p.add_argument("--baseline", default="depth-3", help="the homogeneous SubTransformer (a hat catalog baseline)")
     p.add_argument("--sentences", type=int, default=200, help="first N sentences of the Bible test set")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3, help="interleaved runs; the ratio is their median")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -90,25 +91,34 @@ def main() -> int:  # pragma: no cover - a benchmark, run by `make bench`
                 return [tokenizer._sp.piece_to_id(t) for t in out[0].hypotheses[0]]
 
             run_ours(ids[0]), run_ct2(ids[0])  # warm-up
-            for i, seq in enumerate(ids):
-                order = (("ours", run_ours), ("ct2", run_ct2)) if i % 2 == 0 else (("ct2", run_ct2), ("ours", run_ours))
-                for name, fn in order:
-                    started = time.perf_counter()
-                    out = fn(seq)
-                    times[name].append((time.perf_counter() - started) * 1000)
-                    hyps[name].append(tokenizer.decode(out))
+            ratios = []
+            for repeat in range(args.repeats):  # each pass over the sentences is one interleaved run
+                passed = {"ours": 0.0, "ct2": 0.0}
+                for i, seq in enumerate(ids):
+                    pair = (("ours", run_ours), ("ct2", run_ct2))
+                    for name, fn in pair if (i + repeat) % 2 == 0 else pair[::-1]:
+                        started = time.perf_counter()
+                        out = fn(seq)
+                        elapsed = (time.perf_counter() - started) * 1000
+                        times[name].append(elapsed)
+                        passed[name] += elapsed
+                        if repeat == 0:
+                            hyps[name].append(tokenizer.decode(out))
+                ratios.append(round(passed["ours"] / passed["ct2"], 3))
             same = sum(a == b for a, b in zip(hyps["ours"], hyps["ct2"], strict=True))
             result[precision] = {
-                name: {"total_ms": round(sum(t), 1), "p50_ms": round(statistics.median(t), 2),
+                name: {"total_ms": round(sum(t) / args.repeats, 1), "p50_ms": round(statistics.median(t), 2),
                        "bleu": round(sacrebleu.corpus_bleu(hyps[name], refs).score, 2)}
                 for name, t in times.items()
             }  # fmt: skip
-            result[precision]["ratio_ours_over_ct2"] = round(sum(times["ours"]) / sum(times["ct2"]), 3)
+            result[precision]["ratio_ours_over_ct2"] = statistics.median(ratios)
+            result[precision]["ratios_per_run"] = ratios
             result[precision]["identical_translations"] = same
             r = result[precision]
-            print(f"{precision}: ours {r['ours']['total_ms']:.0f} ms, CT2 {r['ct2']['total_ms']:.0f} ms for "
-                  f"{len(ids)} sentences -> ours/CT2 {r['ratio_ours_over_ct2']:.2f}; BLEU ours {r['ours']['bleu']} "
-                  f"CT2 {r['ct2']['bleu']}; identical translations {same}/{len(ids)}", flush=True)  # fmt: skip
+            print(f"{precision}: ours {r['ours']['total_ms']:.0f} ms, CT2 {r['ct2']['total_ms']:.0f} ms per run of "
+                  f"{len(ids)} sentences -> ours/CT2 {r['ratio_ours_over_ct2']:.3f} (median of {ratios}); BLEU "
+                  f"ours {r['ours']['bleu']} CT2 {r['ct2']['bleu']}; identical translations {same}/{len(ids)}",
+                  flush=True)  # fmt: skip
     print(json.dumps(result, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from hat_engine.catalog.schema import Artifact, Catalog, CatalogEntry, parse_catalog, sha256_file
 from hat_engine.errors import CatalogError, HatError
+from hat_engine.runtime.onnx_signature import ONNX_FORMAT
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,9 @@ def _dir_files(folder: Path) -> dict[str, str]:
     return {p.name: sha256_file(p) for p in sorted(folder.iterdir()) if p.is_file() and p.name != STAMP}
 
 
-def _cache_ok(folder: Path, weights_sha: str, arch_id: str) -> bool:
-    """The folder was built for these weights and this arch (head counts change no weights) and is intact."""
+def _cache_ok(folder: Path, weights_sha: str, arch_id: str, fmt: str) -> bool:
+    """The folder was built for these weights and this arch (head counts change no weights), in this code's
+    ONNX format where it holds graphs, and is intact."""
     stamp = folder / STAMP
     if not stamp.is_file():
         return False
@@ -40,6 +42,7 @@ def _cache_ok(folder: Path, weights_sha: str, arch_id: str) -> bool:
     except (OSError, json.JSONDecodeError):
         return False
     return (recorded.get("weights_sha256") == weights_sha and recorded.get("arch_id") == arch_id
+            and (fmt == "torch" or recorded.get("onnx_format") == ONNX_FORMAT)
             and recorded.get("files") == _dir_files(folder))  # fmt: skip
 
 
@@ -62,7 +65,7 @@ def materialize(catalog_dir: Path, catalog: Catalog, entry: CatalogEntry, fmt: s
         raise CatalogError(f"entry {entry.id} has no {fmt!r} artifact; it has {[a.format for a in entry.artifacts]}")
     folder = Path(cache_dir) / entry.id / fmt
     arch_id = entry.arch.arch_id()
-    if _cache_ok(folder, artifact.sha256, arch_id):
+    if _cache_ok(folder, artifact.sha256, arch_id, fmt):
         return folder
     from hat_engine.catalog.extract import extract_verified  # torch only when something is built
 
@@ -79,8 +82,8 @@ def materialize(catalog_dir: Path, catalog: Catalog, entry: CatalogEntry, fmt: s
         if fmt == "onnx-int8":
             quantize_export(tmp)
     (tmp / STAMP).write_text(json.dumps({"entry": entry.id, "weights_sha256": artifact.sha256, "arch_id": arch_id,
-                                         "files": _dir_files(tmp)}, indent=2))  # fmt: skip
-    if _cache_ok(folder, artifact.sha256, arch_id):  # another process finished first: keep its build
+                                         "onnx_format": ONNX_FORMAT, "files": _dir_files(tmp)}, indent=2))  # fmt: skip
+    if _cache_ok(folder, artifact.sha256, arch_id, fmt):  # another process finished first: keep its build
         shutil.rmtree(tmp, ignore_errors=True)
         return folder
     shutil.rmtree(folder, ignore_errors=True)
@@ -99,7 +102,7 @@ def materialize_in_child(
     stale = []
     for entry, fmt in builds:
         artifact, folder = artifact_for(entry, fmt), Path(cache_dir) / entry.id / fmt
-        if artifact is not None and _cache_ok(folder, artifact.sha256, entry.arch.arch_id()):
+        if artifact is not None and _cache_ok(folder, artifact.sha256, entry.arch.arch_id(), fmt):
             results[entry.id] = folder
         else:
             stale.append([entry.id, fmt])

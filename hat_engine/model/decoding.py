@@ -13,9 +13,10 @@
 - `use_cache=False` recomputes the whole decoder prefix each step: the reference path the tests compare with.
 
 The search needs no deep-learning framework: a model offers `model_config` and `stepper(src_tokens, rows,
-use_cache)`, a context manager yielding a `Stepper` that turns a token prefix into next-token log-probabilities
-(the torch `Transformer`: `model.stepping.TorchStepper`; ONNX Runtime: `runtime.ort_decoding.OrtStepper`). So an
-ONNX-serving process never imports torch, and both back ends run the very same search.
+use_cache)`, a context manager yielding a `Stepper` that turns a token prefix into each row's few likeliest next
+tokens (the torch `Transformer`: `model.stepping.TorchStepper`; ONNX Runtime: `runtime.ort_decoding.OrtStepper`,
+whose decoder graph ranks them itself). So an ONNX-serving process never imports torch, both back ends run the
+very same search, and no step handles a vocabulary-wide array in Python.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
+BANNABLE = 3  # PAD, BOS and EOS: tokens a row's candidates may lose to the rules
+
 
 class Stepper(Protocol):
     """One decoding pass over a batch of N rows (the source rows in `rows` order, set up on entering)."""
 
-    def __call__(self, tokens: np.ndarray, step: int) -> np.ndarray:
-        """tokens (N, T) int64, of which [:, : step + 1] is the prefix -> next-token log-probabilities (N, V),
-        float32 or float64, in a fresh array the search may write to."""
+    def __call__(self, tokens: np.ndarray, step: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """tokens (N, T) int64, of which [:, : step + 1] is the prefix -> the k likeliest next tokens of each row:
+        (log-probabilities (N, k) float32 or float64, ids (N, k) int64), best first, equal values in id order,
+        in fresh arrays the search may write to."""
         ...
 
     def reorder(self, order: np.ndarray) -> None:
@@ -59,17 +63,21 @@ def _max_lengths(model, src: np.ndarray, max_len_a: float, max_len_b: int) -> li
     return [max(1, min(int(max_len_a * n + max_len_b), cfg.max_positions - 1)) for n in lengths]
 
 
-def _constrain(lprobs: np.ndarray, cfg, step: int, min_len: int, at_limit: np.ndarray) -> np.ndarray:
-    """PAD and BOS are never generated; EOS is banned before `min_len` tokens (the latency workload decodes a
-    fixed number of steps); rows at their length limit may only produce EOS (log-prob 0)."""
-    lprobs[:, [cfg.pad_id, cfg.bos_id]] = -np.inf
+def _candidates(stepper, tokens: np.ndarray, step: int, width: int, cfg, min_len: int,
+                at_limit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Each row's best next tokens (log-probs, ids), best first, under the rules: PAD and BOS are never generated;
+    EOS is banned before `min_len` tokens (the latency workload decodes a fixed number of steps); a row at its
+    length limit may only produce EOS (log-prob 0). A banned token stays in its place at -inf; the stepper is asked
+    for BANNABLE more than `width`, so that at least `width` allowed ones remain (or the whole vocabulary)."""
+    lprobs, ids = stepper(tokens, step, min(width + BANNABLE, cfg.vocab_size))
+    banned = (ids == cfg.pad_id) | (ids == cfg.bos_id)
     if step < min_len:
-        lprobs[:, cfg.eos_id] = -np.inf
+        banned |= ids == cfg.eos_id
+    lprobs[banned] = -np.inf
     if at_limit.any():
-        only_eos = np.full(lprobs.shape[1], -np.inf, dtype=lprobs.dtype)
-        only_eos[cfg.eos_id] = 0.0
-        lprobs[at_limit] = only_eos
-    return lprobs
+        lprobs[at_limit], ids[at_limit] = -np.inf, cfg.eos_id
+        lprobs[at_limit, 0] = 0.0
+    return lprobs, ids
 
 
 def _until_eos(seq: list[int], eos_id: int) -> list[int]:
@@ -88,10 +96,11 @@ def greedy_search(
     tokens = np.full((bsz, max_len + 2), cfg.pad_id, dtype=np.int64)
     tokens[:, 0] = cfg.bos_id
     finished = np.zeros(bsz, dtype=bool)
+    rows = np.arange(bsz)
     with model.stepper(src, None, use_cache) as stepper:
         for step in range(max_len + 1):
-            lprobs = _constrain(stepper(tokens, step), cfg, step, min_len, limit <= step)
-            next_tokens = lprobs.argmax(axis=1)  # (B,), the first of equal maxima
+            lprobs, ids = _candidates(stepper, tokens, step, 1, cfg, min_len, limit <= step)
+            next_tokens = ids[rows, lprobs.argmax(axis=1)]  # (B,), the first (lowest id) of equal maxima
             tokens[:, step + 1] = next_tokens
             finished |= next_tokens == cfg.eos_id
             if finished.all():
@@ -112,15 +121,6 @@ def beam_search(
     """Beam search over src_tokens (B, S) -> the best hypothesis' tokens per sentence."""
     nbest = beam_search_nbest(model, src_tokens, beam, length_penalty, max_len_a, max_len_b, use_cache, min_len)
     return [hyps[0].tokens for hyps in nbest]
-
-
-def _top_candidates(cand: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The `n` best of each row of cand (B, C): (scores, indices), best first; ties go to the lower index."""
-    n = min(n, cand.shape[1])
-    idx = np.argpartition(-cand, n - 1, axis=1)[:, :n] if n < cand.shape[1] else np.tile(np.arange(n), (len(cand), 1))
-    scores = np.take_along_axis(cand, idx, axis=1)
-    order = np.lexsort((idx, -scores), axis=1)  # by score descending, then index ascending
-    return np.take_along_axis(scores, order, axis=1), np.take_along_axis(idx, order, axis=1)
 
 
 def beam_search_nbest(
@@ -145,26 +145,30 @@ def beam_search_nbest(
     tokens = np.full((bsz * k, max_len + 2), cfg.pad_id, dtype=np.int64)
     tokens[:, 0] = cfg.bos_id
     scores = None  # (B*K,) cumulative log-prob, in the log-probabilities' dtype
-    beam_offsets = (np.arange(bsz) * k)[:, None]  # (B, 1)
-    cand_offsets = np.arange(2 * k)  # (2K,)
+    rows = np.arange(bsz)[:, None]  # (B, 1): with a (B, n) index array, picks per row
+    beam_offsets = rows * k
     finalized: list[list[Hypothesis]] = [[] for _ in range(bsz)]
     done = [False] * bsz
 
     with model.stepper(src, np.repeat(np.arange(bsz), k), use_cache) as stepper:
         for step in range(max_len + 1):
-            lprobs = _constrain(stepper(tokens, step), cfg, step, min_len, limit <= step)  # (B*K, V)
-            vocab = lprobs.shape[1]
+            # A row's 2K best tokens hold every candidate of that row among its sentence's 2K best.
+            lprobs, ids = _candidates(stepper, tokens, step, 2 * k, cfg, min_len, limit <= step)  # (B*K, W)
+            width = lprobs.shape[1]
             if scores is None:
                 scores = np.zeros(bsz * k, dtype=lprobs.dtype)
                 # All beams of a sentence are identical at the start: expand only the first.
-                lprobs.reshape(bsz, k, vocab)[:, 1:] = -np.inf
-            cand = (lprobs + scores[:, None]).reshape(bsz, k * vocab)  # (B, K*V)
-            cand_scores, cand_idx = _top_candidates(cand, 2 * k)  # (B, 2K), best first
-            cand_beams, cand_tokens = cand_idx // vocab, cand_idx % vocab
+                lprobs.reshape(bsz, k, width)[:, 1:] = -np.inf
+            cand = (lprobs + scores[:, None]).reshape(bsz, k * width)  # (B, K*W), beam-major, each beam best first
+            # Best first; a stable sort keeps equal scores in candidate order (beam, then token id), as if sorted
+            # over the whole (K x V) table.
+            order = np.argsort(-cand, axis=1, kind="stable")[:, : 2 * k]  # (B, 2K)
+            cand_scores, cand_tokens = cand[rows, order], ids.reshape(bsz, k * width)[rows, order]
+            cand_beams = order // width
             eos_mask = (cand_tokens == cfg.eos_id) & (cand_scores != -np.inf)  # (B, 2K)
 
             # Hypotheses ending now: EOS among the top K candidates.
-            for b, j in np.argwhere(eos_mask[:, :k]).tolist():
+            for b, j in zip(*np.nonzero(eos_mask[:, :k]), strict=True):
                 if done[b]:
                     continue
                 row = b * k + int(cand_beams[b, j])
@@ -175,12 +179,11 @@ def beam_search_nbest(
                 break
 
             # Live hypotheses: the first K non-EOS candidates, in score order.
-            width = cand_scores.shape[1]
-            active = np.argsort(eos_mask * width + cand_offsets[:width], axis=1, kind="stable")[:, :k]  # (B, K)
-            new_order = (np.take_along_axis(cand_beams, active, axis=1) + beam_offsets).reshape(-1)  # (B*K,)
+            active = np.argsort(eos_mask, axis=1, kind="stable")[:, :k]  # (B, K)
+            new_order = (cand_beams[rows, active] + beam_offsets).reshape(-1)  # (B*K,)
             tokens = tokens[new_order]
-            tokens[:, step + 1] = np.take_along_axis(cand_tokens, active, axis=1).reshape(-1)
-            scores = np.take_along_axis(cand_scores, active, axis=1).reshape(-1)
+            tokens[:, step + 1] = cand_tokens[rows, active].reshape(-1)
+            scores = cand_scores[rows, active].reshape(-1)
             stepper.reorder(new_order)
 
     results = []

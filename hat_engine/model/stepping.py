@@ -3,8 +3,9 @@ interface the numpy search drives.
 
 A model qualifies with `model_config`, `encode(src) -> EncoderOut`, `decode_step(tokens, encoder_out, cache, step)`
 and, for the uncached reference path, `decode(prev_tokens, encoder_out)`. While a stepper is open the model is
-in eval mode under `torch.inference_mode()`; its training mode comes back on closing. Log-softmax runs in torch
-(in float32 for half-precision logits) on the model's device; the search gets CPU numpy arrays.
+in eval mode under `torch.inference_mode()`; its training mode comes back on closing. Log-softmax and the ranking
+of each row's likeliest tokens run in torch (in float32 for half-precision logits) on the model's device; the
+search gets the few it asks for, as CPU numpy arrays.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ def reorder_cache(cache: Cache, new_order: Tensor, include_cross: bool = True) -
         key: (value.index_select(0, new_order) if include_cross or not key.startswith("cross") else value)
         for key, value in cache.items()
     }
+
+
+def top_tokens(lprobs: Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k largest log-probabilities and their ids, best first, equal values in id order (as ONNX's
+    TopK), as CPU numpy arrays."""
+    values, ids = torch.sort(lprobs, dim=-1, descending=True, stable=True)  # stable: equal values keep id order
+    return values[:, :k].cpu().numpy(), ids[:, :k].cpu().numpy()
 
 
 def _device(model) -> torch.device:
@@ -60,7 +68,7 @@ class TorchStepper:
         self.model.train(self._was_training)
         self.cache, self.encoder_out = {}, None
 
-    def __call__(self, tokens: np.ndarray, step: int) -> np.ndarray:
+    def __call__(self, tokens: np.ndarray, step: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         prefix = torch.from_numpy(tokens[:, : step + 1]).to(self.device)
         if self.use_cache:
             logits, self.cache = self.model.decode_step(prefix[:, step:], self.encoder_out, self.cache, step)
@@ -68,7 +76,7 @@ class TorchStepper:
             logits = self.model.decode(prefix, self.encoder_out)[:, -1]  # (N, V)
         if logits.dtype in (torch.float16, torch.bfloat16):
             logits = logits.float()
-        return F.log_softmax(logits, dim=-1).cpu().numpy()
+        return top_tokens(F.log_softmax(logits, dim=-1), k)
 
     def reorder(self, order: np.ndarray) -> None:
         # Rows only move between beams of one sentence, which share cross-attention K/V: skip copying them.

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from torch.export import Dim
 
 from hat_engine.model.transformer import Transformer, embed
-from hat_engine.runtime.onnx_signature import DECODER_FILE, ENCODER_FILE, META_FILE, ONNX_FORMAT, signature
+from hat_engine.runtime.onnx_signature import DECODER_FILE, ENCODER_FILE, META_FILE, ONNX_FORMAT, signature, top_k
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,9 @@ class DecoderStepGraph(nn.Module):
             x, (k, v) = layer.step(x, past, (cross[3 * i], cross[3 * i + 1]), cross[3 * i + 2])
             new_kv += [k, v]  # (N, H, t + 1, d)
         x = model.decoder_norm(x[:, 0])  # (N, D)
-        return (F.linear(x, w[:, :d]), *new_kv)  # logits (N, V), tied to the decoder's embedding slice
+        logits = F.linear(x, w[:, :d])  # (N, V), tied to the decoder's embedding slice
+        top_logprobs, top_ids = torch.topk(F.log_softmax(logits, dim=-1), top_k(logits.size(-1)), dim=-1)
+        return (logits, top_logprobs, top_ids, *new_kv)
 
 
 # --- export ---------------------------------------------------------------------------------------------------

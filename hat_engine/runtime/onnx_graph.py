@@ -28,7 +28,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import Tensor, nn
 
 from hat_engine.model.transformer import Attention, Transformer, sinusoidal_table
-from hat_engine.runtime.onnx_signature import DECODER_FILE, ENCODER_FILE, META_FILE, ONNX_FORMAT, signature
+from hat_engine.runtime.onnx_signature import DECODER_FILE, ENCODER_FILE, META_FILE, ONNX_FORMAT, signature, top_k
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +223,8 @@ def _decoder_layer(g: _Graph, model: Transformer, layer: nn.Module, x: str, i: i
 
 
 def _decoder(model: Transformer) -> onnx.ModelProto:
-    """tokens (N, 1), step (), self K/V (N, H, t, d), cross K/V/mask -> logits (N, V), self K/V (N, H, t+1, d)."""
+    """tokens (N, 1), step (), self K/V (N, H, t, d), cross K/V/mask -> logits (N, V), the top_k(V) likeliest next
+    tokens' log-probabilities and ids (N, k), best first (TopK: equal values in id order), self K/V (N, H, t+1, d)."""
     g, arch, cfg = _Graph(), model.arch, model.model_config
     dim = arch.decoder_embed_dim
     # One table serves the embedding (Gather) and the tied output projection (Gemm with transB).
@@ -235,12 +236,16 @@ def _decoder(model: Transformer) -> onnx.ModelProto:
     for i, layer in enumerate(model.decoder_layers):
         x = _decoder_layer(g, model, layer, x, i)
     g.op("Gemm", g.layer_norm(x, model.decoder_norm, "decoder_norm"), table, out="logits", transB=1)  # (N, V)
+    k = top_k(cfg.vocab_size)
+    g.ops("TopK", g.op("LogSoftmax", "logits", axis=-1), g.ints([k]), outs=["top_logprobs", "top_ids"], axis=-1)
 
     inputs = [
         helper.make_tensor_value_info("tokens", _I64, ("batch", 1)),
         helper.make_tensor_value_info("step", _I64, ()),
     ]
-    outputs = [helper.make_tensor_value_info("logits", _F32, ("batch", cfg.vocab_size))]
+    outputs = [helper.make_tensor_value_info("logits", _F32, ("batch", cfg.vocab_size)),
+               helper.make_tensor_value_info("top_logprobs", _F32, ("batch", k)),
+               helper.make_tensor_value_info("top_ids", _I64, ("batch", k))]  # fmt: skip
     for i, layer in enumerate(model.decoder_layers):
         heads, d = _head_dims(model, layer.self_attn)
         for kind in ("self_k", "self_v"):

@@ -1,8 +1,11 @@
 """The names an ONNX export is read by: its metadata file and format, its graph files, and the inputs and
 outputs of the encoder and decoder-step graphs. No torch here: the ONNX Runtime side reads these too."""
 
-ONNX_FORMAT = "hat_engine.onnx/1"
+# 2: the decoder step also yields its TOP_K most likely next tokens (log-probabilities, ids), so a beam search
+# reads a few numbers per row instead of the whole vocabulary.
+ONNX_FORMAT = "hat_engine.onnx/2"
 META_FILE = "export.json"
+TOP_K = 64  # enough for a beam of 30: the search needs 2 x beam candidates per row, plus PAD, BOS and EOS
 ENCODER_FILE, DECODER_FILE = "encoder.onnx", "decoder.onnx"
 
 
@@ -16,12 +19,17 @@ def self_names(depth: int, prefix: str = "") -> list[str]:
     return [f"{prefix}{kind}.{i}" for i in range(depth) for kind in ("self_k", "self_v")]
 
 
+def top_k(vocab_size: int) -> int:
+    """How many candidates per row the decoder graph yields for a vocabulary of `vocab_size`."""
+    return min(TOP_K, vocab_size)
+
+
 def signature(depth: int) -> dict[str, dict[str, list[str]]]:
     """Input and output names of both graphs for a decoder of `depth` layers."""
     return {
         "encoder": {"inputs": ["src_tokens"], "outputs": cross_names(depth)},
         "decoder": {
             "inputs": ["tokens", "step", *self_names(depth), *cross_names(depth)],
-            "outputs": ["logits", *self_names(depth, "new_")],
+            "outputs": ["logits", "top_logprobs", "top_ids", *self_names(depth, "new_")],
         },
     }

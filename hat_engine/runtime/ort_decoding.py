@@ -21,7 +21,7 @@ import onnxruntime as ort
 from hat_engine.config import ArchConfig, ModelConfig
 from hat_engine.errors import CheckpointError
 from hat_engine.model.decoding import as_tokens, beam_search, greedy_search
-from hat_engine.runtime.onnx_signature import META_FILE, ONNX_FORMAT, cross_names, self_names
+from hat_engine.runtime.onnx_signature import META_FILE, ONNX_FORMAT, cross_names, self_names, top_k
 
 Cache = dict[str, np.ndarray]
 
@@ -54,7 +54,8 @@ class OrtEncoderOut:
 
 class OrtStepper:
     """`Stepper` over the decoder-step graph for the source rows `src[rows]` (all of them when `rows` is None):
-    the encoder runs once on entering; log-softmax runs in numpy on the graph's logits."""
+    the encoder runs once on entering; each step returns the candidates the graph ranked (log-softmax and TopK
+    inside it), never the vocabulary-wide logits."""
 
     def __init__(self, translator: OrtTranslator, src: np.ndarray, rows: np.ndarray | None):
         self.translator, self._src, self._rows = translator, src, rows
@@ -68,19 +69,17 @@ class OrtStepper:
     def __exit__(self, *exc) -> None:
         self.cache, self.encoder_out = {}, None
 
-    def __call__(self, tokens: np.ndarray, step: int) -> np.ndarray:
-        logits, self.cache = self.translator.decode_step(tokens[:, step : step + 1], self.encoder_out, self.cache, step)
-        return log_softmax(logits)
+    def __call__(self, tokens: np.ndarray, step: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if k > self.translator.top_k:
+            raise ValueError(f"{k} candidates per row asked; the decoder graph ranks {self.translator.top_k}")
+        (lprobs, ids), self.cache = self.translator.decode_step(
+            tokens[:, step : step + 1], self.encoder_out, self.cache, step, top=True
+        )
+        return lprobs[:, :k], ids[:, :k]
 
     def reorder(self, order: np.ndarray) -> None:
         # Rows only move between beams of one sentence, which share cross-attention K/V: only self K/V move.
         self.cache.update({name: self.cache[name][order] for name in self.translator.self_cache_names})
-
-
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax of (N, V) logits, in their dtype, in a fresh array."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
 class OrtTranslator:
@@ -104,6 +103,7 @@ class OrtTranslator:
         depth = arch.decoder_depth
         self._cross_names, self.self_cache_names = cross_names(depth), self_names(depth)
         self._new_self_names = self_names(depth, "new_")
+        self.top_k = top_k(model_config.vocab_size)
 
     @classmethod
     def load(cls, export_dir: str | Path, threads: int = 1, int8: bool = False, **kwargs) -> OrtTranslator:
@@ -145,9 +145,10 @@ class OrtTranslator:
         return cache
 
     def decode_step(
-        self, tokens, encoder_out: OrtEncoderOut, cache: Cache | None = None, step: int = 0
-    ) -> tuple[np.ndarray, Cache]:
-        """Feed the token at position `step`: tokens (N, 1) -> (logits (N, V), cache with the new self K/V)."""
+        self, tokens, encoder_out: OrtEncoderOut, cache: Cache | None = None, step: int = 0, top: bool = False
+    ) -> tuple[np.ndarray | tuple[np.ndarray, np.ndarray], Cache]:
+        """Feed the token at position `step`: tokens (N, 1) -> (logits (N, V), cache with the new self K/V); with
+        `top`, instead of the logits each row's `top_k` likeliest tokens (log-probs, ids), ranked in the graph."""
         if step >= self.model_config.max_positions:
             raise ValueError(f"decoder step {step} reaches max_positions={self.model_config.max_positions}")
         cache = dict(cache) if cache else {}
@@ -157,9 +158,10 @@ class OrtTranslator:
         feed: dict[str, np.ndarray] = {"tokens": as_tokens(tokens), "step": np.array(step, dtype=np.int64)}
         for name in (*self.self_cache_names, *self._cross_names):
             feed[name] = np.ascontiguousarray(cache[name])
-        logits, *new_kv = self.decoder.run(["logits", *self._new_self_names], feed)
-        cache.update(zip(self.self_cache_names, new_kv, strict=True))
-        return logits, cache
+        heads = ["top_logprobs", "top_ids"] if top else ["logits"]
+        out = self.decoder.run([*heads, *self._new_self_names], feed)
+        cache.update(zip(self.self_cache_names, out[len(heads) :], strict=True))
+        return (tuple(out[:2]) if top else out[0]), cache
 
     # --- search -------------------------------------------------------------------------------------------------
 

@@ -1,5 +1,7 @@
 """Materialising catalog entries from the SuperTransformer: verified, cached, refused when altered."""
 
+import json
+
 import pytest
 
 from hat_engine.catalog.extract import weights_sha256
@@ -15,6 +17,7 @@ from hat_engine.catalog.schema import (
 )
 from hat_engine.latency.timing import Workload
 from hat_engine.model.supernet import save_supernet
+from hat_engine.runtime.onnx_signature import ONNX_FORMAT
 from hat_engine.runtime.ort_decoding import OrtTranslator
 
 
@@ -43,6 +46,11 @@ def test_materialize_builds_once_and_matches(catalog, tiny_supernet, tiny_space,
     (folder / "decoder.onnx").write_bytes(b"corrupt")  # a damaged cache is rebuilt, not served
     materialize(tmp_path, catalog, entry, "onnx", tmp_path / ".cache")
     OrtTranslator.load(folder)
+    stamp_path = folder / "materialized.json"
+    recorded = json.loads(stamp_path.read_text())
+    stamp_path.write_text(json.dumps({**recorded, "onnx_format": "hat_engine.onnx/1"}))  # graphs of older code
+    materialize(tmp_path, catalog, entry, "onnx", tmp_path / ".cache")
+    assert json.loads(stamp_path.read_text())["onnx_format"] == ONNX_FORMAT  # rebuilt in this code's format
     torch_dir = materialize(tmp_path, catalog, entry, "torch", tmp_path / ".cache")
     assert (torch_dir / "model.pt").is_file()
 

@@ -20,7 +20,7 @@ from hat_engine.model.decoding import beam_search, greedy_search
 from hat_engine.model.supernet import SuperTransformer
 from hat_engine.runtime.onnx_export import EncoderGraph, export_onnx, quantize_export
 from hat_engine.runtime.onnx_graph import BUILDER, build_onnx
-from hat_engine.runtime.onnx_signature import signature
+from hat_engine.runtime.onnx_signature import signature, top_k
 from hat_engine.runtime.ort_decoding import OrtTranslator
 from tests.unit.test_decoding import sharpen
 
@@ -232,3 +232,23 @@ def test_largest_default_arch_builds_and_matches_torch(tmp_path, random_batch):
     prev = torch.tensor([[2, 900, 17], [2, 3000, 5]])
     for (logits, _), (ort_logits, _) in _step_both(model, translator, src, prev):
         torch.testing.assert_close(ort_logits, logits, rtol=0, atol=1e-4)
+
+
+@torch.no_grad()
+def test_decoder_graph_ranks_the_likeliest_tokens(built, random_batch):
+    """The step graph's TopK over log-softmax: the torch model's k best tokens and log-probs, best first."""
+    src = random_batch(3, 6, seed=5)
+    prev = torch.tensor([[2, 9, 17], [2, 30, 5], [2, 4, 4]])
+    for model, _, translator in built[1]:
+        encoder_out, ort_encoder_out = model.encode(src), translator.encode(src.numpy())
+        cache = ort_cache = None
+        for step in range(prev.size(1)):
+            logits, cache = model.decode_step(prev[:, step : step + 1], encoder_out, cache, step)
+            (lprobs, ids), ort_cache = translator.decode_step(
+                prev[:, step : step + 1], ort_encoder_out, ort_cache, step, top=True
+            )
+            assert lprobs.shape == ids.shape == (3, top_k(model.model_config.vocab_size)) and ids.dtype == np.int64
+            expected = torch.log_softmax(logits, dim=-1)
+            assert (np.diff(lprobs, axis=1) <= 0).all()  # best first
+            np.testing.assert_allclose(lprobs, expected.gather(1, torch.from_numpy(ids)).numpy(), atol=1e-4)
+            np.testing.assert_allclose(lprobs, expected.topk(lprobs.shape[1]).values.numpy(), atol=1e-4)
