@@ -23,7 +23,6 @@ from starlette.responses import JSONResponse
 from hat_engine.errors import HatError
 from hat_engine.hardware import detect
 from hat_engine.serving.engine import Listener, ServingEngine
-from hat_engine.serving.heap import return_large_blocks
 from service import langid
 from service.access import Access
 from service.app import app, register_service_spec
@@ -72,7 +71,6 @@ class TranslateOutput(BaseModel):
 class Translator:
     def __init__(self) -> None:
         _log_to_stderr()
-        return_large_blocks()  # a worker's short-lived numpy arrays go back to the OS, not into a growing heap
         self.settings = SETTINGS
         self.metrics = metrics()
         self.host = detect(SETTINGS.serving.backend, SETTINGS.threads, probe_cuda=False)  # serving runs on CPU

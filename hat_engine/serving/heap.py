@@ -1,8 +1,10 @@
-"""The C heap of a long-running serving process (glibc; elsewhere these do nothing).
+"""The C heap of a long-running serving process (glibc; elsewhere this does nothing).
 
-Measured on a BentoML worker serving int8 entries (`bench/serving_memory.py`): each batch of 8 texts allocates
-tens of MB of short-lived numpy arrays (log-probabilities, candidates: 2 MB each at 64 rows), which glibc then
-keeps resident: +45 MB after 20 such requests. With large blocks always mmapped (and so unmapped when freed), +2.
+Freed memory stays in glibc's heap for reuse, so what startup timed and dropped (thread counts, calibration)
+stays resident unless trimmed. Requests are left alone: a BentoML worker grew by 45 MB over 20 batches of 8 texts
+and stayed there, but serving every large block from its own mapping instead (mallopt M_MMAP_THRESHOLD = 128 KB,
+returned to the OS on free) made the largest entry's decoding up to 2x slower here: each step's fresh KV-cache
+outputs then fault their pages in anew.
 """
 
 from __future__ import annotations
@@ -11,25 +13,12 @@ import ctypes
 import ctypes.util
 import functools
 
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
-LARGE_BLOCK_BYTES = 128 * 1024  # glibc's initial mmap threshold, kept fixed instead of growing to 32 MB
-TRIM_THRESHOLD_BYTES = 1024 * 1024
-
 
 @functools.cache
 def _libc():
     name = ctypes.util.find_library("c")
     libc = ctypes.CDLL(name) if name else None
-    return libc if libc is not None and hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
-
-
-def return_large_blocks() -> None:
-    """Serve every allocation of LARGE_BLOCK_BYTES or more from its own mapping, returned to the OS when freed
-    (glibc otherwise raises the threshold after the first such free and keeps later ones in its heap)."""
-    libc = _libc()
-    if libc is not None:
-        libc.mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK_BYTES)
-        libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    return libc if libc is not None and hasattr(libc, "malloc_trim") else None
 
 
 def release_free_memory() -> None:
