@@ -4,7 +4,7 @@ Each benchmark writes JSON beside its console output (bench/results/*.json, *.lo
 the machine fingerprint and the date. A benchmark that fails is reported as failed, with the tail of its log.
 With --only, the other steps' last results (bench/results/) are rendered too, each with the time it ran.
 
-    .venv/bin/python bench/run_all.py [--only runtime,ct2-1t,ct2-2t,http,load,robustness,memory] [--quick]
+    .venv/bin/python bench/run_all.py [--only runtime,ct2-1t,ct2-2t,http,load,robustness,memory,throughput] [--quick]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def steps(quick: bool) -> dict[str, list[str]]:
         "load": ["bench/load_sla.py", "--threads", "2", "--seconds", seconds],
         "robustness": ["bench/robustness.py", "--fuzz-examples", "200" if quick else "1000"],
         "memory": ["bench/serving_memory.py"],
+        "throughput": ["bench/throughput.py", "--seconds", "3" if quick else "5"],
     }
 
 
@@ -180,6 +181,23 @@ def render(results: dict, fingerprint: dict) -> str:
             lines.append(f"| {row['role']} | {row['rss_mb']} | {row['uss_mb']} | {'yes' if row['torch'] else 'no'} "
                          f"| {'yes' if row['onnxruntime'] else 'no'} |")  # fmt: skip
         lines.append("")
+    if "throughput" in results and not results["throughput"]["failed"]:
+        res = results["throughput"]["result"]
+        lines += ["## Throughput at the SLA on all cores", "",
+                  f"{res['precision']}, the `{res['baseline']}` baseline, one sentence per request, beam 4, "
+                  "closed-loop "
+                  f"clients 1/2/4/8, {res['seconds']:g} s per level; best requests/s of a level with p95 <= "
+                  f"{res['sla_ms']:g} ms, median of {res['rounds']} shuffled rounds. Ours: N worker processes x M "
+                  "threads; CTranslate2: inter_threads x intra_threads.", "",
+                  "| configuration | req/s within the SLA |", "|---|---:|"]  # fmt: skip
+        for name, rps in sorted(res["summary_rps"].items()):
+            lines.append(f"| {name} | {rps} |")
+        lines += [
+            "",
+            f"Best ours `{res['best_ours']}` / best CTranslate2 `{res['best_ct2']}`: "
+            f"**{_fmt(None if res['ours_over_ct2'] is None else round(res['ours_over_ct2'], 3))}**.",
+            "",
+        ]
     lines += ["## Time", "", " | ".join(f"{name} {r['minutes']} min" for name, r in results.items()), ""]
     return "\n".join(lines)
 
