@@ -27,10 +27,11 @@ def run(args: argparse.Namespace) -> int:
     # Heavy imports (torch, matplotlib) stay inside run() so that every `hat` command starts fast.
     import torch
 
+    from hat_engine.model.decoding import MAX_BEAM
     from hat_engine.model.translate import translate_texts
 
-    if not 1 <= args.beam <= 32:
-        raise SystemExit(f"hat: error: --beam {args.beam} must lie in 1..32")
+    if not 1 <= args.beam <= MAX_BEAM:
+        raise SystemExit(f"hat: error: --beam {args.beam} must lie in 1..{MAX_BEAM}")
     if args.threads < 1:
         raise SystemExit(f"hat: error: --threads {args.threads}: use 1 or more")
     if args.supernet is not None and (args.catalog or args.sla_ms is not None or args.entry):

@@ -26,6 +26,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 
 BANNABLE = 3  # PAD, BOS and EOS: tokens a row's candidates may lose to the rules
+MAX_BEAM = 32  # a stepper ranks up to 2 * MAX_BEAM + BANNABLE tokens per row (the ONNX decoder graph's TopK)
 
 
 class Stepper(Protocol):
@@ -135,8 +136,8 @@ def beam_search_nbest(
 ) -> list[list[Hypothesis]]:
     """Beam search over src_tokens (B, S), all B sentences x `beam` hypotheses in one batch of B * beam rows.
     Returns, per sentence, the (at most `beam`) finished hypotheses, best first; never an empty list."""
-    if beam < 1:
-        raise ValueError(f"beam={beam} must be >= 1")
+    if not 1 <= beam <= MAX_BEAM:
+        raise ValueError(f"beam={beam} must lie in 1..{MAX_BEAM}")
     cfg, src = model.model_config, as_tokens(src_tokens)
     bsz, k = src.shape[0], beam
     max_lens = _max_lengths(model, src, max_len_a, max_len_b)

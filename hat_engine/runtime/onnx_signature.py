@@ -1,11 +1,13 @@
 """The names an ONNX export is read by: its metadata file and format, its graph files, and the inputs and
 outputs of the encoder and decoder-step graphs. No torch here: the ONNX Runtime side reads these too."""
 
+from hat_engine.model.decoding import BANNABLE, MAX_BEAM
+
 # 2: the decoder step also yields its TOP_K most likely next tokens (log-probabilities, ids), so a beam search
 # reads a few numbers per row instead of the whole vocabulary.
 ONNX_FORMAT = "hat_engine.onnx/2"
 META_FILE = "export.json"
-TOP_K = 64  # enough for a beam of 30: the search needs 2 x beam candidates per row, plus PAD, BOS and EOS
+TOP_K = 2 * MAX_BEAM + BANNABLE  # the widest beam's 2 x beam candidates per row, plus PAD, BOS and EOS
 ENCODER_FILE, DECODER_FILE = "encoder.onnx", "decoder.onnx"
 
 
