@@ -88,7 +88,7 @@ def _flops_bytes(op: str, inputs: list, outputs: list) -> tuple[float, float]:
     moved = size(inputs) + size(outputs)
     if op in MATMULS and inputs and outputs and inputs[0][1]:
         a, n = inputs[0][1], outputs[0][1][-1]  # A (..., M, K) -> (..., M, N)
-        if len(inputs) > 1 and not inputs[1][1]:  # B is an initializer: the profiler records no shape for it
+        if len(inputs) < 2 or len(inputs[1][1]) < 2:  # B is a weight: the profiler lists no shape for it
             moved += a[-1] * n * (1 if op in INT8_MATMULS else 4)
         return 2.0 * float(np.prod(a)) * n, moved
     return 0.0, moved
