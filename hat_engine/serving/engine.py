@@ -41,6 +41,7 @@ from hat_engine.serving.selection import (
 
 log = logging.getLogger(__name__)
 
+TRIM_AFTER_TOKENS = 128  # target tokens of one translate call after which the heap is trimmed (~0.1 ms)
 WARMUP_TEXTS = ["The house is small.", "We will meet tomorrow morning at the station, if the weather is good."]
 
 
@@ -205,7 +206,10 @@ class ServingEngine:
                 raise
             entry_id = self.active_id
             model = self.pool.load(self.catalog.entry(entry_id))
-        return entry_id, translate_texts(model, self.tokenizer, texts, self.beam, alternatives)
+        translations = translate_texts(model, self.tokenizer, texts, self.beam, alternatives)
+        if sum(t.tokens for t in translations) >= TRIM_AFTER_TOKENS:
+            release_free_memory()  # a large batch's KV caches would otherwise stay resident in the heap
+        return entry_id, translations
 
     def observe(self, entry_id: str, latency_ms: float, tokens: int) -> Observation | None:
         """Feed one served request to the SLA guard; a switch is logged here and reported to the listener."""
