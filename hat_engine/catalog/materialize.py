@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from hat_engine.catalog.schema import Artifact, Catalog, CatalogEntry, parse_catalog, sha256_file
@@ -111,11 +112,16 @@ def materialize_in_child(
     request = {"catalog_dir": str(Path(catalog_dir).resolve()), "catalog": catalog.to_dict(), "builds": stale,
                "cache_dir": str(Path(cache_dir).resolve())}  # fmt: skip
     log.info("building %d artifact(s) in a child process: %s", len(stale), ", ".join(e for e, _ in stale))
+    started = time.monotonic()
     child = subprocess.run([sys.executable, "-m", __name__], input=json.dumps(request), capture_output=True, text=True)
-    if child.returncode != 0:
+    for line in child.stderr.splitlines():
+        log.debug("child: %s", line)
+    reply = child.stdout.strip().splitlines()
+    if child.returncode != 0 or not reply:
         last = (child.stderr.strip().splitlines() or [f"exit status {child.returncode}"])[-1]
         return results | {e: CatalogError(f"building {e} ({f}) failed in a child process: {last}") for e, f in stale}
-    built = json.loads(child.stdout.strip().splitlines()[-1])
+    built = json.loads(reply[-1])
+    log.info("the child process built %d artifact(s) in %.1fs", len(stale), time.monotonic() - started)
     for entry_id, _ in stale:
         outcome = built[entry_id]
         results[entry_id] = Path(outcome["folder"]) if "folder" in outcome else CatalogError(outcome["error"])

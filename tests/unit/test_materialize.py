@@ -1,11 +1,12 @@
 """Materialising catalog entries from the SuperTransformer: verified, cached, refused when altered."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from hat_engine.catalog.extract import weights_sha256
-from hat_engine.catalog.materialize import materialize
+from hat_engine.catalog.materialize import materialize, materialize_in_child
 from hat_engine.catalog.schema import (
     Artifact,
     Catalog,
@@ -69,6 +70,20 @@ def test_altered_source_or_wrong_weights_are_refused(catalog, tmp_path):
     (tmp_path / "supernet.pt").write_bytes(bytes(data))
     with pytest.raises(CatalogError, match="refused"):
         materialize(tmp_path, catalog, entry, "onnx", tmp_path / "c2")
+
+
+def test_a_child_process_builds_and_refuses_as_this_one_would(catalog, tmp_path):
+    """materialize_in_child: one child builds every stale artifact; a refusal comes back as the same message."""
+    entry = catalog.entries[0]
+    bad = CatalogEntry(**{**entry.__dict__, "id": "bad",
+                          "artifacts": (Artifact("onnx", "x", "0" * 64, entry.artifacts[0].materialize),)})  # fmt: skip
+    two = replace(catalog, entries=(entry, bad))
+    out = materialize_in_child(tmp_path, two, [(entry, "onnx"), (bad, "onnx")], tmp_path / ".cache")
+    assert out[entry.id] == tmp_path / ".cache" / entry.id / "onnx" and OrtTranslator.load(out[entry.id])
+    assert isinstance(out["bad"], CatalogError) and "extracted weights" in str(out["bad"])
+    stamp = (out[entry.id] / "materialized.json").stat().st_mtime_ns
+    again = materialize_in_child(tmp_path, two, [(entry, "onnx")], tmp_path / ".cache")  # cached: no child
+    assert again == {entry.id: out[entry.id]} and (out[entry.id] / "materialized.json").stat().st_mtime_ns == stamp
 
 
 def test_torch_artifact_is_cut_from_the_fp32_onnx_recipe(catalog, tiny_supernet, tiny_space, tmp_path):
