@@ -1,9 +1,10 @@
 """This checkout's decoding against another git revision's, on the same ONNX graphs: ratios measured side by side.
 
-Both sides time the reference workload (batch 1, 30 steps, beam 4) with `hat_engine.latency.timing` on the very
-same graphs (built once, here), fp32 and int8, for the largest and the smallest SubTransformer; each side runs in
-its own Python process (a `git worktree` of `--against`), the sides alternate round by round, and which goes first
-alternates too. Prints each side's median p50 and new/old ratios, and whether both decoded the same tokens.
+Both sides time the reference workload (batch 1, 30 steps, beam 4) with `hat_engine.latency.timing`, fp32 and
+int8, for the largest and the smallest SubTransformer of the same weights, each on the graphs its own code
+builds (their format may differ); each side runs in its own Python processes (a `git worktree` of `--against`),
+the sides alternate round by round, and which goes first alternates too. Prints each side's median p50 and
+new/old ratios, and whether both decoded the same tokens.
 
     .venv/bin/python bench/search_loop.py [--against 1c5b80e] [--supernet supernet/supernet.pt] [--rounds 6]
 
@@ -19,6 +20,17 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+BUILD = """
+import sys
+from hat_engine.model.supernet import load_supernet
+from hat_engine.runtime.onnx_export import quantize_export
+from hat_engine.runtime.onnx_graph import build_onnx
+supernet, _ = load_supernet(sys.argv[1])
+arch = supernet.space.largest() if sys.argv[2] == "largest" else supernet.space.smallest()
+build_onnx(supernet.extract(arch).eval(), sys.argv[3])
+quantize_export(sys.argv[3])
+"""
 
 CHILD = """
 import json, sys
@@ -37,12 +49,14 @@ print(json.dumps({"p50": stats.p50, "tokens": run_workload(runner, src, REFERENC
 """
 
 
+def _env(root: Path) -> dict[str, str]:
+    return {"PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+
+
 def _child(root: Path, folder: Path, fmt: str, runs: int, ids: list[list[int]]) -> dict:
     """One side's timing in a fresh process on `root`'s code: p50 over `runs` runs, and the tokens decoded."""
-    env = {"PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
     argv = [sys.executable, "-c", CHILD, str(folder), fmt, str(runs), json.dumps(ids)]
-    out = subprocess.run(argv, cwd=root, env=env,
-                         capture_output=True, text=True, check=True)  # fmt: skip
+    out = subprocess.run(argv, cwd=root, env=_env(root), capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -58,8 +72,6 @@ def main() -> int:
     from hat_engine.hardware import detect
     from hat_engine.latency.timing import REFERENCE_WORKLOAD, reference_source
     from hat_engine.model.supernet import load_supernet
-    from hat_engine.runtime.onnx_export import quantize_export
-    from hat_engine.runtime.onnx_graph import build_onnx
 
     supernet, _ = load_supernet(args.supernet)
     rows = []
@@ -68,18 +80,19 @@ def main() -> int:
         subprocess.run(["git", "worktree", "add", "--detach", str(old), args.against], cwd=REPO, check=True,
                        capture_output=True)  # fmt: skip
         try:
-            for label, arch in (("largest", supernet.space.largest()), ("smallest", supernet.space.smallest())):
-                graphs = Path(tmp) / label
-                model = supernet.extract(arch).eval()
-                ids = reference_source(REFERENCE_WORKLOAD, model.model_config).tolist()  # both sides decode it
-                build_onnx(model, graphs)
-                quantize_export(graphs)
+            for label in ("largest", "smallest"):
+                graphs = {side: Path(tmp) / f"{label}-{side}" for side in ("new", "old")}
+                for side, root in (("new", REPO), ("old", old)):  # each side's graphs, by its own code
+                    subprocess.run([sys.executable, "-c", BUILD, str(args.supernet.resolve()), label,
+                                    str(graphs[side])], cwd=root, env=_env(root), check=True,
+                                   capture_output=True)  # fmt: skip
+                ids = reference_source(REFERENCE_WORKLOAD, supernet.model_config).tolist()  # both sides decode it
                 for fmt in ("fp32", "int8"):
                     p50 = {"new": [], "old": []}
                     tokens = {}
                     for r in range(args.rounds):
                         for side in ("new", "old") if r % 2 == 0 else ("old", "new"):
-                            result = _child(REPO if side == "new" else old, graphs, fmt, args.runs, ids)
+                            result = _child(REPO if side == "new" else old, graphs[side], fmt, args.runs, ids)
                             p50[side].append(result["p50"])
                             tokens[side] = result["tokens"]
                     new, before = statistics.median(p50["new"]), statistics.median(p50["old"])
