@@ -41,39 +41,38 @@ GROUPS = ("vocabulary projection", "other matmuls", "quantize activations", "att
 _BYTES = {"float": 4, "int64": 8, "int32": 4, "uint8": 1, "int8": 1, "bool": 1, "float16": 2}
 
 
-def host_limits() -> dict:
-    """One-thread fp32 GEMM GFLOP/s (ONNX Runtime, 1024^3) and copy GB/s (read + write) of a 16 MB array (held
-    in a 32 MB L3) and of a 256 MB one (from DRAM); best of 5 each."""
-    import onnx
-    from onnx import TensorProto, helper
+GEMM_N = 1024
 
-    n = 1024
-    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "gemm",
-                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, [n, n]) for x in "ab"],
-                              [helper.make_tensor_value_info("c", TensorProto.FLOAT, [n, n])])  # fmt: skip
+
+def _gemm_rate(op: str, feeds: dict[str, np.ndarray]) -> float:
+    """G(FL)OP/s of one `op` node ("MatMul" or "MatMulInteger") on GEMM_N^2 inputs, 1 thread, best of 5."""
+    from onnx import TensorProto, checker, helper
+
+    out_type = TensorProto.INT32 if op == "MatMulInteger" else TensorProto.FLOAT
+    inputs = [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+              for k, v in feeds.items()]  # fmt: skip
+    graph = helper.make_graph([helper.make_node(op, list(feeds), ["c"])], op, inputs,
+                              [helper.make_tensor_value_info("c", out_type, [GEMM_N, GEMM_N])])  # fmt: skip
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 10
-    onnx.checker.check_model(model)
+    checker.check_model(model)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
-    feeds = {"a": a, "b": a.copy()}
     session.run(None, feeds)
     best = min(_timed(lambda: session.run(None, feeds)) for _ in range(5))
-    limits = {"gemm_gflops": round(2 * n**3 / best / 1e9, 1)}
-    graph = helper.make_graph([helper.make_node("MatMulInteger", ["a", "b"], ["c"])], "gemm8",
-                              [helper.make_tensor_value_info("a", TensorProto.UINT8, [n, n]),
-                               helper.make_tensor_value_info("b", TensorProto.INT8, [n, n])],
-                              [helper.make_tensor_value_info("c", TensorProto.INT32, [n, n])])  # fmt: skip
-    model8 = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model8.ir_version = 10
-    session8 = ort.InferenceSession(model8.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return round(2 * GEMM_N**3 / best / 1e9, 1)
+
+
+def host_limits() -> dict:
+    """One-thread fp32 GEMM GFLOP/s (ONNX Runtime, 1024^3) and copy GB/s (read + write) of a 16 MB array (held
+    in a 32 MB L3) and of a 256 MB one (from DRAM); best of 5 each."""
     rng = np.random.default_rng(0)
-    feeds8 = {"a": rng.integers(0, 255, (n, n), dtype=np.uint8), "b": rng.integers(-127, 127, (n, n), dtype=np.int8)}
-    session8.run(None, feeds8)
-    best8 = min(_timed(lambda: session8.run(None, feeds8)) for _ in range(5))
-    limits["int8_gemm_gops"] = round(2 * n**3 / best8 / 1e9, 1)
+    x = rng.standard_normal((GEMM_N, GEMM_N), dtype=np.float32)
+    limits = {"gemm_gflops": _gemm_rate("MatMul", {"a": x, "b": x.copy()}),
+              "int8_gemm_gops": _gemm_rate("MatMulInteger", {
+                  "a": rng.integers(0, 255, (GEMM_N, GEMM_N), dtype=np.uint8),
+                  "b": rng.integers(-127, 127, (GEMM_N, GEMM_N), dtype=np.int8)})}  # fmt: skip
     for key, mb in (("cache_copy_gbs", 16), ("dram_copy_gbs", 256)):
         src = np.ones(mb * 1024 * 1024 // 4, dtype=np.float32)
         out = np.empty_like(src)
