@@ -1,5 +1,6 @@
 """The committed SuperTransformer: `hat translate` turns English on stdin into German, and its quality holds."""
 
+import json
 import subprocess
 import sys
 
@@ -55,3 +56,17 @@ def test_committed_supernet_is_compact_and_scores(supernet_path, real_data):
     for arch, floor in ((supernet.space.largest(), 10.0), (supernet.space.smallest(), 4.0)):
         scores = evaluate(supernet.extract(arch).eval(), tokenizer, real_data, beam=4, limit=150)
         assert scores["bible_test"]["bleu"] >= floor, scores
+
+
+def test_evaluate_writes_outputs_per_arch_label(supernet_path, real_data, tmp_path):
+    supernet, _ = load_supernet(supernet_path)
+    arch_file = tmp_path / "mine.yaml"
+    arch_file.write_text(supernet.space.smallest().to_yaml())
+    out, report = tmp_path / "outputs", tmp_path / "scores.json"
+    flags = ["--arch", str(arch_file), "--limit", "3", "--beam", "2", "--outputs", str(out), "--json", str(report)]
+    result = _hat("supernet", "evaluate", "--supernet", str(supernet_path), "--data", str(real_data), *flags)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [f"mine.{s}.de" for s in ("bible_test", "ding_test", "modern_test")]
+    [scored] = json.loads(report.read_text())
+    assert scored["label"] == "mine" and scored["arch_id"] == supernet.space.smallest().arch_id()
+    assert all(len((out / f"mine.{s}.de").read_text().splitlines()) == 3 for s in scored["scores"])
