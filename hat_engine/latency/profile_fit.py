@@ -40,6 +40,7 @@ def fit_profile(data: Path, out: Path, features: str = "both", test: int = 100, 
                        "n_test": len(held_out), **m, "kept": report.kept, "compared": report.candidates}  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     predictor.save(out)
-    title = f"{profile_id}: {report.kept}, MAPE {m['mape']:.1f} %, tau {m['kendall_tau']:.3f} (n_test={len(held_out)})"
+    figures = f"MAPE {m['mape']:.1f} %, Kendall tau {m['kendall_tau']:.3f}, {len(held_out)} held out"
+    title = f"{profile_id}\n{report.kept}: {figures}"
     plot_predictions([ms[i] for i in held_out], report.predicted, title, out.with_suffix(".png"))
     return ProfileFit(predictor, report, out)
