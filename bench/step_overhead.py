@@ -31,15 +31,18 @@ def step_callables(translator, step: int) -> dict:
     import numpy as np
     import onnxruntime as ort
 
-    src = np.random.default_rng(0).integers(4, translator.model_config.vocab_size, (1, 30))
-    src[0, -1] = translator.model_config.eos_id
-    encoder_out = translator.encode(src).index_select(np.zeros(4, dtype=np.int64))
-    tokens, cache = np.full((4, 1), translator.model_config.eos_id, np.int64), None
+    from hat_engine.latency.timing import REFERENCE_WORKLOAD, reference_source
+    from hat_engine.runtime.onnx_signature import cross_names, self_names
+
+    cfg, depth, beam = translator.model_config, translator.arch.decoder_depth, REFERENCE_WORKLOAD.beam
+    encoder_out = translator.encode(reference_source(REFERENCE_WORKLOAD, cfg))
+    encoder_out = encoder_out.index_select(np.zeros(beam, dtype=np.int64))
+    tokens, cache = np.full((beam, 1), cfg.eos_id, np.int64), None
     for s in range(step):
         _, cache = translator.decode_step(tokens, encoder_out, cache, s, top=True)
     feed = {"tokens": tokens, "step": np.array(step, dtype=np.int64)}
-    feed.update({n: np.ascontiguousarray(cache[n]) for n in (*translator.self_cache_names, *translator._cross_names)})
-    outputs = ["top_logprobs", "top_ids", *translator._new_self_names]
+    feed.update({n: np.ascontiguousarray(cache[n]) for n in (*self_names(depth), *cross_names(depth))})
+    outputs = ["top_logprobs", "top_ids", *self_names(depth, "new_")]
     values = {k: ort.OrtValue.ortvalue_from_numpy(v) for k, v in feed.items()}
     binding = translator.decoder.io_binding()
     for name, value in values.items():

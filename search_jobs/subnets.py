@@ -18,12 +18,24 @@ def add_supernet_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
 
 
+def _named_depth(spec: str) -> int | None:
+    """The decoder depth of `largest-decN`, else None."""
+    tail = spec[len("largest-dec") :]
+    return int(tail) if spec.startswith("largest-dec") and tail.isdigit() else None
+
+
+def spec_label(spec: str) -> str:
+    """What an `--arch` spec is called in outputs: a named spec itself, an arch YAML its file name without the
+    folder and suffix (so that DIR/LABEL.SET.de stays in DIR)."""
+    return spec if spec in ("largest", "smallest") or _named_depth(spec) is not None else Path(spec).stem
+
+
 def arch_from_spec(space: SearchSpace, spec: str) -> ArchConfig:
     """`largest`, `largest-decN` (the largest with N decoder layers), `smallest`, or a path to an arch YAML."""
     if spec == "largest":
         return space.largest()
-    if spec.startswith("largest-dec") and spec[len("largest-dec") :].isdigit():
-        return space.largest(decoder_depth=int(spec[len("largest-dec") :]))
+    if (depth := _named_depth(spec)) is not None:
+        return space.largest(decoder_depth=depth)
     if spec == "smallest":
         return space.smallest()
     path = Path(spec)

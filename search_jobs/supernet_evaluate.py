@@ -33,15 +33,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from hat_engine.train.evaluation import evaluate, test_sets
-    from search_jobs.subnets import arch_from_spec, load
+    from search_jobs.subnets import arch_from_spec, load, spec_label
 
     torch.set_num_threads(args.threads)
     supernet, tokenizer = load(args)
     space = supernet.space
-    specs = args.arch or ["largest", "smallest"]
-    # an arch YAML is labelled by its file name, so that --outputs writes DIR/LABEL.SET.de, not into a subfolder
-    labels = [Path(spec).stem if spec.endswith((".yaml", ".yml")) else spec for spec in specs]
-    archs = [(label, arch_from_spec(space, spec)) for label, spec in zip(labels, specs, strict=True)]
+    archs = [(spec_label(spec), arch_from_spec(space, spec)) for spec in (args.arch or ["largest", "smallest"])]
     rng = random.Random(args.seed)
     archs += [(f"random-{i + 1}", space.sample(rng)) for i in range(args.random)]
     sentences = sum(min(len(src), args.limit or len(src)) for src, _ in test_sets(args.data, args.split).values())

@@ -140,6 +140,13 @@ def test_largest_of_a_decoder_depth_and_its_cli_spec(tiny_space):
         arch_from_spec(tiny_space, "largest-decoder")
 
 
+def test_an_arch_spec_is_labelled_without_its_folder():
+    from search_jobs.subnets import spec_label
+
+    assert [spec_label(s) for s in ("largest", "smallest", "largest-dec2")] == ["largest", "smallest", "largest-dec2"]
+    assert spec_label("runs/archs/random-3.yaml") == "random-3" and spec_label("/tmp/mine.txt") == "mine"
+
+
 def test_repetition_loops_are_a_word_trigram_three_times():
     from hat_engine.train.evaluation import repeats_a_trigram
 
