@@ -39,6 +39,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     b.add_argument("--finetune-baselines", action=argparse.BooleanOptionalAction, default=True,
                    help="with --finetune: fine-tune the hand-scaled baselines alike, for the report's fine-tuned vs "
                         "fine-tuned comparison (their weights are not shipped)")  # fmt: skip
+    b.add_argument(
+        "--retest",
+        type=Path,
+        default=Path("latency/retest"),
+        help="folder of `hat latency retest --json` files (PROFILE.json): each profile's measured noise "
+        "floor goes into REPORT.md beside its predictor's error (default latency/retest)",
+    )
     b.set_defaults(run=run_build)
     v = cat.add_parser("validate", help="check schema, files and checksums")
     v.add_argument("dir", nargs="?", type=Path, default=Path("catalog"))
@@ -68,7 +75,7 @@ def run_build(args: argparse.Namespace) -> int:
                          finetune_steps=args.finetune_steps, finetune_work=args.finetune_work, int8=args.int8,
                          int8_max_bleu_drop=args.int8_max_bleu_drop, finetune_delta=args.finetune_delta,
                          delta_max_bleu_drop=args.delta_max_bleu_drop,
-                         finetune_baselines=args.finetune_baselines)  # fmt: skip
+                         finetune_baselines=args.finetune_baselines, retest_dir=args.retest)  # fmt: skip
     searches = [SearchResults.load(path) for path in args.results]
     tokenizer = args.tokenizer or args.supernet.parent / "spm.model"
     builder = EntryBuilder(args.out, args.supernet, tokenizer, args.data, runs=args.runs, rounds=args.rounds,

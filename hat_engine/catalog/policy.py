@@ -44,6 +44,7 @@ class BuildPolicy:
     finetune_delta: bool = True  # store fine-tuned weights as an int8 delta on the supernet where BLEU holds
     delta_max_bleu_drop: float = 0.1  # mean BLEU the delta may lose against the whole fp16 file
     finetune_baselines: bool = True  # with finetune > 0: fine-tune the baselines alike (fine-tuned vs fine-tuned)
+    retest_dir: Path | None = None  # `hat latency retest --json` files, PROFILE.json: the noise floor in the report
 
     def __post_init__(self) -> None:
         if self.finetune < 0 or (self.finetune_steps is not None and self.finetune_steps < 1):
@@ -149,8 +150,20 @@ def build_catalog(builder: EntryBuilder, searches: list[SearchResults], policy: 
     save_catalog(catalog, out)
     for name in unreferenced_weights(out, catalog):
         say(f"warning: {name} is used by no entry (an earlier build's?); remove it before committing")
-    write_report(out, catalog, baselines, costs, candidates, tuned_baselines)
+    write_report(out, catalog, baselines, costs, candidates, tuned_baselines, retests(policy.retest_dir, profiles))
     return catalog
+
+
+def retests(folder: Path | None, profiles: list) -> dict[str, dict]:
+    """Each profile's test-retest errors (`hat latency retest --json`, `FOLDER/PROFILE.json`) where measured."""
+    import json
+
+    found = {}
+    for p in profiles:
+        path = None if folder is None else Path(folder) / f"{p.id}.json"
+        if path is not None and path.is_file():
+            found[p.id] = {"file": str(path), **json.loads(path.read_text())}
+    return found
 
 
 def _finetune_settings(policy: BuildPolicy):

@@ -131,13 +131,31 @@ def plot_pareto(profile_id: str, searched: list[CatalogEntry], baselines: dict[s
         ax.annotate(name, (b.latency_ms["p50"], b.mean_bleu), fontsize=7, xytext=(4, -8), textcoords="offset points")
     ax.plot([], [], "x", color="tab:red", label="hand-scaled baselines")
     ax.set_xlabel("measured latency p50 (ms), reference workload")
-    ax.set_ylabel("mean BLEU (Bible test, Ding test)")
+    ax.set_ylabel(f"mean BLEU ({', '.join(next(iter(searched)).bleu) if searched else 'test sets'})")
     ax.set_title(profile_id, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
     plt.close(fig)
+
+
+def predictor_section(profile, retest: dict | None) -> list[str]:
+    """Markdown: the profile's latency predictor on its held-out archs, beside the measured test-retest error of
+    the same measurement (`hat latency retest`): the floor a predictor's MAPE is judged against."""
+    ref = profile.predictor
+    if ref is None:
+        return []
+    lines = [f"Latency predictor `{ref.path}`: {ref.n_train} archs fitted, {ref.n_test} held out: "
+             f"MAPE **{ref.mape:.2f} %**, Kendall τ **{ref.kendall_tau:.3f}**."]  # fmt: skip
+    errors = (retest or {}).get("errors") or {}
+    if errors:
+        shown = ", ".join(f"{name} {e['mean_pct']:.2f} %" for name, e in errors.items())
+        archs = max(e.get("archs", 0) for e in errors.values())
+        lines += ["", f"Test-retest (`{retest['file']}`: {archs} archs measured twice, apart in time; mean relative "
+                  f"difference per statistic): {shown}. The predictor fits the `fitted` figure "
+                  "(the ratio to the reference arch times the run's median reference p50)."]  # fmt: skip
+    return lines + [""]
 
 
 def signature_section(signatures: dict) -> list[str]:
@@ -173,21 +191,21 @@ def comparison_table(rows: list[dict]) -> list[str]:
 
 
 def write_report(out: Path, catalog, baselines: list[tuple[str, CatalogEntry]], searches: dict[str, dict],
-                 candidates: list[CatalogEntry] | None = None,
-                 tuned_baselines: dict[str, dict] | None = None) -> dict:  # fmt: skip
+                 candidates: list[CatalogEntry] | None = None, tuned_baselines: dict[str, dict] | None = None,
+                 retests: dict[str, dict] | None = None) -> dict:  # fmt: skip
     """`report.json` (baselines measured like entries, comparisons, search cost) and `REPORT.md` with a Pareto
     plot per profile. `baselines`: (name, entry) pairs. `candidates`: every searched entry built, before
     dominated ones were dropped (default: the catalog's); the comparison with the baselines runs on them, as the
     search found them. `tuned_baselines`: by name, the baselines' fine-tuned scores (`policy.finetune_baselines`),
-    for the fine-tuned vs fine-tuned comparison."""
-    tuned_baselines = tuned_baselines or {}
+    for the fine-tuned vs fine-tuned comparison. `retests`: by profile, `hat latency retest --json` records."""
+    tuned_baselines, retests = tuned_baselines or {}, retests or {}
     import json
 
     candidates = list(catalog.entries) if candidates is None else candidates
     report = {"baselines": [{**b.to_dict(), "baseline": name} for name, b in baselines], "search": searches,
               "comparisons": {}, "comparisons_finetuned": {}, "finetuned_baselines": tuned_baselines,
               "candidates": [c.to_dict() for c in candidates],
-              "sacrebleu": catalog.extra.get("sacrebleu")}  # fmt: skip
+              "sacrebleu": catalog.extra.get("sacrebleu"), "retest": retests}  # fmt: skip
     lines = ["# Catalog report", "", "Measured on the hosts named by each profile; latency is the p50 of the",
              "reference workload (batch 1, 30 source tokens, 30 decoder steps, beam 4); BLEU is the mean over the",
              "test sets listed under Test sets (sacrebleu, beam 4).", ""]  # fmt: skip
@@ -203,11 +221,14 @@ def write_report(out: Path, catalog, baselines: list[tuple[str, CatalogEntry]], 
         if searched:
             plot_pareto(p.id, searched, mine, Path(out) / png, inherited_front=fp32)
         lines += [f"## {p.id}", "", f"![Pareto: {p.id}]({png})", ""]
+        lines += predictor_section(p, retests.get(p.id))
         test_sets = " / ".join(searched[0].bleu) if searched else "test sets"
-        lines += [f"| entry | budget ms | p50 ms | params | BLEU {test_sets} |", "|---|---:|---:|---:|---|"]
+        lines += [f"| entry | budget ms | p50 ms | p95 ms | params | BLEU {test_sets} | mean |",
+                  "|---|---:|---:|---:|---:|---|---:|"]  # fmt: skip
         for e in searched:
             bleu = " / ".join(f"{v:.1f}" for v in e.bleu.values())
-            lines.append(f"| {e.id} | {e.latency_budget_ms:g} | {e.latency_ms['p50']:.1f} | {e.params:,} | {bleu} |")
+            lines.append(f"| {e.id} | {e.latency_budget_ms:g} | {e.latency_ms['p50']:.1f} | "
+                         f"{e.latency_ms['p95']:.1f} | {e.params:,} | {bleu} | {e.mean_bleu:.2f} |")  # fmt: skip
         lines += ["", f"Against the hand-scaled baselines: all {len(fp32)} searched fp32 entries built for this "
                   "profile (dominated ones included), with inherited weights (a fine-tuned entry counts with its BLEU "
                   "before fine-tuning), as the baselines are built.", ""]  # fmt: skip
