@@ -168,7 +168,7 @@ def run_recheck(args: argparse.Namespace) -> int:
 
 def run_retest(args: argparse.Namespace) -> int:
     from hat_engine.latency.dataset import read_dataset
-    from hat_engine.latency.retest import retest_errors
+    from hat_engine.latency.retest import retest_errors, save_retest
 
     (h1, first), (h2, second) = read_dataset(args.first), read_dataset(args.second)
     if h1["profile"]["profile_id"] != h2["profile"]["profile_id"]:
@@ -179,9 +179,7 @@ def run_retest(args: argparse.Namespace) -> int:
         print(f"{e.statistic:>13}: mean {e.mean_pct:5.2f} %  median {e.median_pct:5.2f} %  max {e.max_pct:6.2f} %  "
               f"drift {e.bias_pct:+.2f} %")  # fmt: skip
     if args.json:
-        payload = {"profile_id": h1["profile"]["profile_id"], "first": str(args.first), "second": str(args.second),
-                   "errors": {k: e.to_dict() for k, e in errors.items()}}  # fmt: skip
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        save_retest(args.json, h1["profile"]["profile_id"], args.first, args.second, errors)
     return 0
 
 

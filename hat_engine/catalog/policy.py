@@ -27,6 +27,7 @@ from hat_engine.catalog.schema import Catalog, CatalogEntry, dominated, save_cat
 from hat_engine.config import ArchConfig
 from hat_engine.errors import ConfigError
 from hat_engine.latency.predictor import LatencyPredictor
+from hat_engine.latency.retest import load_retests
 from hat_engine.search.results import SearchResults
 
 log = logging.getLogger(__name__)
@@ -150,20 +151,9 @@ def build_catalog(builder: EntryBuilder, searches: list[SearchResults], policy: 
     save_catalog(catalog, out)
     for name in unreferenced_weights(out, catalog):
         say(f"warning: {name} is used by no entry (an earlier build's?); remove it before committing")
-    write_report(out, catalog, baselines, costs, candidates, tuned_baselines, retests(policy.retest_dir, profiles))
+    retests = load_retests(policy.retest_dir, [p.id for p in profiles])
+    write_report(out, catalog, baselines, costs, candidates, tuned_baselines, retests)
     return catalog
-
-
-def retests(folder: Path | None, profiles: list) -> dict[str, dict]:
-    """Each profile's test-retest errors (`hat latency retest --json`, `FOLDER/PROFILE.json`) where measured."""
-    import json
-
-    found = {}
-    for p in profiles:
-        path = None if folder is None else Path(folder) / f"{p.id}.json"
-        if path is not None and path.is_file():
-            found[p.id] = {"file": str(path), **json.loads(path.read_text())}
-    return found
 
 
 def _finetune_settings(policy: BuildPolicy):

@@ -6,8 +6,10 @@ compared: the p50 and the trimmed mean as measured, and, for rows timed beside t
 the predictor learns (`dataset_archs`: the ratio times the reference's median p50) and the raw ratio.
 """
 
+import json
 import statistics
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from hat_engine.errors import DataError
 from hat_engine.latency.dataset import LatencyRow, dataset_archs
@@ -53,3 +55,20 @@ def retest_errors(first: list[LatencyRow], second: list[LatencyRow]) -> dict[str
         out["ratio"] = _errors("ratio", [x.ratio for x in rows_a], [y.ratio for y in rows_b])
         out["fitted"] = _errors("fitted", dataset_archs(rows_a)[1], dataset_archs(rows_b)[1])
     return out
+
+
+def save_retest(path: Path, profile_id: str, first: Path, second: Path, errors: dict[str, RetestError]) -> None:
+    """The `hat latency retest --json` file: the profile, both measurements and each statistic's error."""
+    payload = {"profile_id": profile_id, "first": str(first), "second": str(second),
+               "errors": {k: e.to_dict() for k, e in errors.items()}}  # fmt: skip
+    Path(path).write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def load_retests(folder: Path | None, profile_ids: list[str]) -> dict[str, dict]:
+    """Each profile's `save_retest` file in `folder` (`PROFILE.json`), where one was measured, with its path."""
+    found = {}
+    for profile_id in profile_ids:
+        path = None if folder is None else Path(folder) / f"{profile_id}.json"
+        if path is not None and path.is_file():
+            found[profile_id] = {"file": str(path), **json.loads(path.read_text())}
+    return found

@@ -102,11 +102,11 @@ def test_finetuned_searched_entries_meet_finetuned_baselines(tiny_space, tmp_pat
 
 
 def test_report_shows_each_profiles_predictor_error_beside_its_measured_test_retest(tiny_space, tmp_path):
-    import json
+    from pathlib import Path
 
-    from hat_engine.catalog.policy import retests
     from hat_engine.catalog.report import write_report
     from hat_engine.catalog.schema import Artifact, Catalog, FileRef, HardwareProfileRecord, PredictorRef
+    from hat_engine.latency.retest import RetestError, load_retests, save_retest
     from hat_engine.latency.timing import REFERENCE_WORKLOAD
 
     e = CatalogEntry("p1@a", "p1", 50.0, tiny_space.smallest(), 1, {"p50": 10.0, "p95": 12.0}, 10.0,
@@ -117,13 +117,14 @@ def test_report_shows_each_profiles_predictor_error_beside_its_measured_test_ret
     )
     folder = tmp_path / "retest"
     folder.mkdir()
-    errors = {"ratio": {"archs": 40, "mean_pct": 0.8}, "fitted": {"archs": 40, "mean_pct": 1.01}}
-    (folder / "p1.json").write_text(json.dumps({"profile_id": "p1", "errors": errors}))
-    found = retests(folder, list(profiles))
-    assert set(found) == {"p1"} and retests(None, list(profiles)) == {}  # p2 was not retested: nothing claimed
+    errors = {k: RetestError(k, 40, pct, pct, pct, 0.1) for k, pct in (("ratio", 0.8), ("fitted", 1.01))}
+    save_retest(folder / "p1.json", "p1", Path("a.jsonl"), Path("b.jsonl"), errors)
+    found = load_retests(folder, ["p1", "p2"])
+    assert set(found) == {"p1"} and load_retests(None, ["p1"]) == {}  # p2 was not retested: nothing claimed
     catalog = Catalog("en-de", FileRef("t", "s"), FileRef("s", "s"), REFERENCE_WORKLOAD, profiles, (e,))
     report = write_report(tmp_path, catalog, [], {}, retests=found)
     text = (tmp_path / "REPORT.md").read_text()
     assert "MAPE **1.23 %**, Kendall τ **0.961**" in text and "ratio 0.80 %, fitted 1.01 %" in text
-    assert "40 archs measured twice" in text and report["retest"]["p1"]["errors"] == errors
+    assert "40 archs measured twice" in text
+    assert report["retest"]["p1"]["errors"] == {k: e.to_dict() for k, e in errors.items()}
     assert "| p1@a | 50 | 10.0 | 12.0 | 1 | 10.0 | 10.00 |" in text  # p95 and the mean BLEU beside p50
