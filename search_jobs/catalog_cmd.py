@@ -46,6 +46,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="folder of `hat latency retest --json` files (PROFILE.json): each profile's measured noise "
         "floor goes into REPORT.md beside its predictor's error (default latency/retest)",
     )
+    help_workers = ("score the searched archs, their int8 twins and the baselines ahead in this many one-thread "
+                    "processes (default 2, one per core here; 1: each in turn, in this process)")  # fmt: skip
+    b.add_argument("--score-workers", type=int, default=2, help=help_workers)
+    help_from = ("an earlier catalog (another host's build of the same supernet): take the scores it recorded for "
+                 "the same arch, weights and format instead of scoring again (repeatable)")  # fmt: skip
+    b.add_argument("--scores-from", type=Path, action="append", default=[], help=help_from)
     b.set_defaults(run=run_build)
     v = cat.add_parser("validate", help="check schema, files and checksums")
     v.add_argument("dir", nargs="?", type=Path, default=Path("catalog"))
@@ -69,13 +75,19 @@ def run_build(args: argparse.Namespace) -> int:
 
     if args.runs < 1 or args.rounds < 1:
         raise SystemExit("hat: error: --runs and --rounds must be at least 1")
+    if args.score_workers < 1:
+        raise SystemExit(f"hat: error: --score-workers {args.score_workers}: give at least 1 process")
+    for earlier in args.scores_from:
+        if not (earlier / "catalog.json").is_file():
+            raise SystemExit(f"hat: error: --scores-from {earlier}: no catalog.json there")
     if args.finetune_steps is not None and args.finetune_steps < 1:
         raise SystemExit(f"hat: error: --finetune-steps {args.finetune_steps}: give at least 1 step")
     policy = BuildPolicy(baselines=args.baselines, finetune=args.finetune, finetune_minutes=args.finetune_minutes,
                          finetune_steps=args.finetune_steps, finetune_work=args.finetune_work, int8=args.int8,
                          int8_max_bleu_drop=args.int8_max_bleu_drop, finetune_delta=args.finetune_delta,
                          delta_max_bleu_drop=args.delta_max_bleu_drop,
-                         finetune_baselines=args.finetune_baselines, retest_dir=args.retest)  # fmt: skip
+                         finetune_baselines=args.finetune_baselines, retest_dir=args.retest,
+                         score_workers=args.score_workers, scores_from=tuple(args.scores_from))  # fmt: skip
     searches = [SearchResults.load(path) for path in args.results]
     tokenizer = args.tokenizer or args.supernet.parent / "spm.model"
     builder = EntryBuilder(args.out, args.supernet, tokenizer, args.data, runs=args.runs, rounds=args.rounds,
@@ -131,18 +143,26 @@ def run_show(args: argparse.Namespace) -> int:
 def run_merge(args: argparse.Namespace) -> int:
     import shutil
 
+    from hat_engine.catalog.report import write_merged_report
     from hat_engine.catalog.schema import load_catalog, merge, save_catalog
 
     catalogs = [load_catalog(d) for d in args.dirs]
     merged = merge(catalogs)
     args.out.mkdir(parents=True, exist_ok=True)
     for folder, catalog in zip(args.dirs, catalogs, strict=True):
-        refs = [catalog.tokenizer, catalog.supernet] + [p.predictor for p in catalog.hardware_profiles if p.predictor]
-        for ref in refs:
-            target = args.out / ref.path
-            if (folder / ref.path).resolve() != target.resolve():
+        refs = [catalog.tokenizer.path, catalog.supernet.path]
+        refs += [p.predictor.path for p in catalog.hardware_profiles if p.predictor]
+        refs += [a.materialize["source"] for e in catalog.entries for a in e.artifacts  # fine-tuned weights
+                 if a.materialize and a.materialize.get("source") not in (None, catalog.supernet.path)]  # fmt: skip
+        for ref in dict.fromkeys(refs):
+            target = args.out / ref
+            if (folder / ref).resolve() != target.resolve():
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(folder / ref.path, target)
+                shutil.copyfile(folder / ref, target)
     save_catalog(merged, args.out)
-    print(f"merged {len(args.dirs)} catalogs into {args.out}: {len(merged.entries)} entries")
+    profiles = [{p.id for p in c.hardware_profiles} for c in catalogs]
+    missing = write_merged_report(args.out, merged, list(zip(args.dirs, profiles, strict=True)))
+    for folder in missing:
+        print(f"warning: {folder} has no report.json: its profiles' baselines and comparisons are not in the report")
+    print(f"merged {len(args.dirs)} catalogs into {args.out}: {len(merged.entries)} entries, report.json and REPORT.md")
     return 0

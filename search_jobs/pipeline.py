@@ -79,10 +79,13 @@ class CatalogSection:
     eval_limit: int | None = None
     finetune_steps: int | None = None
     finetune_minutes: float = 8.0
+    score_workers: int = 2  # one-thread scoring processes (`hat catalog build --score-workers`)
 
     def __post_init__(self) -> None:
         if self.runs < 1 or self.rounds < 1:
             raise ConfigError(f"catalog: runs ({self.runs}) and rounds ({self.rounds}) must be at least 1")
+        if self.score_workers < 1:
+            raise ConfigError(f"catalog: score_workers ({self.score_workers}) must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -274,7 +277,8 @@ def _build_catalog(results: list[Path], preset: PipelineConfig, out: Path, super
 
     cat, catalog = preset.catalog, out / "catalog"
     policy = BuildPolicy(finetune=cat.finetune, finetune_minutes=cat.finetune_minutes,
-                         finetune_steps=cat.finetune_steps, finetune_work=out / "finetune")  # fmt: skip
+                         finetune_steps=cat.finetune_steps, finetune_work=out / "finetune",
+                         score_workers=cat.score_workers)  # fmt: skip
     print(f"pipeline: building the catalog in {catalog} from {', '.join(map(str, results))}", flush=True)
     builder = EntryBuilder(catalog, supernet, supernet.parent / "spm.model", data, runs=cat.runs, rounds=cat.rounds,
                            eval_limit=cat.eval_limit)  # fmt: skip

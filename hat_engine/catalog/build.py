@@ -9,13 +9,18 @@ that differ only there extract identical weights and still translate differently
 
 Entries are prepared (materialised and scored) one by one, then all entries of a profile are timed together in
 interleaved rounds (`measure_all`): on a shared machine, timing one model after another lets a slow spell make
-one entry look slower than a larger one.
+one entry look slower than a larger one. Scoring is most of a build's time (80-290 s per arch and format on the
+full sets, one core): `score_ahead` scores a build's known artifacts in several one-thread processes first, and
+`seed_scores` takes the scores an earlier catalog recorded under the same key (another host's build of the same
+supernet), so a build for a new host scores only what no build has scored.
 """
 
 import json
 import logging
+import multiprocessing
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -123,10 +128,48 @@ class EntryBuilder:
     def file_ref(self, name: str) -> FileRef:
         return FileRef(name, sha256_file(self.dir / name))
 
-    def prepare(self, entry_id: str, arch: ArchConfig, target: ProfileTarget, budget_ms: float,
-                predicted_ms: float, fmt: str = "onnx", source: str | None = None) -> CatalogEntry:  # fmt: skip
-        """Materialise and score one entry; its latency is left empty for `measure_all`. `source`: a fine-tuned
-        model file in the catalog folder to cut it from instead of the supernet."""
+    def _save_scores(self) -> None:
+        self._scores_file.parent.mkdir(parents=True, exist_ok=True)
+        self._scores_file.write_text(json.dumps(self._scores, indent=1))
+
+    def seed_scores(self, earlier: Path) -> int:
+        """Take the scores an earlier catalog build in `earlier` recorded (`recorded_scores`) where this build
+        has none under the same key; returns how many it took."""
+        found = {k: v for k, v in recorded_scores(earlier).items() if k not in self._scores}
+        self._scores.update(found)
+        if found:
+            self._save_scores()
+        return len(found)
+
+    def score_ahead(self, jobs: list[tuple[str, ArchConfig, ProfileTarget, str]], workers: int,
+                    say: Callable[[str], None] = log.info) -> int:  # fmt: skip
+        """Materialise each (entry id, arch, target, format) from the supernet and score the ones not yet scored
+        in `workers` processes of one thread each, largest first; `prepare` then finds their scores. Each score
+        is saved as it arrives, so an interrupted build resumes. Returns how many it scored."""
+        pending: dict[str, tuple[Path, str, int]] = {}
+        for entry_id, arch, target, fmt in jobs:
+            entry, folder, key = self._materialized(entry_id, arch, target, 0.0, 0.0, fmt, None)
+            if key not in self._scores:
+                pending.setdefault(key, (folder, fmt, entry.params))
+        if not pending:
+            return 0
+        order = sorted(pending, key=lambda k: -pending[k][2])
+        spawn = multiprocessing.get_context("spawn")  # a forked torch can deadlock in its thread pools
+        with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=spawn) as pool:
+            tokenizer, data = str(self.dir / TOKENIZER_FILE), str(self.data_dir)
+            futures = {pool.submit(score_artifact, str(pending[k][0]), pending[k][1], tokenizer, data,
+                                   self.workload.beam, self.eval_limit): k for k in order}  # fmt: skip
+            for n, future in enumerate(as_completed(futures), 1):
+                key = futures[future]
+                self._scores[key] = future.result()
+                self._save_scores()
+                bleu = {name: s["bleu"] for name, s in self._scores[key].items()}
+                say(f"scored {n}/{len(order)} ({workers} at once): {key.split('/')[0]} {pending[key][1]}: {bleu}")
+        return len(order)
+
+    def _materialized(self, entry_id: str, arch: ArchConfig, target: ProfileTarget, budget_ms: float,
+                      predicted_ms: float, fmt: str, source: str | None) -> tuple[CatalogEntry, Path, str]:  # fmt: skip
+        """The entry (no scores, no latency), its materialised folder and its `score_key`."""
         if source is None:
             model = self.supernet.extract(arch)
             recipe = {"source": SUPERNET_FILE, "source_sha256": self.stub.supernet.sha256, "builder": "onnx-graph"}
@@ -139,13 +182,19 @@ class EntryBuilder:
         entry = CatalogEntry(entry_id, target.profile_id, budget_ms, arch, model.num_parameters(), {},
                              round(predicted_ms, 3), {}, {}, (artifact,))  # fmt: skip
         folder = materialize(self.dir, self.stub, entry, fmt, self.dir / CACHE_DIR)
-        key = score_key(arch, artifact.sha256, fmt, self.eval_limit)
+        return entry, folder, score_key(arch, artifact.sha256, fmt, self.eval_limit)
+
+    def prepare(self, entry_id: str, arch: ArchConfig, target: ProfileTarget, budget_ms: float,
+                predicted_ms: float, fmt: str = "onnx", source: str | None = None) -> CatalogEntry:  # fmt: skip
+        """Materialise and score one entry; its latency is left empty for `measure_all`. `source`: a fine-tuned
+        model file in the catalog folder to cut it from instead of the supernet."""
+        entry, folder, key = self._materialized(entry_id, arch, target, budget_ms, predicted_ms, fmt, source)
         if key not in self._scores:
             threads = torch.get_num_threads()
             self._scores[key] = evaluate(load_runner(folder, fmt, self.eval_threads), self.tokenizer, self.data_dir,
                                          beam=self.workload.beam, limit=self.eval_limit)  # fmt: skip
             torch.set_num_threads(threads)
-            self._scores_file.write_text(json.dumps(self._scores, indent=1))
+            self._save_scores()
         scores = self._scores[key]
         bleu, chrf = {k: v["bleu"] for k, v in scores.items()}, {k: v["chrf"] for k, v in scores.items()}
         log.info("%s: BLEU %s", entry_id, bleu)
@@ -184,6 +233,39 @@ class EntryBuilder:
     def catalog(self, profiles: list[HardwareProfileRecord], entries: list[CatalogEntry], extra: dict) -> Catalog:
         return Catalog("en-de", self.stub.tokenizer, self.stub.supernet, self.workload, tuple(profiles),
                        tuple(entries), extra={"sacrebleu": self.signatures(), **extra})  # fmt: skip
+
+
+def score_artifact(folder: str, fmt: str, tokenizer: str, data_dir: str, beam: int, limit: int | None) -> dict:
+    """BLEU/chrF of one materialised artifact on one thread (what `EntryBuilder.score_ahead`'s processes run)."""
+    torch.set_num_threads(1)
+    return evaluate(load_runner(Path(folder), fmt, 1), Tokenizer(Path(tokenizer)), Path(data_dir), beam=beam,
+                    limit=limit)  # fmt: skip
+
+
+def recorded_scores(folder: Path) -> dict[str, dict]:
+    """The scores a catalog build recorded in `folder`, by `score_key`: every entry of catalog.json and every
+    candidate and baseline of report.json, each set with its signature from the catalog's
+    `sacrebleu` record. Only full-set scores are recorded (a catalog's scores are on the full test sets, each
+    signature names its sentence count), so the keys are full-set keys."""
+    folder = Path(folder)
+    catalog_file, report_file = folder / "catalog.json", folder / "report.json"
+    if not catalog_file.is_file():
+        raise FileNotFoundError(f"{folder} holds no catalog.json: give a folder `hat catalog build` wrote")
+    catalog = json.loads(catalog_file.read_text())
+    signatures = catalog.get("extra", {}).get("sacrebleu", {})
+    report = json.loads(report_file.read_text()) if report_file.is_file() else {}
+    records = list(catalog.get("entries", [])) + list(report.get("candidates", [])) + list(report.get("baselines", []))
+    found: dict[str, dict] = {}
+    for r in records:
+        artifact, bleu, chrf = (r.get("artifacts") or [{}])[0], r.get("bleu", {}), r.get("chrf", {})
+        if not bleu or set(bleu) - set(signatures) or set(bleu) != set(chrf) or "sha256" not in artifact:
+            continue  # unscored, or a set without a signature: nothing to vouch for it
+        scores = {name: {"bleu": bleu[name], "chrf": chrf[name], "bleu_signature": signatures[name]["bleu"],
+                         "chrf_signature": signatures[name]["chrf"], "sentences": signatures[name]["sentences"],
+                         "references": signatures[name]["references"]} for name in bleu}  # fmt: skip
+        arch = ArchConfig.from_dict(r["arch"])
+        found.setdefault(score_key(arch, artifact["sha256"], artifact["format"], None), scores)
+    return found
 
 
 def predictor_record(catalog_dir: Path, predictor_path: Path, target: ProfileTarget) -> HardwareProfileRecord:

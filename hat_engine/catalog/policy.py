@@ -46,10 +46,14 @@ class BuildPolicy:
     delta_max_bleu_drop: float = 0.1  # mean BLEU the delta may lose against the whole fp16 file
     finetune_baselines: bool = True  # with finetune > 0: fine-tune the baselines alike (fine-tuned vs fine-tuned)
     retest_dir: Path | None = None  # `hat latency retest --json` files, PROFILE.json: the noise floor in the report
+    score_workers: int = 1  # > 1: score the searched archs (and their int8 twins) and baselines ahead in processes
+    scores_from: tuple[Path, ...] = ()  # earlier catalogs whose recorded scores are taken under the same key
 
     def __post_init__(self) -> None:
         if self.finetune < 0 or (self.finetune_steps is not None and self.finetune_steps < 1):
             raise ConfigError("finetune must be >= 0 archs and finetune_steps >= 1 step")
+        if self.score_workers < 1:
+            raise ConfigError(f"score_workers {self.score_workers}: give at least 1 process")
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,13 @@ def build_catalog(builder: EntryBuilder, searches: list[SearchResults], policy: 
         profiles.append(predictor_record(out, results.predictor, target))
         costs[target.profile_id] = results.search
         jobs += profile_jobs
+    for earlier in policy.scores_from:
+        say(f"took {builder.seed_scores(earlier)} recorded scores from {earlier}")
+    if policy.score_workers > 1:
+        formats = ("onnx", "onnx-int8") if policy.int8 else ("onnx",)
+        ahead = [(j.entry_id + ("-int8" if f == "onnx-int8" else ""), j.arch, j.target, f)
+                 for j in jobs for f in (formats if j.baseline is None else ("onnx",))]  # fmt: skip
+        builder.score_ahead(ahead, policy.score_workers, say)
     built = _Built([], [])
     for n, job in enumerate(jobs, 1):
         entry = builder.prepare(job.entry_id, job.arch, job.target, job.budget_ms, job.predicted_ms)

@@ -5,10 +5,11 @@ latency) and the latency ratio at equal BLEU (the searched curve's latency where
 BLEU). Quality is the mean BLEU over the test sets; latency the measured p50 on the reference workload.
 """
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
-from hat_engine.catalog.schema import CatalogEntry
+from hat_engine.catalog.schema import CatalogEntry, parse_entry
 from hat_engine.pareto import pareto_front
 
 
@@ -199,8 +200,6 @@ def write_report(out: Path, catalog, baselines: list[tuple[str, CatalogEntry]], 
     search found them. `tuned_baselines`: by name, the baselines' fine-tuned scores (`policy.finetune_baselines`),
     for the fine-tuned vs fine-tuned comparison. `retests`: by profile, `hat latency retest --json` records."""
     tuned_baselines, retests = tuned_baselines or {}, retests or {}
-    import json
-
     candidates = list(catalog.entries) if candidates is None else candidates
     report = {"baselines": [{**b.to_dict(), "baseline": name} for name, b in baselines], "search": searches,
               "comparisons": {}, "comparisons_finetuned": {}, "finetuned_baselines": tuned_baselines,
@@ -254,3 +253,30 @@ def write_report(out: Path, catalog, baselines: list[tuple[str, CatalogEntry]], 
     (Path(out) / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (Path(out) / "REPORT.md").write_text("\n".join(lines) + "\n")
     return report
+
+
+def write_merged_report(out: Path, catalog, folders: list[tuple[Path, set[str]]]) -> list[Path]:
+    """report.json, REPORT.md and the Pareto plots of a merged catalog (`schema.merge`), from the report.json of
+    each merged folder, given in merge order with the profiles its catalog holds: what a later folder reports
+    for a profile replaces an earlier one's, as its entries do. Returns the folders that had no report.json."""
+    baselines: dict[str, tuple[str, CatalogEntry]] = {}
+    candidates: dict[str, CatalogEntry] = {}
+    searches, tuned, retests, missing = {}, {}, {}, []
+    for folder, profiles in folders:
+        path = Path(folder) / "report.json"
+        if not path.is_file():
+            missing.append(Path(folder))
+            continue
+        r = json.loads(path.read_text())
+        baselines = {k: v for k, v in baselines.items() if v[1].hardware_profile not in profiles}
+        candidates = {k: v for k, v in candidates.items() if v.hardware_profile not in profiles}
+        for i, b in enumerate(r.get("baselines", [])):
+            fields = {k: v for k, v in b.items() if k != "baseline"}
+            baselines[b["id"]] = (b["baseline"], parse_entry(fields, f"{path}: baselines[{i}]"))
+        for i, c in enumerate(r.get("candidates", [])):
+            candidates[c["id"]] = parse_entry(c, f"{path}: candidates[{i}]")
+        searches.update(r.get("search") or {})
+        retests.update(r.get("retest") or {})
+        tuned.update(r.get("finetuned_baselines") or {})
+    write_report(out, catalog, list(baselines.values()), searches, list(candidates.values()), tuned, retests)
+    return missing

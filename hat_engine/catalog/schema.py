@@ -147,25 +147,8 @@ def parse_catalog(d: Any) -> Catalog:
         if pred is not None:
             pred = PredictorRef(**_take(pred, PredictorRef, f"hardware_profiles[{i}].predictor"))
         profiles.append(HardwareProfileRecord(raw["id"], raw["fingerprint"], pred))
-    entries = []
     ids = {p.id for p in profiles}
-    for i, e in enumerate(_list(top["entries"], "entries")):
-        where = f"entries[{i}]"
-        raw = _take(e, CatalogEntry, where)
-        try:
-            arch = ArchConfig.from_dict(raw["arch"])
-        except HatError as exc:
-            raise CatalogError(f"{where}.arch: {exc}") from exc
-        if raw["hardware_profile"] not in ids:
-            raise CatalogError(f"{where}: hardware_profile {raw['hardware_profile']!r} is not in hardware_profiles")
-        for key in ("p50", "p95"):
-            if not isinstance(raw["latency_ms"].get(key), int | float):
-                raise CatalogError(f"{where}.latency_ms.{key} must be a number")
-        artifacts = tuple(
-            Artifact(**_take(a, Artifact, f"{where}.artifacts[{j}]", optional=("materialize",)))
-            for j, a in enumerate(_list(raw["artifacts"], f"{where}.artifacts"))
-        )
-        entries.append(CatalogEntry(**{**raw, "arch": arch, "artifacts": artifacts}))
+    entries = [parse_entry(e, f"entries[{i}]", ids) for i, e in enumerate(_list(top["entries"], "entries"))]
     if len({e.id for e in entries}) != len(entries):
         raise CatalogError("entries: ids must be unique")
     return Catalog(
@@ -177,6 +160,26 @@ def parse_catalog(d: Any) -> Catalog:
         entries=tuple(entries),
         extra=top.get("extra", {}),
     )
+
+
+def parse_entry(e: Any, where: str, profile_ids: set[str] | None = None) -> CatalogEntry:
+    """A `CatalogEntry` from its JSON form (in catalog.json, or a report's baseline or candidate); its profile
+    must be one of `profile_ids` where given."""
+    raw = _take(e, CatalogEntry, where)
+    try:
+        arch = ArchConfig.from_dict(raw["arch"])
+    except HatError as exc:
+        raise CatalogError(f"{where}.arch: {exc}") from exc
+    if profile_ids is not None and raw["hardware_profile"] not in profile_ids:
+        raise CatalogError(f"{where}: hardware_profile {raw['hardware_profile']!r} is not in hardware_profiles")
+    for key in ("p50", "p95"):
+        if not isinstance(raw["latency_ms"].get(key), int | float):
+            raise CatalogError(f"{where}.latency_ms.{key} must be a number")
+    artifacts = tuple(
+        Artifact(**_take(a, Artifact, f"{where}.artifacts[{j}]", optional=("materialize",)))
+        for j, a in enumerate(_list(raw["artifacts"], f"{where}.artifacts"))
+    )
+    return CatalogEntry(**{**raw, "arch": arch, "artifacts": artifacts})
 
 
 def _list(value: Any, where: str) -> list:
@@ -227,12 +230,14 @@ def dominated(entries: list[CatalogEntry]) -> list[tuple[str, str]]:
 
 def merge(catalogs: list[Catalog]) -> Catalog:
     """One catalog from several built on different hosts: same tokenizer and supernet; profiles and entries
-    joined; a profile measured twice keeps the later catalog's record and entries."""
+    joined; a profile measured twice keeps the later catalog's record and entries. The build records in
+    `extra` are joined alike (`merge_extra`)."""
     if not catalogs:
         raise CatalogError("nothing to merge")
     first = catalogs[0]
     profiles: dict[str, HardwareProfileRecord] = {}
     entries: dict[str, CatalogEntry] = {}
+    extra: dict = {}
     for c in catalogs:
         if (c.tokenizer.sha256, c.supernet.sha256) != (first.tokenizer.sha256, first.supernet.sha256):
             raise CatalogError("catalogs to merge must share the tokenizer and supernet (sha256 differ)")
@@ -243,5 +248,32 @@ def merge(catalogs: list[Catalog]) -> Catalog:
                 entries = {k: e for k, e in entries.items() if e.hardware_profile != p.id}
             profiles[p.id] = p
         entries.update({e.id: e for e in c.entries})
+        extra = merge_extra(extra, c.extra, {p.id for p in c.hardware_profiles})
     return Catalog(first.language_pair, first.tokenizer, first.supernet, first.reference_workload,
-                   tuple(profiles.values()), tuple(entries.values()), extra=first.extra)  # fmt: skip
+                   tuple(profiles.values()), tuple(entries.values()), extra=extra)  # fmt: skip
+
+
+def _not_of(ids, profiles: set[str]) -> list[str]:
+    """The entry ids (`PROFILE@...`) of `ids` whose profile is not one of `profiles`."""
+    return [i for i in ids if i.split("@")[0] not in profiles]
+
+
+def merge_extra(earlier: dict, later: dict, later_profiles: set[str]) -> dict:
+    """A merged catalog's build records: `later`'s replace `earlier`'s for the profiles `later` measured (entry
+    ids name their profile: `PROFILE@...`); the sacrebleu signatures of both are kept (a test set's are the
+    same wherever it was scored); any other key is the earlier catalog's where it has one."""
+    if not earlier:
+        return dict(later)
+    out = {**later, **earlier}
+    out["sacrebleu"] = {**(later.get("sacrebleu") or {}), **(earlier.get("sacrebleu") or {})}
+    out["dropped_dominated"] = sorted(_not_of(earlier.get("dropped_dominated", []), later_profiles)
+                                      + list(later.get("dropped_dominated", [])))  # fmt: skip
+    old, new = earlier.get("int8") or {}, later.get("int8") or {}
+    if old or new:
+        rejected = old.get("rejected_bleu_drop") or {}
+        rejected = {k: rejected[k] for k in _not_of(rejected, later_profiles)}
+        out["int8"] = {**old, **new, "kept": _not_of(old.get("kept", []), later_profiles) + new.get("kept", []),
+                       "rejected_bleu_drop": {**rejected, **(new.get("rejected_bleu_drop") or {})}}  # fmt: skip
+    tuned = [r for r in earlier.get("finetune") or [] if _not_of([r.get("entry", "")], later_profiles)]
+    out["finetune"] = tuned + [r for r in later.get("finetune") or [] if r not in tuned]
+    return out

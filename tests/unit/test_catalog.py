@@ -90,3 +90,55 @@ def test_merge(tmp_path, tiny_space):
     assert len(merge([merged, a]).entries) == 6  # re-measured profile replaces its entries
     with pytest.raises(CatalogError, match="nothing"):
         merge([])
+
+
+def test_merged_catalogs_keep_both_reports_build_records_and_finetuned_weights(tmp_path, tiny_space):
+    import argparse
+
+    from hat_engine.catalog.report import write_report
+    from search_jobs.catalog_cmd import run_merge
+
+    def built(name: str, profile: str, bleu_shift: float = 0.0):
+        folder = tmp_path / name
+        folder.mkdir()
+        d = _catalog_dict(folder, profile, tiny_space)
+        for e in d["entries"]:
+            e["id"] = f"{profile}@{e['id']}"
+            e["bleu"]["bible_test"] += bleu_shift
+        tuned = {"arch_id": "a", "entry": f"{profile}@e1", "minutes": 1, "steps": 2, "target_tokens": 3, "kept": False,
+                 "bleu_inherited": {"bible_test": 1.0}, "bleu_finetuned": {"bible_test": 0.5}}  # fmt: skip
+        int8 = {"max_bleu_drop": 0.5, "kept": [f"{profile}@e1-int8"], "rejected_bleu_drop": {}}
+        d["extra"] = {"sacrebleu": {"bible_test": {"bleu": "nrefs:2", "chrf": "nrefs:2", "sentences": 3}},
+                      "dropped_dominated": [f"{profile}@e9"], "finetune": [tuned], "int8": int8}  # fmt: skip
+        (folder / "finetuned").mkdir()
+        (folder / "finetuned" / f"{name}.pt").write_bytes(name.encode())
+        d["entries"][0]["artifacts"][0]["materialize"] = {"source": f"finetuned/{name}.pt", "builder": "onnx-graph"}
+        catalog = parse_catalog(d)
+        save_catalog(catalog, folder)
+        baseline = parse_catalog(d).entries[1]
+        write_report(folder, catalog, [("depth-2", baseline)], {profile: {"budgets": [1.0]}})
+        return folder
+
+    one, two = built("one", "p1"), built("two", "p2")
+    out = tmp_path / "merged"
+    assert run_merge(argparse.Namespace(dirs=[one, two], out=out)) == 0
+    merged = load_catalog(out)
+    assert {p.id for p in merged.hardware_profiles} == {"p1", "p2"} and len(merged.entries) == 6
+    assert merged.extra["int8"]["kept"] == ["p1@e1-int8", "p2@e1-int8"]
+    assert merged.extra["dropped_dominated"] == ["p1@e9", "p2@e9"] and len(merged.extra["finetune"]) == 2
+    assert (out / "finetuned/one.pt").read_bytes() == b"one" and (out / "finetuned/two.pt").read_bytes() == b"two"
+    report = json.loads((out / "report.json").read_text())
+    assert sorted(b["hardware_profile"] for b in report["baselines"]) == ["p1", "p2"]
+    assert set(report["search"]) == set(report["comparisons"]) == {"p1", "p2"} and len(report["candidates"]) == 6
+    text = (out / "REPORT.md").read_text()
+    assert "## p1" in text and "## p2" in text
+    assert (out / "pareto-p1.png").is_file() and (out / "pareto-p2.png").is_file()
+
+    again = built("again", "p1", bleu_shift=5.0)  # p1 measured again: its entries, records and report replace
+    assert run_merge(argparse.Namespace(dirs=[out, again], out=out)) == 0
+    report = json.loads((out / "report.json").read_text())
+    p1 = [c["bleu"]["bible_test"] for c in report["candidates"] if c["hardware_profile"] == "p1"]
+    assert len(report["candidates"]) == 6 and min(p1) >= 15.0
+    extra = load_catalog(out).extra
+    assert extra["int8"]["kept"] == ["p2@e1-int8", "p1@e1-int8"]
+    assert [r["entry"] for r in extra["finetune"]] == ["p2@e1", "p1@e1"]

@@ -1,14 +1,16 @@
 """Catalog scores keyed by what was scored: two archs that differ only in head counts extract identical weights,
 and still each get their own materialised graph and their own BLEU (the v1 build reused one for both)."""
 
+import json
 from dataclasses import replace
 
+import pytest
 import torch
 
-from hat_engine.catalog.build import EntryBuilder, ProfileTarget, score_key
+from hat_engine.catalog.build import EntryBuilder, ProfileTarget, recorded_scores, score_key
 from hat_engine.catalog.check import shared_scores, unsigned_scores
 from hat_engine.catalog.extract import weights_sha256
-from hat_engine.catalog.schema import Catalog, FileRef, HardwareProfileRecord
+from hat_engine.catalog.schema import Catalog, FileRef, HardwareProfileRecord, save_catalog
 from hat_engine.data import BuildOptions, build_corpus
 from hat_engine.data.tokenizer import Tokenizer
 from hat_engine.latency.timing import Workload
@@ -73,3 +75,62 @@ def test_archs_differing_only_in_heads_get_their_own_graph_and_scores(tiny_space
     assert unsigned_scores(replace(cat, entries=(extra,))) == [
         "test set modern_test has scores but no sacrebleu signature"
     ]
+
+
+def _builder_and_archs(tiny_space, tiny_model_config, tmp_path):
+    data = _corpus(tmp_path)
+    torch.manual_seed(0)
+    vocab = Tokenizer(data / "spm.model").vocab_size
+    supernet = SuperTransformer(tiny_space, replace(tiny_model_config, vocab_size=vocab)).eval()
+    save_supernet(tmp_path / "supernet.pt", supernet, dtype=None)
+
+    def builder(name: str) -> EntryBuilder:
+        return EntryBuilder(tmp_path / name, tmp_path / "supernet.pt", data / "spm.model", data,
+                            workload=Workload(beam=2), eval_threads=1)  # fmt: skip
+
+    return builder, [tiny_space.smallest(), tiny_space.largest()]
+
+
+def test_scores_ahead_in_processes_equal_the_scores_in_turn(tiny_space, tiny_model_config, tmp_path):
+    builder, archs = _builder_and_archs(tiny_space, tiny_model_config, tmp_path)
+    target = ProfileTarget("p", "onnxruntime", 1, {})
+    in_turn = builder("one")
+    expected = [in_turn.prepare(f"e{i}", a, target, 10.0, 9.0, fmt) for i, a in enumerate(archs)
+                for fmt in ("onnx", "onnx-int8")]  # fmt: skip
+    ahead = builder("two")
+    jobs = [(f"e{i}", a, target, fmt) for i, a in enumerate(archs) for fmt in ("onnx", "onnx-int8")]
+    said: list[str] = []
+    assert ahead.score_ahead(jobs, workers=2, say=said.append) == 4  # real processes, one thread each
+    assert len(said) == 4 and all(line.startswith("scored ") for line in said)
+    assert ahead.score_ahead(jobs, workers=2) == 0  # all scored: nothing runs again
+    reloaded = builder("two")  # the scores were saved as they arrived
+    assert reloaded._scores == in_turn._scores
+    for e in expected:
+        assert reloaded.prepare(e.id, e.arch, target, 10.0, 9.0, e.artifacts[0].format).bleu == e.bleu
+
+
+def test_a_build_takes_the_scores_an_earlier_catalog_recorded(tiny_space, tiny_model_config, tmp_path, monkeypatch):
+    builder, archs = _builder_and_archs(tiny_space, tiny_model_config, tmp_path)
+    target = ProfileTarget("p", "onnxruntime", 1, {})
+    first = builder("first")
+    entries = tuple(first.prepare(f"p@{a.arch_id()}", a, target, 10.0, 9.0) for a in archs)
+    save_catalog(first.catalog([HardwareProfileRecord("p", {})], list(entries[:1]), {}), first.dir)
+    (first.dir / "report.json").write_text(json.dumps({"baselines": [entries[1].to_dict()]}))
+    assert set(recorded_scores(first.dir)) == set(first._scores)  # the entry and the baseline, with signatures
+
+    other = ProfileTarget("q", "onnxruntime", 2, {})  # another host's profile, the same supernet
+    second = builder("second")
+    assert second.seed_scores(first.dir) == 2 and second.seed_scores(first.dir) == 0
+
+    def scored_again(*_, **__):
+        raise AssertionError("a recorded score was computed again")
+
+    monkeypatch.setattr("hat_engine.catalog.build.evaluate", scored_again)
+    for e in entries:
+        again = second.prepare(f"q@{e.arch.arch_id()}", e.arch, other, 10.0, 9.0)
+        assert again.bleu == e.bleu and again.chrf == e.chrf
+    assert second.signatures() == first.signatures()
+    with pytest.raises(AssertionError, match="computed again"):  # int8 was never recorded: it is scored
+        second.prepare("q@x-int8", archs[0], other, 10.0, 9.0, "onnx-int8")
+    with pytest.raises(FileNotFoundError, match="no catalog.json"):
+        second.seed_scores(tmp_path)
