@@ -2,10 +2,13 @@
 
 Every entry (and every baseline) is measured and scored exactly alike: the served artifact (materialised from
 the SuperTransformer and checksummed), the reference workload on the profile's backend and threads, and
-sacrebleu on the full held-out test sets with beam 4. Scores depend on the arch, the weights and the format, not
-on the host, so they are computed once per `score_key` and shared across profiles. The arch is part of the key
-because the weights are not enough: head counts and cross-attention layers change no weight shapes, so two archs
-that differ only there extract identical weights and still translate differently.
+sacrebleu on the full held-out test sets with beam 4. An fp32 score depends on the arch, the weights and the
+format, not on the host, so it is computed once per `score_key` and shared across profiles; an int8 score also
+depends on the ISA tier's int8 kernels (the same int8 artifact, rescored on an AVX-512 VNNI host, moved 0.04-0.12
+BLEU per test set from its AVX2 score, where fp32 matched to the last digit), so it is shared by the profiles of
+one tier. The arch is part of the key because the weights are not enough: head counts and cross-attention layers
+change no weight shapes, so two archs that differ only there extract identical weights and still translate
+differently.
 
 Entries are prepared (materialised and scored) one by one, then all entries of a profile are timed together in
 interleaved rounds (`measure_all`): on a shared machine, timing one model after another lets a slow spell make
@@ -32,6 +35,7 @@ from hat_engine.catalog.schema import Artifact, Catalog, CatalogEntry, FileRef, 
 from hat_engine.checksums import sha256_file
 from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, SearchSpace
 from hat_engine.data.tokenizer import Tokenizer
+from hat_engine.hardware import detect
 from hat_engine.latency.timing import REFERENCE_WORKLOAD, Workload, measure_interleaved
 from hat_engine.model.delta import load_weights
 from hat_engine.model.supernet import load_supernet
@@ -79,9 +83,14 @@ def baseline_archs(space: SearchSpace) -> dict[str, ArchConfig]:
     return archs
 
 
-def score_key(arch: ArchConfig, weights_sha256: str, fmt: str, limit: int | None) -> str:
-    """What a score was computed from: the arch, its extracted weights, the served format, the test sentences."""
-    return f"{arch.arch_id()}/{weights_sha256}/{fmt}/{limit or 'all'}"
+INT8_FORMATS = ("onnx-int8",)
+
+
+def score_key(arch: ArchConfig, weights_sha256: str, fmt: str, limit: int | None, isa_tier: str) -> str:
+    """What a score was computed from: the arch, its extracted weights, the served format, the test sentences,
+    and for an int8 format the ISA tier whose kernels ran it (`hardware.HardwareProfile.isa_tier`)."""
+    key = f"{arch.arch_id()}/{weights_sha256}/{fmt}/{limit or 'all'}"
+    return f"{key}/{isa_tier}" if fmt in INT8_FORMATS else key
 
 
 def finetune_picks(entries: list[CatalogEntry], n: int) -> list[CatalogEntry]:
@@ -104,7 +113,7 @@ class EntryBuilder:
 
     def __init__(self, catalog_dir: Path, supernet_path: Path, tokenizer_path: Path, data_dir: Path,
                  workload: Workload = REFERENCE_WORKLOAD, runs: int = 6, warmup: int = 2, rounds: int = 5,
-                 eval_limit: int | None = None, eval_threads: int = 2):  # fmt: skip
+                 eval_limit: int | None = None, eval_threads: int = 2, isa_tier: str | None = None):  # fmt: skip
         self.dir = Path(catalog_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         for src, name in ((supernet_path, SUPERNET_FILE), (tokenizer_path, TOKENIZER_FILE)):
@@ -115,6 +124,7 @@ class EntryBuilder:
         self.data_dir, self.workload = Path(data_dir), workload
         self.runs, self.warmup, self.rounds = runs, warmup, rounds
         self.eval_limit, self.eval_threads = eval_limit, eval_threads
+        self.isa_tier = isa_tier or detect(probe_cuda=False).isa_tier  # where int8 scores are computed: this host
         self.stub = Catalog("en-de", self.file_ref(TOKENIZER_FILE), self.file_ref(SUPERNET_FILE), workload, (), ())
         # BLEU/chrF by `score_key`, kept on disk so an interrupted build resumes cheaply (v2: keyed by arch too)
         self._scores_file = self.dir / CACHE_DIR / "scores-v2.json"
@@ -133,9 +143,9 @@ class EntryBuilder:
         self._scores_file.write_text(json.dumps(self._scores, indent=1))
 
     def seed_scores(self, earlier: Path) -> int:
-        """Take the scores an earlier catalog build in `earlier` recorded (`recorded_scores`) where this build
-        has none under the same key; returns how many it took."""
-        found = {k: v for k, v in recorded_scores(earlier).items() if k not in self._scores}
+        """Take the scores an earlier catalog build in `earlier` recorded (`recorded_scores`: fp32, and int8
+        from this host's ISA tier) where this build has none under the same key; returns how many it took."""
+        found = {k: v for k, v in recorded_scores(earlier, self.isa_tier).items() if k not in self._scores}
         self._scores.update(found)
         if found:
             self._save_scores()
@@ -182,7 +192,7 @@ class EntryBuilder:
         entry = CatalogEntry(entry_id, target.profile_id, budget_ms, arch, model.num_parameters(), {},
                              round(predicted_ms, 3), {}, {}, (artifact,))  # fmt: skip
         folder = materialize(self.dir, self.stub, entry, fmt, self.dir / CACHE_DIR)
-        return entry, folder, score_key(arch, artifact.sha256, fmt, self.eval_limit)
+        return entry, folder, score_key(arch, artifact.sha256, fmt, self.eval_limit, self.isa_tier)
 
     def prepare(self, entry_id: str, arch: ArchConfig, target: ProfileTarget, budget_ms: float,
                 predicted_ms: float, fmt: str = "onnx", source: str | None = None) -> CatalogEntry:  # fmt: skip
@@ -242,17 +252,19 @@ def score_artifact(folder: str, fmt: str, tokenizer: str, data_dir: str, beam: i
                     limit=limit)  # fmt: skip
 
 
-def recorded_scores(folder: Path) -> dict[str, dict]:
+def recorded_scores(folder: Path, isa_tier: str | None = None) -> dict[str, dict]:
     """The scores a catalog build recorded in `folder`, by `score_key`: every entry of catalog.json and every
-    candidate and baseline of report.json, each set with its signature from the catalog's
-    `sacrebleu` record. Only full-set scores are recorded (a catalog's scores are on the full test sets, each
-    signature names its sentence count), so the keys are full-set keys."""
+    candidate and baseline of report.json, each set with its signature from the catalog's `sacrebleu` record; an
+    int8 one under its profile's ISA tier (from the profile's fingerprint; without one, or of another tier than
+    `isa_tier` where given, it is left out). A catalog records full-set scores only (each signature names its
+    sentence count), so the keys are full-set keys."""
     folder = Path(folder)
     catalog_file, report_file = folder / "catalog.json", folder / "report.json"
     if not catalog_file.is_file():
         raise FileNotFoundError(f"{folder} holds no catalog.json: give a folder `hat catalog build` wrote")
     catalog = json.loads(catalog_file.read_text())
     signatures = catalog.get("extra", {}).get("sacrebleu", {})
+    tiers = {p["id"]: (p.get("fingerprint") or {}).get("isa_tier") for p in catalog.get("hardware_profiles", [])}
     report = json.loads(report_file.read_text()) if report_file.is_file() else {}
     records = list(catalog.get("entries", [])) + list(report.get("candidates", [])) + list(report.get("baselines", []))
     found: dict[str, dict] = {}
@@ -263,8 +275,11 @@ def recorded_scores(folder: Path) -> dict[str, dict]:
         scores = {name: {"bleu": bleu[name], "chrf": chrf[name], "bleu_signature": signatures[name]["bleu"],
                          "chrf_signature": signatures[name]["chrf"], "sentences": signatures[name]["sentences"],
                          "references": signatures[name]["references"]} for name in bleu}  # fmt: skip
+        tier = tiers.get(r.get("hardware_profile"))
+        if artifact["format"] in INT8_FORMATS and (not tier or isa_tier not in (None, tier)):
+            continue  # an int8 score belongs to its kernels' ISA tier: unknown, or not the one asked for
         arch = ArchConfig.from_dict(r["arch"])
-        found.setdefault(score_key(arch, artifact["sha256"], artifact["format"], None), scores)
+        found.setdefault(score_key(arch, artifact["sha256"], artifact["format"], None, tier or ""), scores)
     return found
 
 

@@ -56,7 +56,7 @@ def test_archs_differing_only_in_heads_get_their_own_graph_and_scores(tiny_space
     b = builder.prepare("e", four, target, 10.0, 9.0)
     assert OrtTranslator.load(tmp_path / "catalog/.cache/e/onnx").arch == four
     keys = set(builder._scores)
-    assert keys == {score_key(x, a.artifacts[0].sha256, "onnx", None) for x in (two, four)}  # both scored
+    assert keys == {score_key(x, a.artifacts[0].sha256, "onnx", None, "any") for x in (two, four)}  # both scored
     assert a.bleu.keys() == b.bleu.keys() == {"custom_test"}
 
     # Per-set signatures, with the full set's size; the validator flags a reused score and an unsigned set.
@@ -84,9 +84,9 @@ def _builder_and_archs(tiny_space, tiny_model_config, tmp_path):
     supernet = SuperTransformer(tiny_space, replace(tiny_model_config, vocab_size=vocab)).eval()
     save_supernet(tmp_path / "supernet.pt", supernet, dtype=None)
 
-    def builder(name: str) -> EntryBuilder:
+    def builder(name: str, isa_tier: str = "avx2") -> EntryBuilder:
         return EntryBuilder(tmp_path / name, tmp_path / "supernet.pt", data / "spm.model", data,
-                            workload=Workload(beam=2), eval_threads=1)  # fmt: skip
+                            workload=Workload(beam=2), eval_threads=1, isa_tier=isa_tier)  # fmt: skip
 
     return builder, [tiny_space.smallest(), tiny_space.largest()]
 
@@ -111,26 +111,33 @@ def test_scores_ahead_in_processes_equal_the_scores_in_turn(tiny_space, tiny_mod
 
 def test_a_build_takes_the_scores_an_earlier_catalog_recorded(tiny_space, tiny_model_config, tmp_path, monkeypatch):
     builder, archs = _builder_and_archs(tiny_space, tiny_model_config, tmp_path)
-    target = ProfileTarget("p", "onnxruntime", 1, {})
+    target = ProfileTarget("p", "onnxruntime", 1, {"isa_tier": "avx2"})
     first = builder("first")
-    entries = tuple(first.prepare(f"p@{a.arch_id()}", a, target, 10.0, 9.0) for a in archs)
-    save_catalog(first.catalog([HardwareProfileRecord("p", {})], list(entries[:1]), {}), first.dir)
+    entries = [first.prepare(f"p@{a.arch_id()}", a, target, 10.0, 9.0) for a in archs]
+    twin = first.prepare(f"p@{archs[0].arch_id()}-int8", archs[0], target, 10.0, 9.0, "onnx-int8")
+    profile = HardwareProfileRecord("p", {"isa_tier": "avx2"})
+    save_catalog(first.catalog([profile], [entries[0], twin], {}), first.dir)
     (first.dir / "report.json").write_text(json.dumps({"baselines": [entries[1].to_dict()]}))
-    assert set(recorded_scores(first.dir)) == set(first._scores)  # the entry and the baseline, with signatures
+    assert set(recorded_scores(first.dir)) == set(first._scores)  # entries, twin and baseline, with signatures
 
-    other = ProfileTarget("q", "onnxruntime", 2, {})  # another host's profile, the same supernet
-    second = builder("second")
-    assert second.seed_scores(first.dir) == 2 and second.seed_scores(first.dir) == 0
+    other = ProfileTarget("q", "onnxruntime", 2, {})  # another profile of the same supernet
+    same_tier, other_tier = builder("second"), builder("third", isa_tier="avx512bf16")
+    assert same_tier.seed_scores(first.dir) == 3 and same_tier.seed_scores(first.dir) == 0
+    assert other_tier.seed_scores(first.dir) == 2  # fp32 only: int8 scores belong to their kernels' ISA tier
 
     def scored_again(*_, **__):
         raise AssertionError("a recorded score was computed again")
 
     monkeypatch.setattr("hat_engine.catalog.build.evaluate", scored_again)
-    for e in entries:
-        again = second.prepare(f"q@{e.arch.arch_id()}", e.arch, other, 10.0, 9.0)
-        assert again.bleu == e.bleu and again.chrf == e.chrf
-    assert second.signatures() == first.signatures()
-    with pytest.raises(AssertionError, match="computed again"):  # int8 was never recorded: it is scored
-        second.prepare("q@x-int8", archs[0], other, 10.0, 9.0, "onnx-int8")
+    for built in (same_tier, other_tier):
+        for e in entries:
+            again = built.prepare(f"q@{e.arch.arch_id()}", e.arch, other, 10.0, 9.0)
+            assert again.bleu == e.bleu and again.chrf == e.chrf
+        assert built.signatures() == first.signatures()
+    assert same_tier.prepare("q@x-int8", archs[0], other, 10.0, 9.0, "onnx-int8").bleu == twin.bleu
+    with pytest.raises(AssertionError, match="computed again"):  # another tier's int8 kernels: scored here
+        other_tier.prepare("q@x-int8", archs[0], other, 10.0, 9.0, "onnx-int8")
+    with pytest.raises(AssertionError, match="computed again"):  # never recorded: scored
+        same_tier.prepare("q@y-int8", archs[1], other, 10.0, 9.0, "onnx-int8")
     with pytest.raises(FileNotFoundError, match="no catalog.json"):
-        second.seed_scores(tmp_path)
+        same_tier.seed_scores(tmp_path)
