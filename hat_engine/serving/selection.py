@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 from hat_engine.catalog.schema import Catalog, CatalogEntry
 from hat_engine.errors import CatalogError
-from hat_engine.hardware import ProfileId
+from hat_engine.hardware import ISA_TIERS, ProfileId
 from hat_engine.latency.transfer import fit_power_law
 from hat_engine.pareto import pareto_front
 
@@ -91,15 +91,20 @@ def pareto_ladder(options: Sequence[Option]) -> list[Option]:
 
 
 def nearest_profile(profile_ids: Sequence[str], host_profile_id: str) -> str:
-    """The catalog profile most like this host: same backend first, then device, arch, ISA tier, thread count."""
+    """The catalog profile most like this host: same backend first, then device, arch, ISA tier, thread count,
+    then the ISA tier nearest in `hardware.ISA_TIERS` (an AMX host's nearest is AVX-512 BF16, not AVX2)."""
     if not profile_ids:
         raise CatalogError("the catalog has no hardware profile with entries")
     host = ProfileId.parse(host_profile_id)
+    tiers = [tier for tier, _ in ISA_TIERS] + ["base"]
+
+    def tier_distance(isa: str) -> int:
+        return abs(tiers.index(isa) - tiers.index(host.isa)) if isa in tiers and host.isa in tiers else len(tiers)
 
     def score(pid: str) -> tuple:
         p = ProfileId.parse(pid)
         same = [getattr(p, k) == getattr(host, k) for k in ("backend", "device", "arch", "isa")]
-        return (*same, -abs(p.threads - host.threads), pid)
+        return (*same, -abs(p.threads - host.threads), -tier_distance(p.isa), pid)
 
     return max(profile_ids, key=score)
 

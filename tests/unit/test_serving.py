@@ -47,6 +47,9 @@ def test_nearest_profile_prefers_backend_then_device_arch_isa_threads():
     assert nearest_profile(ids, "cpu-x86_64-avx512-2t-onnxruntime") == "cpu-x86_64-avx512-8t-onnxruntime"
     assert nearest_profile(ids, "cpu-x86_64-amx-4t-onnxruntime") == "cpu-x86_64-avx2-4t-onnxruntime"
     assert nearest_profile(ids, "cuda-nvidia-h100-x86_64-amx-2t-torch") == "cpu-x86_64-avx512-2t-torch"
+    shipped = [f"cpu-x86_64-{isa}-{t}t-onnxruntime" for isa in ("avx2", "avx512bf16") for t in (1, 2)]
+    assert nearest_profile(shipped, "cpu-x86_64-amx-2t-onnxruntime") == "cpu-x86_64-avx512bf16-2t-onnxruntime"
+    assert nearest_profile(shipped[::-1], "cpu-x86_64-base-1t-onnxruntime") == "cpu-x86_64-avx2-1t-onnxruntime"
 
 
 def test_fit_power_law_is_the_one_latency_map():
