@@ -3,6 +3,7 @@ and still each get their own materialised graph and their own BLEU (the v1 build
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -34,12 +35,18 @@ def _corpus(tmp_path):
     return tmp_path / "data"
 
 
-def test_archs_differing_only_in_heads_get_their_own_graph_and_scores(tiny_space, tiny_model_config, tmp_path):
+def _saved_supernet(tiny_space, tiny_model_config, tmp_path) -> tuple[SuperTransformer, Path]:
+    """A seeded tiny supernet saved as tmp_path/supernet.pt, on the tiny corpus; and the corpus folder."""
     data = _corpus(tmp_path)
     torch.manual_seed(0)
     vocab = Tokenizer(data / "spm.model").vocab_size
-    tiny_supernet = SuperTransformer(tiny_space, replace(tiny_model_config, vocab_size=vocab)).eval()
-    save_supernet(tmp_path / "supernet.pt", tiny_supernet, dtype=None)
+    supernet = SuperTransformer(tiny_space, replace(tiny_model_config, vocab_size=vocab)).eval()
+    save_supernet(tmp_path / "supernet.pt", supernet, dtype=None)
+    return supernet, data
+
+
+def test_archs_differing_only_in_heads_get_their_own_graph_and_scores(tiny_space, tiny_model_config, tmp_path):
+    tiny_supernet, data = _saved_supernet(tiny_space, tiny_model_config, tmp_path)
     two = tiny_space.smallest()
     enc = tuple(replace(x, self_heads=4) for x in two.encoder_layers)
     dec = tuple(replace(x, self_heads=4, cross_heads=4) for x in two.decoder_layers)
@@ -78,11 +85,7 @@ def test_archs_differing_only_in_heads_get_their_own_graph_and_scores(tiny_space
 
 
 def _builder_and_archs(tiny_space, tiny_model_config, tmp_path):
-    data = _corpus(tmp_path)
-    torch.manual_seed(0)
-    vocab = Tokenizer(data / "spm.model").vocab_size
-    supernet = SuperTransformer(tiny_space, replace(tiny_model_config, vocab_size=vocab)).eval()
-    save_supernet(tmp_path / "supernet.pt", supernet, dtype=None)
+    _, data = _saved_supernet(tiny_space, tiny_model_config, tmp_path)
 
     def builder(name: str, isa_tier: str = "avx2") -> EntryBuilder:
         return EntryBuilder(tmp_path / name, tmp_path / "supernet.pt", data / "spm.model", data,
