@@ -39,8 +39,12 @@ for stage in $HAT_STAGES; do
         hat search --budgets "$(budgets)" --predictor "$O/predictors/$PROFILE.pt" --supernet "$HAT_SUPERNET" \
             --data "$O/data" --threads "$HAT_THREADS" --out "$O/search/$PROFILE.json" ;;
     catalog)
+        # the merged catalog of an earlier rollout: its recorded scores of the same arch, weights and format are reused
+        earlier=""
+        if [ -f "$O/catalog/catalog.json" ]; then earlier="--scores-from $O/catalog"; fi
+        # shellcheck disable=SC2086  # $earlier is empty or two words
         hat catalog build --results "$O/search/$PROFILE.json" --supernet "$HAT_SUPERNET" --data "$O/data" \
-            --out "$O/catalogs/$HAT_NODE_CLASS" ;;
+            --out "$O/catalogs/$HAT_NODE_CLASS" $earlier ;;
     *)
         echo "profile.sh: unknown stage '$stage' in HAT_STAGES (use measure, fit, search, catalog)" >&2
         exit 2 ;;
