@@ -75,11 +75,6 @@ def run_build(args: argparse.Namespace) -> int:
 
     if args.runs < 1 or args.rounds < 1:
         raise SystemExit("hat: error: --runs and --rounds must be at least 1")
-    if args.score_workers < 1:
-        raise SystemExit(f"hat: error: --score-workers {args.score_workers}: give at least 1 process")
-    for earlier in args.scores_from:
-        if not (earlier / "catalog.json").is_file():
-            raise SystemExit(f"hat: error: --scores-from {earlier}: no catalog.json there")
     if args.finetune_steps is not None and args.finetune_steps < 1:
         raise SystemExit(f"hat: error: --finetune-steps {args.finetune_steps}: give at least 1 step")
     policy = BuildPolicy(baselines=args.baselines, finetune=args.finetune, finetune_minutes=args.finetune_minutes,

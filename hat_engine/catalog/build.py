@@ -31,10 +31,21 @@ import torch
 
 from hat_engine.catalog.extract import weights_sha256
 from hat_engine.catalog.materialize import materialize
-from hat_engine.catalog.schema import Artifact, Catalog, CatalogEntry, FileRef, HardwareProfileRecord, PredictorRef
+from hat_engine.catalog.report import read_report
+from hat_engine.catalog.schema import (
+    CATALOG_FILE,
+    Artifact,
+    Catalog,
+    CatalogEntry,
+    FileRef,
+    HardwareProfileRecord,
+    PredictorRef,
+    load_catalog,
+)
 from hat_engine.checksums import sha256_file
 from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, SearchSpace
 from hat_engine.data.tokenizer import Tokenizer
+from hat_engine.errors import CatalogError
 from hat_engine.hardware import detect
 from hat_engine.latency.timing import REFERENCE_WORKLOAD, Workload, measure_interleaved
 from hat_engine.model.delta import load_weights
@@ -166,9 +177,8 @@ class EntryBuilder:
         order = sorted(pending, key=lambda k: -pending[k][2])
         spawn = multiprocessing.get_context("spawn")  # a forked torch can deadlock in its thread pools
         with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=spawn) as pool:
-            tokenizer, data = str(self.dir / TOKENIZER_FILE), str(self.data_dir)
-            futures = {pool.submit(score_artifact, str(pending[k][0]), pending[k][1], tokenizer, data,
-                                   self.workload.beam, self.eval_limit): k for k in order}  # fmt: skip
+            futures = {pool.submit(score_artifact, pending[k][0], pending[k][1], self.dir / TOKENIZER_FILE,
+                                   self.data_dir, self.workload.beam, self.eval_limit): k for k in order}  # fmt: skip
             for n, future in enumerate(as_completed(futures), 1):
                 key = futures[future]
                 self._scores[key] = future.result()
@@ -200,10 +210,8 @@ class EntryBuilder:
         model file in the catalog folder to cut it from instead of the supernet."""
         entry, folder, key = self._materialized(entry_id, arch, target, budget_ms, predicted_ms, fmt, source)
         if key not in self._scores:
-            threads = torch.get_num_threads()
-            self._scores[key] = evaluate(load_runner(folder, fmt, self.eval_threads), self.tokenizer, self.data_dir,
-                                         beam=self.workload.beam, limit=self.eval_limit)  # fmt: skip
-            torch.set_num_threads(threads)
+            self._scores[key] = score_artifact(folder, fmt, self.dir / TOKENIZER_FILE, self.data_dir,
+                                               self.workload.beam, self.eval_limit, self.eval_threads)  # fmt: skip
             self._save_scores()
         scores = self._scores[key]
         bleu, chrf = {k: v["bleu"] for k, v in scores.items()}, {k: v["chrf"] for k, v in scores.items()}
@@ -245,11 +253,17 @@ class EntryBuilder:
                        tuple(entries), extra={"sacrebleu": self.signatures(), **extra})  # fmt: skip
 
 
-def score_artifact(folder: str, fmt: str, tokenizer: str, data_dir: str, beam: int, limit: int | None) -> dict:
-    """BLEU/chrF of one materialised artifact on one thread (what `EntryBuilder.score_ahead`'s processes run)."""
-    torch.set_num_threads(1)
-    return evaluate(load_runner(Path(folder), fmt, 1), Tokenizer(Path(tokenizer)), Path(data_dir), beam=beam,
-                    limit=limit)  # fmt: skip
+def score_artifact(folder: Path, fmt: str, tokenizer: Path, data_dir: Path, beam: int, limit: int | None,
+                   threads: int = 1) -> dict:  # fmt: skip
+    """BLEU/chrF of one materialised artifact on `threads` threads (what `EntryBuilder.prepare` runs, and what
+    `EntryBuilder.score_ahead`'s processes run on one thread each); torch's thread count is left as it was."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return evaluate(load_runner(Path(folder), fmt, threads), Tokenizer(Path(tokenizer)), Path(data_dir),
+                        beam=beam, limit=limit)  # fmt: skip
+    finally:
+        torch.set_num_threads(before)
 
 
 def recorded_scores(folder: Path, isa_tier: str | None = None) -> dict[str, dict]:
@@ -258,28 +272,25 @@ def recorded_scores(folder: Path, isa_tier: str | None = None) -> dict[str, dict
     int8 one under its profile's ISA tier (from the profile's fingerprint; without one, or of another tier than
     `isa_tier` where given, it is left out). A catalog records full-set scores only (each signature names its
     sentence count), so the keys are full-set keys."""
-    folder = Path(folder)
-    catalog_file, report_file = folder / "catalog.json", folder / "report.json"
-    if not catalog_file.is_file():
-        raise FileNotFoundError(f"{folder} holds no catalog.json: give a folder `hat catalog build` wrote")
-    catalog = json.loads(catalog_file.read_text())
-    signatures = catalog.get("extra", {}).get("sacrebleu", {})
-    tiers = {p["id"]: (p.get("fingerprint") or {}).get("isa_tier") for p in catalog.get("hardware_profiles", [])}
-    report = json.loads(report_file.read_text()) if report_file.is_file() else {}
-    records = list(catalog.get("entries", [])) + list(report.get("candidates", [])) + list(report.get("baselines", []))
+    if not (Path(folder) / CATALOG_FILE).is_file():
+        raise CatalogError(f"{folder} holds no {CATALOG_FILE}: give a folder `hat catalog build` wrote")
+    catalog, report = load_catalog(folder), read_report(folder)
+    signatures = catalog.extra.get("sacrebleu") or {}
+    tiers = {p.id: p.fingerprint.get("isa_tier") for p in catalog.hardware_profiles}
+    entries = list(catalog.entries)
+    if report is not None:
+        entries += report.candidates + [b for _, b in report.baselines]
     found: dict[str, dict] = {}
-    for r in records:
-        artifact, bleu, chrf = (r.get("artifacts") or [{}])[0], r.get("bleu", {}), r.get("chrf", {})
-        if not bleu or set(bleu) - set(signatures) or set(bleu) != set(chrf) or "sha256" not in artifact:
+    for e in entries:
+        artifact, tier = e.artifacts[0], tiers.get(e.hardware_profile)
+        if not e.bleu or set(e.bleu) - set(signatures) or set(e.bleu) != set(e.chrf):
             continue  # unscored, or a set without a signature: nothing to vouch for it
-        scores = {name: {"bleu": bleu[name], "chrf": chrf[name], "bleu_signature": signatures[name]["bleu"],
-                         "chrf_signature": signatures[name]["chrf"], "sentences": signatures[name]["sentences"],
-                         "references": signatures[name]["references"]} for name in bleu}  # fmt: skip
-        tier = tiers.get(r.get("hardware_profile"))
-        if artifact["format"] in INT8_FORMATS and (not tier or isa_tier not in (None, tier)):
+        if artifact.format in INT8_FORMATS and (not tier or isa_tier not in (None, tier)):
             continue  # an int8 score belongs to its kernels' ISA tier: unknown, or not the one asked for
-        arch = ArchConfig.from_dict(r["arch"])
-        found.setdefault(score_key(arch, artifact["sha256"], artifact["format"], None, tier or ""), scores)
+        scores = {name: {"bleu": e.bleu[name], "chrf": e.chrf[name], "bleu_signature": signatures[name]["bleu"],
+                         "chrf_signature": signatures[name]["chrf"], "sentences": signatures[name]["sentences"],
+                         "references": signatures[name]["references"]} for name in e.bleu}  # fmt: skip
+        found.setdefault(score_key(e.arch, artifact.sha256, artifact.format, None, tier or ""), scores)
     return found
 
 

@@ -6,7 +6,7 @@ BLEU). Quality is the mean BLEU over the test sets; latency the measured p50 on 
 """
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hat_engine.catalog.schema import CatalogEntry, parse_entry
@@ -255,6 +255,32 @@ def write_report(out: Path, catalog, baselines: list[tuple[str, CatalogEntry]], 
     return report
 
 
+@dataclass(frozen=True)
+class RecordedReport:
+    """What a build's report.json holds beyond catalog.json, typed: what `write_report` was written from."""
+
+    baselines: list[tuple[str, CatalogEntry]]  # (baseline name, entry)
+    candidates: list[CatalogEntry]  # every searched entry built, dominated ones included
+    searches: dict[str, dict]  # by profile: the search's cost
+    retests: dict[str, dict]  # by profile
+    tuned_baselines: dict[str, dict]  # by baseline name
+
+
+def read_report(folder: Path) -> RecordedReport | None:
+    """The report.json `write_report` left in `folder`, or None where there is none."""
+    path = Path(folder) / "report.json"
+    if not path.is_file():
+        return None
+    r = json.loads(path.read_text())
+    baselines = []
+    for i, b in enumerate(r.get("baselines", [])):
+        fields = {k: v for k, v in b.items() if k != "baseline"}
+        baselines.append((b["baseline"], parse_entry(fields, f"{path}: baselines[{i}]")))
+    candidates = [parse_entry(c, f"{path}: candidates[{i}]") for i, c in enumerate(r.get("candidates", []))]
+    return RecordedReport(baselines, candidates, r.get("search") or {}, r.get("retest") or {},
+                          r.get("finetuned_baselines") or {})  # fmt: skip
+
+
 def write_merged_report(out: Path, catalog, folders: list[tuple[Path, set[str]]]) -> list[Path]:
     """report.json, REPORT.md and the Pareto plots of a merged catalog (`schema.merge`), from the report.json of
     each merged folder, given in merge order with the profiles its catalog holds: what a later folder reports
@@ -263,20 +289,16 @@ def write_merged_report(out: Path, catalog, folders: list[tuple[Path, set[str]]]
     candidates: dict[str, CatalogEntry] = {}
     searches, tuned, retests, missing = {}, {}, {}, []
     for folder, profiles in folders:
-        path = Path(folder) / "report.json"
-        if not path.is_file():
+        recorded = read_report(folder)
+        if recorded is None:
             missing.append(Path(folder))
             continue
-        r = json.loads(path.read_text())
         baselines = {k: v for k, v in baselines.items() if v[1].hardware_profile not in profiles}
         candidates = {k: v for k, v in candidates.items() if v.hardware_profile not in profiles}
-        for i, b in enumerate(r.get("baselines", [])):
-            fields = {k: v for k, v in b.items() if k != "baseline"}
-            baselines[b["id"]] = (b["baseline"], parse_entry(fields, f"{path}: baselines[{i}]"))
-        for i, c in enumerate(r.get("candidates", [])):
-            candidates[c["id"]] = parse_entry(c, f"{path}: candidates[{i}]")
-        searches.update(r.get("search") or {})
-        retests.update(r.get("retest") or {})
-        tuned.update(r.get("finetuned_baselines") or {})
+        baselines.update({b.id: (name, b) for name, b in recorded.baselines})
+        candidates.update({c.id: c for c in recorded.candidates})
+        searches.update(recorded.searches)
+        retests.update(recorded.retests)
+        tuned.update(recorded.tuned_baselines)
     write_report(out, catalog, list(baselines.values()), searches, list(candidates.values()), tuned, retests)
     return missing

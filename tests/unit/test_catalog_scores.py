@@ -11,7 +11,7 @@ import torch
 from hat_engine.catalog.build import EntryBuilder, ProfileTarget, recorded_scores, score_key
 from hat_engine.catalog.check import shared_scores, unsigned_scores
 from hat_engine.catalog.extract import weights_sha256
-from hat_engine.catalog.schema import Catalog, FileRef, HardwareProfileRecord, save_catalog
+from hat_engine.catalog.schema import Catalog, CatalogError, FileRef, HardwareProfileRecord, save_catalog
 from hat_engine.data import BuildOptions, build_corpus
 from hat_engine.data.tokenizer import Tokenizer
 from hat_engine.latency.timing import Workload
@@ -116,11 +116,13 @@ def test_a_build_takes_the_scores_an_earlier_catalog_recorded(tiny_space, tiny_m
     builder, archs = _builder_and_archs(tiny_space, tiny_model_config, tmp_path)
     target = ProfileTarget("p", "onnxruntime", 1, {"isa_tier": "avx2"})
     first = builder("first")
-    entries = [first.prepare(f"p@{a.arch_id()}", a, target, 10.0, 9.0) for a in archs]
-    twin = first.prepare(f"p@{archs[0].arch_id()}-int8", archs[0], target, 10.0, 9.0, "onnx-int8")
+    timed = {"p50": 5.0, "p95": 6.0}  # as `measure_all` leaves them: a catalog holds measured entries only
+    entries = [replace(first.prepare(f"p@{a.arch_id()}", a, target, 10.0, 9.0), latency_ms=timed) for a in archs]
+    twin = replace(first.prepare(f"p@{archs[0].arch_id()}-int8", archs[0], target, 10.0, 9.0, "onnx-int8"),
+                   latency_ms=timed)  # fmt: skip
     profile = HardwareProfileRecord("p", {"isa_tier": "avx2"})
     save_catalog(first.catalog([profile], [entries[0], twin], {}), first.dir)
-    (first.dir / "report.json").write_text(json.dumps({"baselines": [entries[1].to_dict()]}))
+    (first.dir / "report.json").write_text(json.dumps({"baselines": [{**entries[1].to_dict(), "baseline": "depth-x"}]}))
     assert set(recorded_scores(first.dir)) == set(first._scores)  # entries, twin and baseline, with signatures
 
     other = ProfileTarget("q", "onnxruntime", 2, {})  # another profile of the same supernet
@@ -142,5 +144,5 @@ def test_a_build_takes_the_scores_an_earlier_catalog_recorded(tiny_space, tiny_m
         other_tier.prepare("q@x-int8", archs[0], other, 10.0, 9.0, "onnx-int8")
     with pytest.raises(AssertionError, match="computed again"):  # never recorded: scored
         same_tier.prepare("q@y-int8", archs[1], other, 10.0, 9.0, "onnx-int8")
-    with pytest.raises(FileNotFoundError, match="no catalog.json"):
+    with pytest.raises(CatalogError, match="no catalog.json"):
         same_tier.seed_scores(tmp_path)
