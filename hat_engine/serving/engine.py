@@ -33,8 +33,8 @@ from hat_engine.serving.selection import (
     Calibration,
     Option,
     calibrate,
+    guard_ladder,
     options_on_host,
-    pareto_ladder,
     pick,
     profile_for_host,
 )
@@ -131,8 +131,8 @@ class ServingEngine:
         if violation:
             log.warning("no entry meets the SLA of %.1f ms on this host; serving the fastest, %s (p95 %.1f ms)",
                         self.settings.sla_ms, selected.entry_id, selected.p95_ms)  # fmt: skip
-        ladder = [o for o in pareto_ladder(options) if o.p95_ms <= selected.p95_ms]
         if self.settings.guard is not None:
+            ladder = guard_ladder(options, selected, self.settings.guard.min_step)
             ref_tokens = self.catalog.reference_workload.target_tokens
             self.guard = SlaGuard(self.settings.sla_ms, ladder, ref_tokens, self.settings.guard)
         release_free_memory()  # what timing thread counts and calibrating left behind

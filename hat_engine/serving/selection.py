@@ -90,6 +90,24 @@ def pareto_ladder(options: Sequence[Option]) -> list[Option]:
     return pareto_front(options, cost=lambda o: o.p95_ms, quality=lambda o: o.bleu)
 
 
+def guard_ladder(options: Sequence[Option], selected: Option, min_step: float) -> list[Option]:
+    """The SLA guard's rungs, fastest first, ending at `selected`: the Pareto ladder below it, thinned so that
+    each rung is at least `min_step` (a fraction) faster than the rung above it. Walking down from `selected`,
+    the slowest (best) entry that far below the last kept rung is kept; the fastest entry is always the bottom
+    rung (the guard's last resort), in place of a kept rung closer to it than `min_step`. A rung that close buys
+    the guard a step its measurement noise can undo, and costs a loaded model's memory per worker."""
+    if not 0.0 <= min_step < 1.0:
+        raise ValueError(f"min_step {min_step}: use a fraction in [0, 1)")
+    below = [o for o in pareto_ladder(options) if o.p95_ms <= selected.p95_ms and o.entry_id != selected.entry_id]
+    kept = [selected]
+    for option in reversed(below):  # slowest first
+        if option.p95_ms <= kept[-1].p95_ms * (1.0 - min_step):
+            kept.append(option)
+    if below and kept[-1] is not below[0]:
+        kept[-1:] = [below[0]] if len(kept) > 1 else [kept[-1], below[0]]
+    return kept[::-1]
+
+
 def nearest_profile(profile_ids: Sequence[str], host_profile_id: str) -> str:
     """The catalog profile most like this host: same backend first, then device, arch, ISA tier, thread count,
     then the ISA tier nearest in `hardware.ISA_TIERS` (an AMX host's nearest is AVX-512 BF16, not AVX2)."""

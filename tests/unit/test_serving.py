@@ -8,6 +8,7 @@ from hat_engine.serving.selection import (
     Option,
     calibrate,
     calibration_order,
+    guard_ladder,
     nearest_profile,
     options_on_host,
     pareto_ladder,
@@ -39,6 +40,22 @@ def test_pick_best_bleu_within_sla_else_fastest_with_violation():
 
 def test_pareto_ladder_drops_dominated_entries():
     assert [o.entry_id for o in pareto_ladder(OPTIONS)] == ["fast", "mid", "slow"]
+
+
+def test_guard_ladder_keeps_rungs_a_step_apart_with_the_fastest_at_the_bottom():
+    # The shipped AVX-512 BF16 1-thread profile's p95s (ms) and mean BLEU, fastest first.
+    shipped = [opt("a", 14.9, 14.37), opt("b", 16.8, 14.38), opt("c", 20.9, 16.81), opt("d", 21.8, 17.09),
+               opt("e", 22.5, 17.14), opt("f", 41.2, 17.39), opt("g", 42.6, 17.40), opt("h", 78.4, 17.46)]  # fmt: skip
+    ids = lambda ladder: [o.entry_id for o in ladder]  # noqa: E731
+    # Down from h: g (0.54x h), e (0.53x g), then b (0.75x e), which gives way to the fastest, a (0.89x b).
+    assert ids(guard_ladder(shipped, shipped[-1], 0.15)) == ["a", "e", "g", "h"]
+    assert ids(guard_ladder(shipped, shipped[-1], 0.0)) == ids(shipped)  # no step: the whole Pareto ladder
+    assert ids(guard_ladder(shipped, shipped[4], 0.15)) == ["a", "e"]  # never above the selected entry
+    assert ids(guard_ladder(shipped, shipped[1], 0.15)) == ["a", "b"]  # one step too small: still a last resort
+    assert ids(guard_ladder(shipped, shipped[0], 0.15)) == ["a"]
+    assert ids(guard_ladder(OPTIONS, OPTIONS[2], 0.15)) == ["fast", "mid", "slow"]  # "bad" is dominated
+    with pytest.raises(ValueError, match="fraction"):
+        guard_ladder(shipped, shipped[-1], 1.0)
 
 
 def test_nearest_profile_prefers_backend_then_device_arch_isa_threads():
