@@ -166,6 +166,7 @@ def export_onnx(model: Transformer, out_dir: str | Path) -> dict[str, Path]:
         "export_seconds": {k: round(v, 2) for k, v in seconds.items()},
         "torch_version": torch.__version__,
     }
+    meta["shared"] = share_initializers(paths["meta"].parent, meta["files"])
     paths["meta"].write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return paths
 
@@ -195,6 +196,35 @@ class _QuantizerChatter(logging.Filter):
         return not ("onnxruntime" in record.pathname and "quantization" in record.pathname)
 
 
+SHARE_MIN_BYTES = 1024  # smaller tensors (scales, zero points, shapes) are not worth a file
+
+
+def share_initializers(out_dir: str | Path, files: dict[str, str]) -> dict[str, str]:
+    """Initializers the encoder and decoder graphs of `files` both hold under one name, byte for byte (the
+    position table, and the token table, where E = D; fp32 or int8), each written once more to a `.npy` beside
+    them: `OrtTranslator` hands that one copy to both sessions (`SessionOptions.add_initializer`) instead of each
+    holding its own. The graphs keep theirs, so each stays a whole model. Returns name -> file name (the
+    export's "shared" / "shared_int8")."""
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    out_dir = Path(out_dir)
+    graphs = {part: onnx.load(str(out_dir / files[part])) for part in ("encoder", "decoder")}
+    decoder = {t.name: t for t in graphs["decoder"].graph.initializer}
+    prefix = Path(files["encoder"]).name.removeprefix("encoder").removesuffix(".onnx")  # "" or ".int8"
+    shared: dict[str, str] = {}
+    key = lambda t: (t.data_type, list(t.dims), t.raw_data)  # noqa: E731
+    for tensor in graphs["encoder"].graph.initializer:
+        other = decoder.get(tensor.name)
+        if other is None or len(tensor.raw_data) < SHARE_MIN_BYTES or key(tensor) != key(other):
+            continue
+        name = f"shared{prefix}.{len(shared)}.npy"
+        np.save(out_dir / name, numpy_helper.to_array(tensor))
+        shared[tensor.name] = name
+    return shared
+
+
 def quantize_export(out_dir: str | Path) -> dict[str, Path]:
     """Quantise both graphs of an export to `encoder.int8.onnx` / `decoder.int8.onnx` and list them in its
     `export.json` under "files_int8"; returns the two new paths."""
@@ -204,5 +234,6 @@ def quantize_export(out_dir: str | Path) -> dict[str, Path]:
     files = {part: name.replace(".onnx", ".int8.onnx") for part, name in meta["files"].items()}
     paths = {part: quantize_int8(out_dir / meta["files"][part], out_dir / name) for part, name in files.items()}
     meta["files_int8"] = files
+    meta["shared_int8"] = share_initializers(out_dir, files)
     meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return paths

@@ -28,6 +28,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import Tensor, nn
 
 from hat_engine.model.transformer import Attention, Transformer, sinusoidal_table
+from hat_engine.runtime.onnx_export import share_initializers
 from hat_engine.runtime.onnx_signature import DECODER_FILE, ENCODER_FILE, META_FILE, ONNX_FORMAT, signature, top_k
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ OPSET = 18  # LayerNormalization needs 17; 18 gives Split its num_outputs attrib
 IR_VERSION = 10  # what ONNX Runtime >= 1.20 (and the dynamo exporter) use
 
 _F32, _I64, _BOOL = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
+EMBED_TABLE, POSITION_TABLE = "embed_tokens", "positions"  # one name in both graphs: shared where E = D
 
 
 def _np(t: Tensor) -> np.ndarray:
@@ -56,8 +58,9 @@ class _Graph:
         self._count += 1
         return f"{hint}_{self._count}"
 
-    def const(self, hint: str, value: np.ndarray) -> str:
-        name = self._name(hint)
+    def const(self, hint: str, value: np.ndarray, exact: bool = False) -> str:
+        """An initializer named after `hint` (exactly `hint` when `exact`: a name the other graph shares)."""
+        name = hint if exact else self._name(hint)
         self.inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
         return name
 
@@ -156,10 +159,17 @@ def _encoder(model: Transformer) -> onnx.ModelProto:
     # Positions count real tokens only (transformer.source_positions).
     count = g.op("CumSum", g.op("Cast", mask, to=_I64), g.scalar(1, np.int64))  # (N, S)
     positions = g.op("Max", g.op("Sub", count, g.scalar(1, np.int64)), g.scalar(0, np.int64))
-    # Pre-scaling the table by sqrt(E) rounds exactly as scaling the gathered rows does.
-    table = _np(model.embed_tokens.weight[:, :e]) * np.float32(math.sqrt(e))
-    x = g.op("Gather", g.const("encoder.embed", table), "src_tokens")  # (N, S, E)
-    pos_table = g.const("encoder.positions", _np(sinusoidal_table(cfg.max_positions, e)))  # (P, E)
+    # Where E = D the table is the decoder's, under one name, so both sessions can share it
+    # (`onnx_export.share_initializers`), and the gathered rows are scaled by sqrt(E): in fp32 that rounds as a
+    # pre-scaled table does. int8 quantises the table, and only a power-of-two factor leaves its quantised values
+    # as the pre-scaled table's (E = D = 192: 500 of 600 int8 translations the same), so elsewhere the encoder
+    # keeps its own pre-scaled table and the catalog's int8 scores hold for every graph.
+    raw, scale = _np(model.embed_tokens.weight[:, :e]), math.sqrt(e)
+    if e == arch.decoder_embed_dim and math.log2(scale).is_integer():
+        x = g.op("Mul", g.op("Gather", g.const(EMBED_TABLE, raw, exact=True), "src_tokens"), g.scalar(scale))
+    else:
+        x = g.op("Gather", g.const("encoder.embed", raw * np.float32(scale)), "src_tokens")  # (N, S, E)
+    pos_table = g.const(POSITION_TABLE, _np(sinusoidal_table(cfg.max_positions, e)), exact=True)  # (P, E)
     x = g.op("Add", x, g.op("Gather", pos_table, positions))
     mask4 = g.op("Unsqueeze", mask, g.ints([1, 2]))  # (N, 1, 1, S)
     bias = g.mask_bias(mask4)
@@ -228,10 +238,10 @@ def _decoder(model: Transformer) -> onnx.ModelProto:
     g, arch, cfg = _Graph(), model.arch, model.model_config
     dim = arch.decoder_embed_dim
     # One table serves the embedding (Gather) and the tied output projection (Gemm with transB).
-    table = g.const("decoder.embed", _np(model.embed_tokens.weight[:, :dim]))  # (V, D)
+    table = g.const(EMBED_TABLE, _np(model.embed_tokens.weight[:, :dim]), exact=True)  # (V, D)
     tokens = g.op("Reshape", "tokens", g.ints([-1]))  # (N,)
     x = g.op("Mul", g.op("Gather", table, tokens), g.scalar(math.sqrt(dim)))  # (N, D)
-    pos_table = g.const("decoder.positions", _np(sinusoidal_table(cfg.max_positions, dim)))  # (P, D)
+    pos_table = g.const(POSITION_TABLE, _np(sinusoidal_table(cfg.max_positions, dim)), exact=True)  # (P, D)
     x = g.op("Add", x, g.op("Gather", pos_table, "step"))  # (N, D) + (D,)
     for i, layer in enumerate(model.decoder_layers):
         x = _decoder_layer(g, model, layer, x, i)
@@ -296,5 +306,6 @@ def build_onnx(model: Transformer, out_dir: str | Path) -> dict[str, Path]:
         "onnx_version": onnx.__version__,
         "opset": OPSET,
     }
+    meta["shared"] = share_initializers(out_dir, meta["files"])
     paths["meta"].write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return paths

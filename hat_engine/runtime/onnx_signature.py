@@ -5,7 +5,9 @@ from hat_engine.model.decoding import BANNABLE, MAX_BEAM
 
 # 2: the decoder step also yields its TOP_K most likely next tokens (log-probabilities, ids), so a beam search
 # reads a few numbers per row instead of the whole vocabulary.
-ONNX_FORMAT = "hat_engine.onnx/2"
+# 3: both graphs name the position table "positions" and, where E = D, the token table "embed_tokens"; the tensors
+# they hold byte for byte alike lie once more in `.npy` files ("shared" / "shared_int8"), loaded once for both.
+ONNX_FORMAT = "hat_engine.onnx/3"
 META_FILE = "export.json"
 TOP_K = 2 * MAX_BEAM + BANNABLE  # the widest beam's 2 x beam candidates per row, plus PAD, BOS and EOS
 ENCODER_FILE, DECODER_FILE = "encoder.onnx", "decoder.onnx"

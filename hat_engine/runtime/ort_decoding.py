@@ -99,9 +99,14 @@ class OrtTranslator:
         qkv_dim: int,
         threads: int = 1,
         providers: Sequence[str] = ("CPUExecutionProvider",),
+        shared: dict[str, str | Path] | None = None,
     ):
         self.arch, self.model_config, self.qkv_dim = arch, model_config, qkv_dim
         opts = session_options(threads)
+        # Tensors both graphs hold (name -> .npy): one copy, owned here, serves both sessions in place of theirs.
+        self._shared = {name: ort.OrtValue.ortvalue_from_numpy(np.load(path)) for name, path in (shared or {}).items()}
+        for name, value in self._shared.items():
+            opts.add_initializer(name, value)
         self.encoder = ort.InferenceSession(str(encoder_path), opts, providers=list(providers))
         self.decoder = ort.InferenceSession(str(decoder_path), opts, providers=list(providers))
         depth = arch.decoder_depth
@@ -123,10 +128,10 @@ class OrtTranslator:
         if key not in meta:
             raise CheckpointError(f"{meta_path} lists no int8 graphs; run onnx_export.quantize_export first")
         files = meta[key]
+        shared = {name: export_dir / file for name, file in meta.get("shared_int8" if int8 else "shared", {}).items()}
         arch, cfg = ArchConfig.from_dict(meta["arch"]), ModelConfig.from_dict(meta["model_config"])
-        return cls(
-            export_dir / files["encoder"], export_dir / files["decoder"], arch, cfg, meta["qkv_dim"], threads, **kwargs
-        )
+        return cls(export_dir / files["encoder"], export_dir / files["decoder"], arch, cfg, meta["qkv_dim"], threads,
+                   shared=shared, **kwargs)  # fmt: skip
 
     # --- the model interface hat_engine.model.decoding uses ---------------------------------------------------
 

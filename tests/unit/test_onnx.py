@@ -4,6 +4,7 @@ with the export signature, encoder and decoder-step outputs equal to the torch m
 token-identical to hat_engine.model.decoding, dynamic shapes, int8 graphs close to fp32, clear load errors.
 """
 
+import dataclasses
 import json
 import random
 from pathlib import Path
@@ -252,3 +253,30 @@ def test_decoder_graph_ranks_the_likeliest_tokens(built, random_batch):
             assert (np.diff(lprobs, axis=1) <= 0).all()  # best first
             np.testing.assert_allclose(lprobs, expected.gather(1, torch.from_numpy(ids)).numpy(), atol=1e-4)
             np.testing.assert_allclose(lprobs, expected.topk(lprobs.shape[1]).values.numpy(), atol=1e-4)
+
+
+def test_both_graphs_share_one_embedding_table_where_the_widths_match(tmp_path, random_batch):
+    """Encoder and decoder of equal width hold one position table, and one token table where sqrt(width) is a
+    power of two (int8 quantises it exactly as the pre-scaled table then): written once beside the graphs (fp32
+    and int8) and handed to both sessions, with the same outputs as each graph loading its own copy."""
+    torch.manual_seed(0)
+    supernet = SuperTransformer(SPACE, ModelConfig(vocab_size=200, max_positions=64))  # int8 tables >= 1 KB
+    sharpen(supernet)
+    w16, w32 = dataclasses.replace(ARCH, encoder_embed_dim=16), dataclasses.replace(ARCH, decoder_embed_dim=32)
+    src, prev = random_batch(2, 6, seed=5), np.array([[2], [2]])
+    cases = ((w16, {"embed_tokens", "positions"}), (w32, {"positions"}), (ARCH, set()))  # ARCH: 32 / 16 wide
+    for i, (arch, expected) in enumerate(cases):
+        out_dir = tmp_path / str(i)
+        build_onnx(supernet.extract(arch).eval(), out_dir)
+        quantize_export(out_dir)
+        meta = json.loads((out_dir / "export.json").read_text())
+        assert set(meta["shared"]) == expected
+        assert set(meta["shared_int8"]) == {f"{name}_quantized" for name in expected}
+        for int8, files in ((False, meta["files"]), (True, meta["files_int8"])):
+            shared = OrtTranslator.load(out_dir, threads=1, int8=int8)
+            assert len(shared._shared) == len(expected)
+            own = OrtTranslator(out_dir / files["encoder"], out_dir / files["decoder"], arch, shared.model_config,
+                                shared.qkv_dim, 1)  # fmt: skip
+            logits = [t.decode_step(prev, t.encode(src), None, 0)[0] for t in (shared, own)]
+            np.testing.assert_array_equal(logits[0], logits[1])
+            assert shared.beam_search(src, beam=4) == own.beam_search(src, beam=4)
