@@ -49,6 +49,13 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
+TOKENIZER_BESIDE = "spm.model"  # an export's tokenizer, beside the weights
+
+
+def tokenizer_beside(weights: str | Path) -> Path | None:
+    """The tokenizer an export (or a catalog) keeps beside its supernet weights, if there is one."""
+    beside = Path(weights).parent / TOKENIZER_BESIDE
+    return beside if beside.is_file() else None
 
 
 def parameter_digest(model: torch.nn.Module) -> str:
@@ -111,6 +118,7 @@ class Trainer:
             self.rewarm_from = self.state.get("rewarm_from")
             self.resumed = f"resumed exactly from checkpoint {checkpoint} at step {self.state['step']}"
         elif resume and export is not None and export.is_file():
+            self._check_tokenizer(export)
             self.model, extra = load_supernet(export)
             self._optimizer()
             self.state.update(extra["state"])
@@ -121,6 +129,7 @@ class Trainer:
                 f"{cfg.rewarm_steps} steps"
             )
         elif cfg.init_from:
+            self._check_tokenizer(Path(cfg.init_from))
             self.model, _ = load_supernet(cfg.init_from)
             self._optimizer()
             self.resumed = f"started from the weights of {cfg.init_from} (fresh optimizer)"
@@ -134,6 +143,14 @@ class Trainer:
             raise ConfigError(f"supernet vocab {self.model.model_config.vocab_size} != tokenizer vocab {t.vocab_size}")
         if world_size > 1:
             self._start_replicas()
+
+    def _check_tokenizer(self, weights: Path) -> None:
+        """Weights continue only on the tokenizer they were trained with (`export` writes it beside them): a
+        different one of the same vocabulary size would pass every shape check and feed the model foreign ids."""
+        beside = tokenizer_beside(weights)
+        if beside is not None and beside.read_bytes() != self.tokenizer.path.read_bytes():
+            raise ConfigError(f"{weights} was trained with the tokenizer beside it, {beside}, not with "
+                              f"{self.tokenizer.path}; set tokenizer: {beside}")  # fmt: skip
 
     def _optimizer(self) -> None:
         self.model.to(self.device)  # before the optimizer sees the parameters (and moves any loaded state to them)
@@ -229,7 +246,7 @@ class Trainer:
         path = Path(path)
         extra = {"state": dict(self.state), "train_config": self.cfg.to_dict()}
         save_supernet(path, self.model, extra, dtype=torch.float16)
-        beside = path.parent / "spm.model"
+        beside = path.parent / TOKENIZER_BESIDE
         if not beside.is_file() or beside.read_bytes() != self.tokenizer.path.read_bytes():
             beside.write_bytes(self.tokenizer.path.read_bytes())
 

@@ -1,11 +1,16 @@
 """Training smoke tests on a tiny synthetic copy task: loss falls, resume continues, config errors are clear."""
 
+import shutil
+from pathlib import Path
+
 import pytest
 
 from hat_engine.errors import ConfigError
 from hat_engine.train.config import TrainConfig, archs_for_step, lr_at
 from hat_engine.train.training import Trainer
 from tests.copy_task import make_copy_task
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +131,15 @@ def test_finetune_writes_a_standalone_model_that_beats_its_inherited_weights(cop
     trainer.export(tmp_path / "supernet.pt")
     supernet, _ = load_supernet(tmp_path / "supernet.pt")
     arch = supernet.space.smallest()
+    # The data folder's tokenizer is now another one (a corpus rebuilt afresh): fine-tuning must keep to the
+    # supernet's, beside its export, and a trainer told otherwise refuses in one line.
+    corpus = tmp_path / "corpus"
+    shutil.copytree(copy_corpus, corpus)
+    (corpus / "data" / "spm.model").write_bytes((REPO / "catalog" / "spm.model").read_bytes())
+    with pytest.raises(ConfigError, match="trained with the tokenizer beside it"):
+        Trainer(_config(corpus, tmp_path / "other", init_from=str(tmp_path / "supernet.pt")))
     settings = FinetuneSettings(lr=3e-3, warmup_steps=10, max_tokens=256, max_steps=60, threads=1, minutes=None)
-    info = finetune(tmp_path / "supernet.pt", arch, copy_corpus / "data", tmp_path / "work", tmp_path / "ft.pt",
+    info = finetune(tmp_path / "supernet.pt", arch, corpus / "data", tmp_path / "work", tmp_path / "ft.pt",
                     settings)  # fmt: skip
     tuned = Transformer.load(tmp_path / "ft.pt")
     assert tuned.arch == arch and info["steps"] == 60
