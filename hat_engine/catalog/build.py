@@ -44,7 +44,7 @@ from hat_engine.catalog.schema import (
 )
 from hat_engine.checksums import sha256_file
 from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, SearchSpace
-from hat_engine.data.tokenizer import Tokenizer
+from hat_engine.data.tokenizer import TOKENIZER_FILE, Tokenizer
 from hat_engine.errors import CatalogError
 from hat_engine.hardware import detect
 from hat_engine.latency.timing import REFERENCE_WORKLOAD, Workload, measure_interleaved
@@ -55,7 +55,7 @@ from hat_engine.train.evaluation import evaluate
 
 log = logging.getLogger(__name__)
 
-SUPERNET_FILE, TOKENIZER_FILE, CACHE_DIR = "supernet.pt", "spm.model", ".cache"
+SUPERNET_FILE, CACHE_DIR = "supernet.pt", ".cache"
 
 
 @dataclass(frozen=True)

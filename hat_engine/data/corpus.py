@@ -18,14 +18,13 @@ from hat_engine.data import bible, ding, modern
 from hat_engine.data.fetch import DING_PACKAGE, fetch_bible_wheel, fetch_ddtp, fetch_debs, fetch_ding_deb
 from hat_engine.data.splits import Split, drop_leaks, filter_ratio, filter_tokens, read_custom
 from hat_engine.data.text import char_ratio_ok
-from hat_engine.data.tokenizer import Tokenizer, train_sentencepiece
+from hat_engine.data.tokenizer import TOKENIZER_FILE, Tokenizer, train_sentencepiece
 from hat_engine.errors import DataError
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
 # Bump when the cleaning or split logic changes, so that an old build is not taken as up to date.
 BUILDER_VERSION = 4
-TOKENIZER_FILE = "spm.model"
 ALL_SOURCES = ("bible", "ding", *modern.MODERN_SOURCES)  # corpus v2, the default
 SOURCE_GROUPS = {"all": ALL_SOURCES, "modern": modern.MODERN_SOURCES}
 log = logging.getLogger(__name__)

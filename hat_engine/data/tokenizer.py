@@ -39,6 +39,15 @@ def train_sentencepiece(
     model_path.write_bytes(buffer.getvalue())
 
 
+TOKENIZER_FILE = "spm.model"  # a tokenizer's file name in a corpus folder, beside an exported supernet, in a catalog
+
+
+def tokenizer_beside(weights: str | Path) -> Path | None:
+    """The tokenizer kept beside supernet weights (an export, a catalog), if there is one."""
+    beside = Path(weights).parent / TOKENIZER_FILE
+    return beside if beside.is_file() else None
+
+
 class Tokenizer:
     """Text <-> ids with the joint SentencePiece model."""
 

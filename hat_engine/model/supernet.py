@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, ModelConfig, SearchSpace
-from hat_engine.data.tokenizer import Tokenizer
+from hat_engine.data.tokenizer import TOKENIZER_FILE, Tokenizer
 from hat_engine.errors import CheckpointError, ConfigError, DataError
 from hat_engine.model.elastic import ElasticAttention, ElasticLayerNorm, ElasticLinear
 from hat_engine.model.transformer import (
@@ -229,7 +229,7 @@ def load_supernet_with_tokenizer(path: Path, tokenizer_path: Path | None = None)
     """A supernet and the tokenizer it was trained with (default: spm.model beside it); a clear error when the
     tokenizer is missing or its vocabulary does not match the supernet's."""
     supernet, _ = load_supernet(path)
-    tokenizer_path = tokenizer_path or Path(path).parent / "spm.model"
+    tokenizer_path = tokenizer_path or Path(path).parent / TOKENIZER_FILE
     if not tokenizer_path.is_file():
         raise DataError(f"no tokenizer at {tokenizer_path}; pass --tokenizer PATH (e.g. data/spm.model)")
     tokenizer = Tokenizer(tokenizer_path)

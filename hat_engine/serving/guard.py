@@ -32,8 +32,8 @@ class GuardConfig:
     min_tokens: int = 8  # normalisation floor
     # Rungs at least this much faster than the one above (`selection.guard_ladder`). On the EPYC hosts the ratio
     # of two archs' latencies, measured twice apart in time, moved by 6 % on average and up to 16-17 %
-    # (latency/retest/): a closer rung may be no faster at all, and each loaded rung costs a worker 11-17 MB
-    # (int8) or ~58 MB (fp32), measured on the AVX-512 BF16 1-thread ladder.
+    # (latency/retest/): a closer rung may be no faster at all, and each loaded rung costs a worker 11-15 MB
+    # (int8) or ~51 MB (fp32), measured on the AVX-512 BF16 1-thread ladder.
     min_step: float = 0.15
 
 

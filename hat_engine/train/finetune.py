@@ -17,7 +17,7 @@ from hat_engine.config import ArchConfig
 from hat_engine.data.batching import splits_with_role
 from hat_engine.model.supernet import load_supernet
 from hat_engine.train.config import TrainConfig
-from hat_engine.train.training import Trainer, tokenizer_beside
+from hat_engine.train.training import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +45,12 @@ def finetune(supernet_path: Path, arch: ArchConfig, data_dir: Path, work_dir: Pa
     trained = extra.get("train_config", {})
     present = set(splits_with_role(Path(data_dir), "train"))
     mixture = {k: w for k, w in trained.get("mixture", trained.get("upsample", {})).items() if k in present}
-    # The supernet's own tokenizer (beside it in an export and in a catalog), not the data folder's: a corpus
-    # built afresh trains its own tokenizer of the same size, and fine-tuning on its ids wrecked the model
-    # (BLEU 20.2 -> 2.6 in 110 steps).
-    beside = tokenizer_beside(supernet_path)
     cfg = TrainConfig(
         data_dir=str(data_dir), space=supernet.space, out_dir=str(work_dir), seed=settings.seed,
         max_tokens=settings.max_tokens, lr=settings.lr, warmup_steps=settings.warmup_steps,
         max_minutes=math.inf if settings.minutes is None else settings.minutes, max_steps=settings.max_steps,
         validate_every=10**9,
-        init_from=str(supernet_path), arch=arch, mixture=mixture, tokenizer=None if beside is None else str(beside),
+        init_from=str(supernet_path), arch=arch, mixture=mixture,
     )  # fmt: skip
     threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)

@@ -132,12 +132,13 @@ def test_finetune_writes_a_standalone_model_that_beats_its_inherited_weights(cop
     supernet, _ = load_supernet(tmp_path / "supernet.pt")
     arch = supernet.space.smallest()
     # The data folder's tokenizer is now another one (a corpus rebuilt afresh): fine-tuning must keep to the
-    # supernet's, beside its export, and a trainer told otherwise refuses in one line.
+    # supernet's, beside its export (a trainer's default), and a trainer told to use the other refuses.
     corpus = tmp_path / "corpus"
     shutil.copytree(copy_corpus, corpus)
     (corpus / "data" / "spm.model").write_bytes((REPO / "catalog" / "spm.model").read_bytes())
     with pytest.raises(ConfigError, match="trained with the tokenizer beside it"):
-        Trainer(_config(corpus, tmp_path / "other", init_from=str(tmp_path / "supernet.pt")))
+        Trainer(_config(corpus, tmp_path / "other", init_from=str(tmp_path / "supernet.pt"),
+                        tokenizer=str(corpus / "data" / "spm.model")))  # fmt: skip
     settings = FinetuneSettings(lr=3e-3, warmup_steps=10, max_tokens=256, max_steps=60, threads=1, minutes=None)
     info = finetune(tmp_path / "supernet.pt", arch, corpus / "data", tmp_path / "work", tmp_path / "ft.pt",
                     settings)  # fmt: skip
