@@ -3,12 +3,12 @@
 For each SubTransformer (largest, smallest, and a mid-sized random one) and format (fp32, int8) the reference
 workload (batch 1, 30 decoder steps, beam 4, 1 thread) runs under ONNX Runtime's profiler. Every node's time is
 grouped into what it is (the 8k-way vocabulary projection, the other matrix products, attention's softmax and
-masking, layer norms, the KV-cache concatenation, the rest), and each group's FLOPs and bytes are computed from
-the shapes the profiler recorded. What is not inside a node is the session call's own overhead (a `run` minus its
-nodes) and the Python side (the beam search between calls). This host's limits are measured in the same run: a
-large one-thread GEMM (fp32 peak GFLOP/s) and copies in cache and from DRAM (GB/s); a group's floor is the larger
-of FLOPs/peak and bytes/in-cache bandwidth, and `bound` says which it is (with how far above its floor the part
-runs), or `overhead` for time spent outside any node.
+masking, layer norms, the decoder's self-attention over its in-place K/V cache, the rest), and each group's FLOPs
+and bytes are computed from the shapes the profiler recorded. What is not inside a node is the session call's own
+overhead (a `run` minus its nodes) and the Python side (the beam search between calls). This host's limits are
+measured in the same run: a large one-thread GEMM (fp32 peak GFLOP/s) and copies in cache and from DRAM (GB/s); a
+group's floor is the larger of FLOPs/peak and bytes/in-cache bandwidth, and `bound` says which it is (with how far
+above its floor the part runs), or `overhead` for time spent outside any node.
 
     .venv/bin/python bench/decoder_profile.py [--supernet supernet/supernet.pt] [--runs 10] [--json F] [--markdown F]
 
@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 INT8_MATMULS = {"MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul"}
 MATMULS = {"MatMul", "Gemm", "FusedGemm", "FusedMatMul", *INT8_MATMULS}
 GROUPS = ("vocabulary projection", "other matmuls", "quantize activations", "attention softmax/mask",
-          "layer norm", "KV-cache concat", "other ops", "session-call overhead", "Python beam search")  # fmt: skip
+          "layer norm", "self-attention", "other ops", "session-call overhead", "Python beam search")  # fmt: skip
 _BYTES = {"float": 4, "int64": 8, "int32": 4, "uint8": 1, "int8": 1, "bool": 1, "float16": 2}
 
 
@@ -96,6 +96,10 @@ def _flops_bytes(op: str, inputs: list, outputs: list) -> tuple[float, float]:
     size = lambda ts: sum(_BYTES.get(t, 4) * float(np.prod(s)) for t, s in ts)  # noqa: E731
     if op == "Gather":  # reads the rows it gathers, not the whole table
         return 0.0, 2 * size(outputs) + size(inputs[1:])
+    if op == "GroupQueryAttention":  # q (N, 1, 3*H*d) packed; past K/V (N, H, capacity, d), updated in place
+        (_, qkv), (_, past) = inputs[0], inputs[3]
+        n, keys = float(qkv[0]), float(np.prod(past[1:]))  # keys = H * capacity * d: counted over the capacity,
+        return 2 * 2 * n * keys, 2 * 4 * n * keys + size(inputs[:1]) + size(outputs[:1])  # at most 2x the filled
     moved = size(inputs) + size(outputs)
     if op in MATMULS and inputs and outputs and inputs[0][1]:
         a, n = inputs[0][1], outputs[0][1][-1]  # A (..., M, K) -> (..., M, N)
@@ -114,24 +118,34 @@ def _group(op: str, outputs: list, vocab: int) -> str:
         return "attention softmax/mask"
     if op in ("LayerNormalization", "SimplifiedLayerNormalization", "SkipLayerNormalization"):
         return "layer norm"
-    if op == "Concat":  # in the step graph: past self-attention K/V + this step's
-        return "KV-cache concat"
+    if op == "GroupQueryAttention":  # the decoder step's self-attention, appending to its cache in place
+        return "self-attention"
     return "other ops"
 
 
 class _TimedSession:
-    """An InferenceSession whose `run` calls are timed (wall clock), for the session-call overhead."""
+    """An InferenceSession whose `run` and `run_with_iobinding` calls are timed (wall clock), for the session-call
+    overhead."""
 
     def __init__(self, session: ort.InferenceSession):
         self.session, self.seconds, self.calls = session, 0.0, 0
 
-    def run(self, *args, **kwargs):
+    def io_binding(self):
+        return self.session.io_binding()
+
+    def _timed(self, fn, *args, **kwargs):
         start = time.perf_counter()
         try:
-            return self.session.run(*args, **kwargs)
+            return fn(*args, **kwargs)
         finally:
             self.seconds += time.perf_counter() - start
             self.calls += 1
+
+    def run(self, *args, **kwargs):
+        return self._timed(self.session.run, *args, **kwargs)
+
+    def run_with_iobinding(self, *args, **kwargs):
+        return self._timed(self.session.run_with_iobinding, *args, **kwargs)
 
 
 def profile(folder: Path, int8: bool, runs: int, prefix: Path) -> dict:

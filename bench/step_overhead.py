@@ -1,9 +1,10 @@
-"""What one decoder-step session call costs beyond its nodes: the same step fed four ways, interleaved.
+"""What one decoder-step session call costs beyond its nodes: the same step fed five ways, interleaved.
 
 One SubTransformer (the `depth-3` homogeneous baseline `bench/ct2_peer.py` judges by, or `--arch largest`) is
 stepped to position `--step` of the reference workload; then that one step is timed, fp32 and int8, as
 
-- `decode_step`: what the beam search calls (the feed built in Python from the cache, outputs back as numpy);
+- `stepper`: what the beam search calls (`OrtStepper`: everything bound once, the cache appended in place);
+- `decode_step`: the plain call (the feed built in Python from the cache, a fresh cache back as numpy);
 - `run`: `InferenceSession.run` on a feed dict built once (what is left without our Python);
 - `run_with_ort_values`: the same inputs wrapped as `OrtValue`s once;
 - `io_binding`: inputs bound once, outputs left in ONNX Runtime (no copy back to numpy).
@@ -23,11 +24,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-WAYS = ("decode_step", "run", "run_with_ort_values", "io_binding")
+WAYS = ("stepper", "decode_step", "run", "run_with_ort_values", "io_binding")
 
 
 def step_callables(translator, step: int) -> dict:
-    """The four ways of calling the decoder step at position `step`, on a cache filled by real earlier steps."""
+    """The five ways of calling the decoder step at position `step`, on a cache filled by real earlier steps."""
     import numpy as np
     import onnxruntime as ort
 
@@ -49,8 +50,14 @@ def step_callables(translator, step: int) -> dict:
         binding.bind_ortvalue_input(name, value)
     for name in outputs:
         binding.bind_output(name)
+    stepper = translator.stepper(reference_source(REFERENCE_WORKLOAD, cfg), np.zeros(beam, dtype=np.int64))
+    stepper.__enter__()
+    prefix = np.full((beam, step + 1), cfg.eos_id, np.int64)
+    for s in range(step):
+        stepper(prefix, s, beam)
     return (
         {
+            "stepper": lambda: stepper(prefix, step, beam),  # rewrites position `step` each call
             "decode_step": lambda: translator.decode_step(tokens, encoder_out, cache, step, top=True),
             "run": lambda: translator.decoder.run(outputs, feed),
             "run_with_ort_values": lambda: translator.decoder.run_with_ort_values(outputs, values),

@@ -1,4 +1,5 @@
-"""Throughput at an SLA on all the host's cores: our runtime as N worker processes x M threads against
+"""Throughput at an SLA on all the host's cores: our runtime as N worker processes x M threads, or as one process
+running N translations at a time on one model (`ours-threads`, what CTranslate2's inter_threads are), against
 CTranslate2 as inter_threads x intra_threads, on the same weights and sentences.
 
 The model is `bench/ct2_peer.py`'s homogeneous baseline (the one shape CTranslate2 can run), int8 by default.
@@ -21,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -84,6 +85,7 @@ def main() -> int:
     args = p.parse_args()
 
     import ctranslate2
+    import numpy as np
 
     from harness.ct2 import to_ctranslate2
     from hat_engine.catalog.build import baseline_archs
@@ -111,6 +113,7 @@ def main() -> int:
         quantize_export(folder)
         ct2_dir = to_ctranslate2(model, pieces, Path(tmp) / "ct2", quantization=quant)
         configs = [("ours", n, m) for n, m in shapes] + [("ct2", n, m) for n, m in shapes]
+        configs += [("ours-threads", n, m) for n, m in shapes if n > 1]  # n = 1 is "ours 1xm"
         rng = random.Random(0)
         for r in range(args.rounds):
             rng.shuffle(configs)
@@ -121,6 +124,18 @@ def main() -> int:
                                                initargs=(str(folder), m, args.precision == "int8"))  # fmt: skip
                     list(pool.map(_translate, ids[: 2 * n]))  # every worker loaded and warm
                     call, close = (lambda seq, pool=pool: pool.submit(_translate, seq).result()), pool.shutdown
+                elif runtime == "ours-threads":  # one model; ONNX Runtime runs concurrent calls without the GIL
+                    from hat_engine.runtime.ort_decoding import OrtTranslator
+
+                    shared = OrtTranslator.load(folder, threads=m, int8=args.precision == "int8")
+                    pool = ThreadPoolExecutor(n)
+
+                    def call(seq, pool=pool, t=shared):
+                        return pool.submit(lambda: t.beam_search(np.array([seq]), beam=4)).result()
+
+                    for seq in ids[: 2 * n]:
+                        call(seq)
+                    close = pool.shutdown
                 else:
                     translator = ctranslate2.Translator(str(ct2_dir), device="cpu", compute_type=quant,
                                                         inter_threads=n, intra_threads=m)  # fmt: skip

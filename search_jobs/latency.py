@@ -32,7 +32,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     m.add_argument("--out", type=Path, default=Path("latency"), help="folder of per-profile JSONL files")
     m.add_argument("--supernet", type=Path, default=DEFAULT_SUPERNET, help="weights to extract from")
     m.add_argument("--targets", default="onnxruntime:1,onnxruntime:2", help="backend:threads list")
-    m.add_argument("--exporter", choices=("graph", "dynamo"), default="graph", help="ONNX builder (default graph)")
     m.add_argument("--runs", type=int, default=20)
     m.add_argument("--warmup", type=int, default=3)
     m.add_argument("--seed", type=int, default=1)
@@ -135,13 +134,11 @@ def run_measure(args: argparse.Namespace) -> int:
     targets = parse_targets(args.targets)
     if args.samples < 1 or args.runs < 1:
         raise SystemExit("hat: error: --samples and --runs must be >= 1")
+    from hat_engine.runtime.onnx_graph import build_onnx
+
     supernet, _ = load_supernet(args.supernet)
-    if args.exporter == "graph":
-        from hat_engine.runtime.onnx_graph import build_onnx as export
-    else:
-        from hat_engine.runtime.onnx_export import export_onnx as export
     with arch_progress(args.samples) as on_arch:
-        paths = build_dataset(supernet, targets, args.out, args.samples, export, args.seed, args.runs, args.warmup,
+        paths = build_dataset(supernet, targets, args.out, args.samples, build_onnx, args.seed, args.runs, args.warmup,
                               on_arch=on_arch, paired=args.reference)  # fmt: skip
     for target, path in paths.items():
         print(f"{target.backend} {target.threads}t -> {path}")

@@ -50,6 +50,7 @@ from hat_engine.hardware import detect
 from hat_engine.latency.timing import REFERENCE_WORKLOAD, Workload, measure_interleaved
 from hat_engine.model.delta import load_weights
 from hat_engine.model.supernet import load_supernet
+from hat_engine.runtime.onnx_signature import ONNX_FORMAT
 from hat_engine.runtime.runners import load_runner
 from hat_engine.train.evaluation import evaluate
 
@@ -97,10 +98,14 @@ def baseline_archs(space: SearchSpace) -> dict[str, ArchConfig]:
 INT8_FORMATS = ("onnx-int8",)
 
 
-def score_key(arch: ArchConfig, weights_sha256: str, fmt: str, limit: int | None, isa_tier: str) -> str:
+def score_key(arch: ArchConfig, weights_sha256: str, fmt: str, limit: int | None, isa_tier: str,
+              onnx_format: str = ONNX_FORMAT) -> str:  # fmt: skip
     """What a score was computed from: the arch, its extracted weights, the served format, the test sentences,
-    and for an int8 format the ISA tier whose kernels ran it (`hardware.HardwareProfile.isa_tier`)."""
+    for an ONNX format the graphs' format (`onnx_signature.ONNX_FORMAT`: another graph rounds otherwise, and int8
+    amplifies it into other translations), and for an int8 format the ISA tier whose kernels ran it
+    (`hardware.HardwareProfile.isa_tier`)."""
     key = f"{arch.arch_id()}/{weights_sha256}/{fmt}/{limit or 'all'}"
+    key = f"{key}/{onnx_format}" if fmt.startswith("onnx") else key
     return f"{key}/{isa_tier}" if fmt in INT8_FORMATS else key
 
 
@@ -249,8 +254,10 @@ class EntryBuilder:
         return found
 
     def catalog(self, profiles: list[HardwareProfileRecord], entries: list[CatalogEntry], extra: dict) -> Catalog:
+        formats = {p.id: ONNX_FORMAT for p in profiles}  # the graphs this build scored, per profile
+        extra = {"sacrebleu": self.signatures(), "onnx_format": formats, **extra}
         return Catalog("en-de", self.stub.tokenizer, self.stub.supernet, self.workload, tuple(profiles),
-                       tuple(entries), extra={"sacrebleu": self.signatures(), **extra})  # fmt: skip
+                       tuple(entries), extra=extra)  # fmt: skip
 
 
 def score_artifact(folder: Path, fmt: str, tokenizer: Path, data_dir: Path, beam: int, limit: int | None,
@@ -277,6 +284,7 @@ def recorded_scores(folder: Path, isa_tier: str | None = None) -> dict[str, dict
     catalog, report = load_catalog(folder), read_report(folder)
     signatures = catalog.extra.get("sacrebleu") or {}
     tiers = {p.id: p.fingerprint.get("isa_tier") for p in catalog.hardware_profiles}
+    formats = catalog.extra.get("onnx_format") or {}  # none recorded: scored by graphs of a format before 4
     entries = list(catalog.entries)
     if report is not None:
         entries += report.candidates + [b for _, b in report.baselines]
@@ -287,10 +295,13 @@ def recorded_scores(folder: Path, isa_tier: str | None = None) -> dict[str, dict
             continue  # unscored, or a set without a signature: nothing to vouch for it
         if artifact.format in INT8_FORMATS and (not tier or isa_tier not in (None, tier)):
             continue  # an int8 score belongs to its kernels' ISA tier: unknown, or not the one asked for
+        onnx_format = formats.get(e.hardware_profile, "")
+        if artifact.format.startswith("onnx") and not onnx_format:
+            continue  # graphs of an unrecorded (older) format scored it: they may translate otherwise
         scores = {name: {"bleu": e.bleu[name], "chrf": e.chrf[name], "bleu_signature": signatures[name]["bleu"],
                          "chrf_signature": signatures[name]["chrf"], "sentences": signatures[name]["sentences"],
                          "references": signatures[name]["references"]} for name in e.bleu}  # fmt: skip
-        found.setdefault(score_key(e.arch, artifact.sha256, artifact.format, None, tier or ""), scores)
+        found.setdefault(score_key(e.arch, artifact.sha256, artifact.format, None, tier or "", onnx_format), scores)
     return found
 
 

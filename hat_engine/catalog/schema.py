@@ -261,7 +261,8 @@ def _not_of(ids, profiles: set[str]) -> list[str]:
 def merge_extra(earlier: dict, later: dict, later_profiles: set[str]) -> dict:
     """A merged catalog's build records: `later`'s replace `earlier`'s for the profiles `later` measured (entry
     ids name their profile: `PROFILE@...`); the sacrebleu signatures of both are kept (a test set's are the
-    same wherever it was scored); any other key is the earlier catalog's where it has one."""
+    same wherever it was scored), and each profile's ONNX format is the catalog's that measured it; any other key
+    is the earlier catalog's where it has one."""
     if not earlier:
         return dict(later)
     out = {**later, **earlier}
@@ -274,6 +275,9 @@ def merge_extra(earlier: dict, later: dict, later_profiles: set[str]) -> dict:
         rejected = {k: rejected[k] for k in _not_of(rejected, later_profiles)}
         out["int8"] = {**old, **new, "kept": _not_of(old.get("kept", []), later_profiles) + new.get("kept", []),
                        "rejected_bleu_drop": {**rejected, **(new.get("rejected_bleu_drop") or {})}}  # fmt: skip
+    formats = {k: v for k, v in (earlier.get("onnx_format") or {}).items() if k not in later_profiles}
+    if formats or later.get("onnx_format"):
+        out["onnx_format"] = {**formats, **(later.get("onnx_format") or {})}
     tuned = [r for r in earlier.get("finetune") or [] if _not_of([r.get("entry", "")], later_profiles)]
     out["finetune"] = tuned + [r for r in later.get("finetune") or [] if r not in tuned]
     return out

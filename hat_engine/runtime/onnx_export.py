@@ -1,188 +1,34 @@
-"""Export an extracted SubTransformer to ONNX: one encoder graph and one cached decoder-step graph.
+"""int8 versions of the graphs `hat_engine.runtime.onnx_graph.build_onnx` writes, and the tensors both graphs of an
+export share.
 
-The encoder graph runs once per batch and already projects, for every decoder layer, the cross-attention K/V
-over the last `cross_layers` encoder outputs (HAT's arbitrary encoder-decoder attention, Wang et al., ACL 2020,
-Sec. 3.1), so the decoder graph never sees encoder states. Graph inputs and outputs carry the names of the
-torch KV cache (`hat_engine.model.transformer.Cache`):
-
-    encoder.onnx  src_tokens (N, S) int64
-                  -> cross_k.i, cross_v.i (N, H_i, c_i*S, d_i) float32, cross_mask.i (N, 1, 1, c_i*S) bool
-    decoder.onnx  tokens (N, 1) int64, step () int64, self_k.i, self_v.i (N, H_i, t, d_i), the encoder outputs
-                  -> logits (N, V), new_self_k.i, new_self_v.i (N, H_i, t + 1, d_i)
-
-Batch, source length and cache length are dynamic; the first step passes a cache with t = 0 (ONNX Runtime
-accepts zero-size tensors). The wrappers below call the Transformer's own layers; only the step loop of
-`Transformer.decode_step` is restated, because its Python-int `step` and lazy cross projection cannot be traced.
-Uses the dynamo exporter: the legacy TorchScript exporter bakes sequence lengths into the graph.
+Until format 4 this module also traced the model with torch's dynamo exporter, as a second builder of the same
+graphs. The format-4 decoder step appends to its cache in place (ONNX Runtime's GroupQueryAttention over a
+buffer bound as both past and present), which a traced torch step cannot express, so `onnx_graph` is the one
+builder; its tests compare every output with the torch model.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
-import time
-import warnings
 from pathlib import Path
-from typing import Any
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-from torch.export import Dim
-
-from hat_engine.model.transformer import Transformer, embed
-from hat_engine.runtime.onnx_signature import DECODER_FILE, ENCODER_FILE, META_FILE, ONNX_FORMAT, signature, top_k
-
-log = logging.getLogger(__name__)
-
-# Example sizes used for tracing. Above 1 on purpose: torch.export specialises dimensions that are 0 or 1.
-_EXAMPLE_BATCH, _EXAMPLE_SRC_LEN, _EXAMPLE_PAST = 2, 5, 3
-
-# --- wrappers -------------------------------------------------------------------------------------------------
-
-
-class EncoderGraph(nn.Module):
-    """src_tokens (N, S) -> per decoder layer (cross_k, cross_v, cross_mask), flattened."""
-
-    def __init__(self, model: Transformer):
-        super().__init__()
-        self.model = model
-
-    def forward(self, src_tokens: Tensor) -> tuple[Tensor, ...]:
-        encoder_out = self.model.encode(src_tokens)
-        memories: dict[int, tuple[Tensor, Tensor]] = {}
-        outputs: list[Tensor] = []
-        for layer, genes in zip(self.model.decoder_layers, self.model.arch.decoder_layers, strict=True):
-            c = genes.cross_layers
-            if c not in memories:
-                memories[c] = encoder_out.memory(c)  # (N, c*S, E), (N, 1, 1, c*S)
-            memory, mask = memories[c]
-            k, v = layer.cross_attn.project_kv(memory)  # (N, H, c*S, d)
-            outputs += [k, v, mask]
-        return tuple(outputs)
-
-
-class DecoderStepGraph(nn.Module):
-    """One cached decoder step; the same maths as `Transformer.decode_step` with a tensor `step`."""
-
-    def __init__(self, model: Transformer):
-        super().__init__()
-        self.model = model
-
-    def forward(self, tokens: Tensor, step: Tensor, self_kv: list[Tensor], cross: list[Tensor]) -> tuple[Tensor, ...]:
-        model = self.model
-        w, d = model.embed_tokens.weight, model.arch.decoder_embed_dim
-        # A (1, 1) position tensor instead of decode_step's slice: the step is a graph input, not a constant.
-        x = embed(tokens, w, d, step.view(1, 1), model.model_config.max_positions)  # (N, 1, D)
-        new_kv: list[Tensor] = []
-        for i, layer in enumerate(model.decoder_layers):
-            past = (self_kv[2 * i], self_kv[2 * i + 1])  # (N, H, t, d)
-            x, (k, v) = layer.step(x, past, (cross[3 * i], cross[3 * i + 1]), cross[3 * i + 2])
-            new_kv += [k, v]  # (N, H, t + 1, d)
-        x = model.decoder_norm(x[:, 0])  # (N, D)
-        logits = F.linear(x, w[:, :d])  # (N, V), tied to the decoder's embedding slice
-        top_logprobs, top_ids = torch.topk(F.log_softmax(logits, dim=-1), top_k(logits.size(-1)), dim=-1)
-        return (logits, top_logprobs, top_ids, *new_kv)
-
-
-# --- export ---------------------------------------------------------------------------------------------------
-
-
-def _example_inputs(model: Transformer, encoder: EncoderGraph) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-    gen = torch.Generator().manual_seed(0)
-    cfg, n = model.model_config, _EXAMPLE_BATCH
-    src = torch.randint(4, cfg.vocab_size, (n, _EXAMPLE_SRC_LEN), generator=gen)
-    src[1, -1] = cfg.pad_id  # a padded row, so the mask path is exercised
-    with torch.no_grad():
-        cross = list(encoder(src))
-    self_kv = []
-    for genes in model.arch.decoder_layers:
-        shape = (n, genes.self_heads, _EXAMPLE_PAST, model.qkv_dim // genes.self_heads)
-        self_kv += [torch.randn(shape, generator=gen), torch.randn(shape, generator=gen)]
-    return src, self_kv, cross
-
-
-def _export(module: nn.Module, args: tuple, path: Path, names: dict[str, list[str]], shapes: Any) -> float:
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        # Reusing one Dim across inputs (all batch axes, say) is intended; the exporter warns about it.
-        warnings.filterwarnings("ignore", message=".*axis name.*will not be used.*")
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*", category=FutureWarning)  # torch-internal
-        torch.onnx.export(
-            module,
-            args,
-            str(path),
-            dynamo=True,
-            external_data=False,
-            input_names=names["inputs"],
-            output_names=names["outputs"],
-            dynamic_shapes=shapes,
-            verbose=False,
-        )
-    return time.perf_counter() - start
-
-
-@torch.no_grad()
-def export_onnx(model: Transformer, out_dir: str | Path) -> dict[str, Path]:
-    """Write `encoder.onnx`, `decoder.onnx` and `export.json` (names, arch, model config, export seconds) to
-    `out_dir`; returns their paths under keys "encoder", "decoder", "meta". Exports a float32 CPU copy in eval
-    mode; `model` is left untouched."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model = copy.deepcopy(model).float().cpu().eval()
-    arch, cfg = model.arch, model.model_config
-    depth, names = arch.decoder_depth, signature(arch.decoder_depth)
-    encoder, decoder = EncoderGraph(model).eval(), DecoderStepGraph(model).eval()
-    src, self_kv, cross = _example_inputs(model, encoder)
-    tokens, step = torch.full((_EXAMPLE_BATCH, 1), 4), torch.tensor(_EXAMPLE_PAST)
-    batch = Dim("batch", min=1)
-    src_len = Dim("src_len", min=1, max=cfg.max_positions)
-    past = Dim("past", min=0, max=cfg.max_positions - 1)
-    mems = [Dim(f"mem_len_{i}", min=1) for i in range(depth)]
-    self_shapes = [{0: batch, 2: past}] * (2 * depth)
-    cross_shapes = [s for i in range(depth) for s in ({0: batch, 2: mems[i]},) * 2 + ({0: batch, 3: mems[i]},)]
-
-    paths = {"encoder": out_dir / ENCODER_FILE, "decoder": out_dir / DECODER_FILE, "meta": out_dir / META_FILE}
-    seconds = {
-        "encoder": _export(encoder, (src,), paths["encoder"], names["encoder"], ({0: batch, 1: src_len},)),
-        "decoder": _export(
-            decoder,
-            (tokens, step, self_kv, cross),
-            paths["decoder"],
-            names["decoder"],
-            ({0: batch}, None, self_shapes, cross_shapes),
-        ),
-    }
-    log.info("exported %s in %.1fs (encoder) + %.1fs (decoder)", arch.arch_id(), seconds["encoder"], seconds["decoder"])
-    meta = {
-        "format": ONNX_FORMAT,
-        "builder": "dynamo",  # hat_engine.runtime.onnx_graph.build_onnx writes "onnx-graph"
-        "arch": arch.to_dict(),
-        "model_config": cfg.to_dict(),
-        "qkv_dim": model.qkv_dim,
-        "files": {"encoder": ENCODER_FILE, "decoder": DECODER_FILE},
-        "signature": names,
-        "export_seconds": {k: round(v, 2) for k, v in seconds.items()},
-        "torch_version": torch.__version__,
-    }
-    meta["shared"] = share_initializers(paths["meta"].parent, meta["files"])
-    paths["meta"].write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    return paths
-
-
-# --- int8 -----------------------------------------------------------------------------------------------------
+from hat_engine.runtime.onnx_signature import META_FILE
 
 
 def quantize_int8(onnx_path: str | Path, out_path: str | Path) -> Path:
-    """Dynamic int8 quantisation (int8 weights, activations quantised on the fly) of one graph."""
+    """Dynamic int8 quantisation (int8 weights, activations quantised on the fly) of one graph. ONNX's shape
+    inference knows no types past a contrib op (GroupQueryAttention), so the quantiser is told that untyped
+    tensors are float32, which every activation of these graphs is."""
+    from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out_path = Path(out_path)
     quiet = _QuantizerChatter()
     logging.getLogger().addFilter(quiet)  # the quantizer logs on the root logger: dozens of lines per graph
     try:
-        quantize_dynamic(Path(onnx_path), out_path, weight_type=QuantType.QInt8)
+        quantize_dynamic(Path(onnx_path), out_path, weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": TensorProto.FLOAT})  # fmt: skip
     finally:
         logging.getLogger().removeFilter(quiet)
     return out_path

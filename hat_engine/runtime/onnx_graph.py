@@ -1,16 +1,28 @@
-"""Build the two ONNX graphs of `hat_engine.runtime.onnx_export` directly from an extracted Transformer's weights.
+"""Build the two ONNX graphs of an extracted SubTransformer directly from its weights, op by op with `onnx.helper`
+(well under a second per architecture): one encoder graph and one cached decoder-step graph.
 
-`export_onnx` traces the model with torch.export (15-20 s per architecture); the latency dataset needs hundreds
-of architectures, so `build_onnx` writes equivalent graphs op by op with `onnx.helper` in well under a second:
-the same file names, `export.json` format, input/output names, dtypes, dynamic shapes and semantics, so that
-`OrtTranslator.load` runs either kind unchanged ("builder" in `export.json` says which made it).
+The encoder graph runs once per batch and already projects, for every decoder layer, the cross-attention K/V
+over the last `cross_layers` encoder outputs, so the decoder graph never sees encoder states:
+
+    encoder.onnx  src_tokens (N, S) int64
+                  -> cross_k.i, cross_v.i (N, H_i, c_i*S, d_i), cross_bias.i (N, 1, 1, c_i*S) float32
+    decoder.onnx  tokens (N, 1) int64, step () int64, self_k.i, self_v.i (N, H_i, capacity, d_i) with `step`
+                  positions filled, the encoder outputs
+                  -> logits (N, V), top_logprobs, top_ids (N, k), new_self_k.i, new_self_v.i with position `step`
+
+Batch, source length and cache capacity are dynamic; a cache of capacity 0 grows by one position per step
+(ONNX Runtime accepts zero-size tensors). `export.json` records the format (`onnx_signature.ONNX_FORMAT`), arch,
+model config and signature that `OrtTranslator.load` reads.
 
 The maths restates `hat_engine.model.transformer` (pre-norm layers, HAT's arbitrary encoder-decoder attention, Wang et
 al., ACL 2020, Sec. 3.1) in a form ONNX Runtime runs well: Q/K/V projections fused into one MatMul with
 pre-transposed weights, the 1/sqrt(head size) attention scale folded into the query weights, the standard
-LayerNormalization op, and attention written as MatMul/Softmax/MatMul. The decoder step works on 2-d (N, D)
-activations, so every linear is one Gemm and heads split by a Reshape alone. Masked attention maps a fully
-masked row to zeros, as torch's SDPA does.
+LayerNormalization op, and encoder and cross-attention written as MatMul/Softmax/MatMul. The decoder step works on
+2-d (N, D) activations, so every linear is one Gemm and heads split by a Reshape alone; its self-attention is one
+`com.microsoft.GroupQueryAttention` node (Q/K/V packed, as many K/V heads as query heads) over a K/V buffer it
+appends the step's position to, in place where the caller binds one buffer as past and present. Masked attention
+maps a fully masked row to zeros, as torch's SDPA does: in the encoder by a guard after Softmax, in the decoder's
+cross-attention by an all-zero bias and zero values for such a row, computed once by the encoder.
 """
 
 from __future__ import annotations
@@ -35,9 +47,11 @@ log = logging.getLogger(__name__)
 
 BUILDER = "onnx-graph"
 OPSET = 18  # LayerNormalization needs 17; 18 gives Split its num_outputs attribute
-IR_VERSION = 10  # what ONNX Runtime >= 1.20 (and the dynamo exporter) use
+MS_DOMAIN, MS_OPSET = "com.microsoft", 1  # ONNX Runtime's contrib ops: GroupQueryAttention
+GQA_HEAD_MULTIPLE = 8  # GroupQueryAttention's head size must be a multiple of this
+IR_VERSION = 10  # what ONNX Runtime >= 1.20 reads
 
-_F32, _I64, _BOOL = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
+_F32, _I32, _I64, _BOOL = TensorProto.FLOAT, TensorProto.INT32, TensorProto.INT64, TensorProto.BOOL
 EMBED_TABLE, POSITION_TABLE = "embed_tokens", "positions"  # one name in both graphs: shared where E = D
 
 
@@ -81,10 +95,11 @@ class _Graph:
     def op(self, op_type: str, *inputs: str, out: str | None = None, **attrs) -> str:
         return self.ops(op_type, *inputs, outs=[out or self._name(op_type.lower())], **attrs)[0]
 
-    def ops(self, op_type: str, *inputs: str, outs: list[str] | int, **attrs) -> list[str]:
+    def ops(self, op_type: str, *inputs: str, outs: list[str] | int, domain: str = "", **attrs) -> list[str]:
+        """A node of `op_type` (of the ONNX `domain`, "" for the standard ops); "" among `inputs` skips one."""
         if isinstance(outs, int):
             outs = [self._name(op_type.lower()) for _ in range(outs)]
-        self.nodes.append(helper.make_node(op_type, list(inputs), outs, **attrs))
+        self.nodes.append(helper.make_node(op_type, list(inputs), outs, domain=domain or None, **attrs))
         return outs
 
     def linear(
@@ -119,9 +134,10 @@ class _Graph:
 
     def model(self, name: str, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto]):
         graph = helper.make_graph(self.nodes, name, inputs, outputs, initializer=self.inits)
-        return helper.make_model(
-            graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION, producer_name=BUILDER
-        )
+        opsets = [helper.make_opsetid("", OPSET)]
+        if any(node.domain == MS_DOMAIN for node in self.nodes):
+            opsets.append(helper.make_opsetid(MS_DOMAIN, MS_OPSET))
+        return helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION, producer_name=BUILDER)
 
 
 def _head_dims(model: Transformer, attn: Attention) -> tuple[int, int]:
@@ -152,7 +168,9 @@ def _encoder_layer(g: _Graph, model: Transformer, layer: nn.Module, x: str, bias
 
 
 def _encoder(model: Transformer) -> onnx.ModelProto:
-    """src_tokens (N, S) -> per decoder layer cross_k, cross_v (N, H, c*S, d), cross_mask (N, 1, 1, c*S)."""
+    """src_tokens (N, S) -> per decoder layer cross_k, cross_v (N, H, c*S, d), cross_bias (N, 1, 1, c*S): 0 at real
+    source tokens, -inf at padding; a row of padding alone gets bias 0 and zero values, so the decoder's
+    cross-attention yields zeros there without a guard in every step."""
     g, arch, cfg = _Graph(), model.arch, model.model_config
     e, keep = arch.encoder_embed_dim, arch.max_cross_layers
     mask = g.op("Not", g.op("Equal", "src_tokens", g.scalar(cfg.pad_id, np.int64)))  # (N, S)
@@ -173,6 +191,8 @@ def _encoder(model: Transformer) -> onnx.ModelProto:
     x = g.op("Add", x, g.op("Gather", pos_table, positions))
     mask4 = g.op("Unsqueeze", mask, g.ints([1, 2]))  # (N, 1, 1, S)
     bias = g.mask_bias(mask4)
+    has_tokens = g.op("ReduceMax", g.op("Cast", mask4, to=_F32), g.ints([3]), keepdims=1)  # (N, 1, 1, 1): 1 or 0
+    cross_bias = g.mask_bias(g.op("Or", mask4, g.op("Not", g.op("Cast", has_tokens, to=_BOOL))))
     states = []
     for i, layer in enumerate(model.encoder_layers):
         x = _encoder_layer(g, model, layer, x, bias, i)
@@ -184,19 +204,20 @@ def _encoder(model: Transformer) -> onnx.ModelProto:
         c = genes.cross_layers
         if c not in memories:
             memory = states[-1] if c == 1 else g.op("Concat", *states[-c:], axis=1)  # (N, c*S, E)
-            tiled = mask4 if c == 1 else g.op("Tile", mask4, g.ints([1, 1, 1, c]))  # (N, 1, 1, c*S)
+            tiled = cross_bias if c == 1 else g.op("Tile", cross_bias, g.ints([1, 1, 1, c]))  # (N, 1, 1, c*S)
             memories[c] = memory, tiled
         memory, tiled = memories[c]
         heads, d = _head_dims(model, layer.cross_attn)
         kv = g.linear(memory, [layer.cross_attn.k_proj, layer.cross_attn.v_proj], f"dec{i}.cross_kv")
         kv = g.op("Transpose", g.op("Reshape", kv, g.ints([0, 0, 2 * heads, d])), perm=[0, 2, 1, 3])  # (N, 2H, cS, d)
-        g.ops("Split", kv, outs=[f"cross_k.{i}", f"cross_v.{i}"], axis=1, num_outputs=2)
-        g.op("Identity", tiled, out=f"cross_mask.{i}")  # one graph output per layer, even where layers share it
+        k, v = g.ops("Split", kv, outs=[f"cross_k.{i}", g._name("cross_v")], axis=1, num_outputs=2)
+        g.op("Mul", v, has_tokens, out=f"cross_v.{i}")
+        g.op("Identity", tiled, out=f"cross_bias.{i}")  # one graph output per layer, even where layers share it
         mem = "src_len" if c == 1 else f"{c}*src_len"
         shapes += [("batch", heads, mem, d)] * 2 + [("batch", 1, 1, mem)]
     names = signature(arch.decoder_depth)["encoder"]["outputs"]
     for name, shape in zip(names, shapes, strict=True):
-        outputs.append(helper.make_tensor_value_info(name, _BOOL if "mask" in name else _F32, shape))
+        outputs.append(helper.make_tensor_value_info(name, _F32, shape))
     inputs = [helper.make_tensor_value_info("src_tokens", _I64, ("batch", "src_len"))]
     return g.model("encoder", inputs, outputs)
 
@@ -208,22 +229,29 @@ def _decoder_layer(g: _Graph, model: Transformer, layer: nn.Module, x: str, i: i
     """One cached pre-norm decoder step: x (N, D) -> (N, D), writing new_self_k.i / new_self_v.i.
 
     With one position per row the step runs on 2-d activations: every linear is a single Gemm, and
-    (N, H*d) <-> (N, H, 1, d) is a plain reshape, no transpose."""
+    (N, H*d) <-> (N, H, 1, d) is a plain reshape, no transpose. The self-attention is GroupQueryAttention over
+    the packed (N, 1, 3*H*d) projection and the cache buffer self_k.i / self_v.i (N, H, capacity, d), whose first
+    `step` positions are filled: it writes position `step` (into the same buffer where the caller binds it as
+    both past and present, else into a fresh one of max(capacity, step + 1) positions) and attends to
+    positions 0..step. Its scale is 1: the query weights carry it."""
     attn, cross = layer.self_attn, layer.cross_attn
     heads, d = _head_dims(model, attn)
     h = g.layer_norm(x, layer.self_attn_norm, f"dec{i}.self_attn_norm")
     qkv = g.linear(h, [attn.q_proj, attn.k_proj, attn.v_proj], f"dec{i}.qkv", [_scale(model, attn), 1, 1], True)
-    q, k, v = g.ops("Split", g.op("Reshape", qkv, g.ints([0, 3 * heads, 1, d])), outs=3, axis=1, num_outputs=3)
-    k = g.op("Concat", f"self_k.{i}", k, axis=2, out=f"new_self_k.{i}")  # (N, H, t + 1, d)
-    v = g.op("Concat", f"self_v.{i}", v, axis=2, out=f"new_self_v.{i}")
-    out = g.op("Reshape", g.attend(q, k, v, None), g.ints([0, heads * d]))  # (N, H*d)
+    qkv = g.op("Reshape", qkv, g.ints([0, 1, 3 * heads * d]))  # (N, 1, 3*H*d): [Q heads, K heads, V heads]
+    out = g.ops("GroupQueryAttention", qkv, "", "", f"self_k.{i}", f"self_v.{i}", "past_lengths", "total_length",
+                outs=[g._name("self_attn"), f"new_self_k.{i}", f"new_self_v.{i}"], domain=MS_DOMAIN,
+                num_heads=heads, kv_num_heads=heads, scale=1.0)[0]  # fmt: skip
+    out = g.op("Reshape", out, g.ints([0, heads * d]))  # (N, H*d)
     x = g.op("Add", x, g.linear(out, [attn.out_proj], f"dec{i}.out_proj", gemm=True))
 
     heads, d = _head_dims(model, cross)
     h = g.layer_norm(x, layer.cross_attn_norm, f"dec{i}.cross_attn_norm")
     q = g.linear(h, [cross.q_proj], f"dec{i}.cross_q", [_scale(model, cross)], gemm=True)
     q = g.op("Reshape", q, g.ints([0, heads, 1, d]))  # (N, H, 1, d)
-    out = g.attend(q, f"cross_k.{i}", f"cross_v.{i}", g.mask_bias(f"cross_mask.{i}"))  # (N, H, 1, d)
+    scores = g.op("MatMul", q, g.op("Transpose", f"cross_k.{i}", perm=[0, 1, 3, 2]))  # (N, H, 1, c*S)
+    probs = g.op("Softmax", g.op("Add", scores, f"cross_bias.{i}"), axis=-1)
+    out = g.op("MatMul", probs, f"cross_v.{i}")  # (N, H, 1, d)
     out = g.op("Reshape", out, g.ints([0, heads * d]))  # (N, H*d)
     x = g.op("Add", x, g.linear(out, [cross.out_proj], f"dec{i}.cross_out_proj", gemm=True))
 
@@ -233,8 +261,10 @@ def _decoder_layer(g: _Graph, model: Transformer, layer: nn.Module, x: str, i: i
 
 
 def _decoder(model: Transformer) -> onnx.ModelProto:
-    """tokens (N, 1), step (), self K/V (N, H, t, d), cross K/V/mask -> logits (N, V), the top_k(V) likeliest next
-    tokens' log-probabilities and ids (N, k), best first (TopK: equal values in id order), self K/V (N, H, t+1, d)."""
+    """tokens (N, 1), step (), self K/V buffers (N, H, capacity, d) of which `step` positions are filled, cross
+    K/V/bias -> logits (N, V), the top_k(V) likeliest next tokens' log-probabilities and ids (N, k), best first
+    (TopK: equal values in id order), self K/V buffers (N, H, max(capacity, step + 1), d) with position `step`
+    written."""
     g, arch, cfg = _Graph(), model.arch, model.model_config
     dim = arch.decoder_embed_dim
     # One table serves the embedding (Gather) and the tied output projection (Gemm with transB).
@@ -243,6 +273,10 @@ def _decoder(model: Transformer) -> onnx.ModelProto:
     x = g.op("Mul", g.op("Gather", table, tokens), g.scalar(math.sqrt(dim)))  # (N, D)
     pos_table = g.const(POSITION_TABLE, _np(sinusoidal_table(cfg.max_positions, dim)), exact=True)  # (P, D)
     x = g.op("Add", x, g.op("Gather", pos_table, "step"))  # (N, D) + (D,)
+    # GroupQueryAttention's lengths: `step` positions cached per row (all rows alike), step + 1 attended.
+    past = g.op("Cast", "step", to=_I32)
+    g.op("Expand", past, g.op("Shape", "tokens", end=1), out="past_lengths")  # (N,)
+    g.op("Add", past, g.scalar(1, np.int32), out="total_length")
     for i, layer in enumerate(model.decoder_layers):
         x = _decoder_layer(g, model, layer, x, i)
     g.op("Gemm", g.layer_norm(x, model.decoder_norm, "decoder_norm"), table, out="logits", transB=1)  # (N, V)
@@ -259,14 +293,14 @@ def _decoder(model: Transformer) -> onnx.ModelProto:
     for i, layer in enumerate(model.decoder_layers):
         heads, d = _head_dims(model, layer.self_attn)
         for kind in ("self_k", "self_v"):
-            inputs.append(helper.make_tensor_value_info(f"{kind}.{i}", _F32, ("batch", heads, "past", d)))
-            outputs.append(helper.make_tensor_value_info(f"new_{kind}.{i}", _F32, ("batch", heads, "past + 1", d)))
+            inputs.append(helper.make_tensor_value_info(f"{kind}.{i}", _F32, ("batch", heads, "capacity", d)))
+            outputs.append(helper.make_tensor_value_info(f"new_{kind}.{i}", _F32, ("batch", heads, "new_capacity", d)))
     for i, layer in enumerate(model.decoder_layers):
         heads, d = _head_dims(model, layer.cross_attn)
         mem = f"mem_len_{i}"
         for kind in ("cross_k", "cross_v"):
             inputs.append(helper.make_tensor_value_info(f"{kind}.{i}", _F32, ("batch", heads, mem, d)))
-        inputs.append(helper.make_tensor_value_info(f"cross_mask.{i}", _BOOL, ("batch", 1, 1, mem)))
+        inputs.append(helper.make_tensor_value_info(f"cross_bias.{i}", _F32, ("batch", 1, 1, mem)))
     return g.model("decoder", _ordered(inputs, signature(arch.decoder_depth)["decoder"]["inputs"]), outputs)
 
 
@@ -281,12 +315,16 @@ def _ordered(values: list[onnx.ValueInfoProto], names: list[str]) -> list[onnx.V
 
 @torch.no_grad()
 def build_onnx(model: Transformer, out_dir: str | Path) -> dict[str, Path]:
-    """Write `encoder.onnx`, `decoder.onnx` and `export.json` to `out_dir`, as `onnx_export.export_onnx` does,
-    built from `model`'s weights (as float32) instead of traced; returns the paths under keys "encoder",
+    """Write `encoder.onnx`, `decoder.onnx` and `export.json` to `out_dir`, built from `model`'s weights (as
+    float32); returns the paths under keys "encoder",
     "decoder", "meta". `model` is left untouched."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     arch, cfg = model.arch, model.model_config
+    for i, layer in enumerate(model.decoder_layers):
+        if _head_dims(model, layer.self_attn)[1] % GQA_HEAD_MULTIPLE:
+            raise ValueError(f"decoder layer {i}: head size {model.qkv_dim}/{layer.self_attn.heads} is not a multiple "
+                             f"of {GQA_HEAD_MULTIPLE}, which ONNX Runtime's GroupQueryAttention needs")  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"encoder": out_dir / ENCODER_FILE, "decoder": out_dir / DECODER_FILE, "meta": out_dir / META_FILE}
     seconds = {}
     for part, build in (("encoder", _encoder), ("decoder", _decoder)):

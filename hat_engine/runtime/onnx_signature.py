@@ -7,7 +7,11 @@ from hat_engine.model.decoding import BANNABLE, MAX_BEAM
 # reads a few numbers per row instead of the whole vocabulary.
 # 3: both graphs name the position table "positions" and, where E = D, the token table "embed_tokens"; the tensors
 # they hold byte for byte alike lie once more in `.npy` files ("shared" / "shared_int8"), loaded once for both.
-ONNX_FORMAT = "hat_engine.onnx/3"
+# 4: the decoder's self-attention is ONNX Runtime's GroupQueryAttention over a K/V buffer that may hold more
+# positions than are filled (`capacity`): a caller binding one buffer as both past and present has each step
+# write its new position in place instead of copying the whole cache; the encoder yields each layer's additive
+# cross-attention bias (`cross_bias`, 0 / -inf) instead of a bool mask, so no step recomputes it.
+ONNX_FORMAT = "hat_engine.onnx/4"
 META_FILE = "export.json"
 TOP_K = 2 * MAX_BEAM + BANNABLE  # the widest beam's 2 x beam candidates per row, plus PAD, BOS and EOS
 ENCODER_FILE, DECODER_FILE = "encoder.onnx", "decoder.onnx"
@@ -15,7 +19,7 @@ ENCODER_FILE, DECODER_FILE = "encoder.onnx", "decoder.onnx"
 
 def cross_names(depth: int) -> list[str]:
     """Encoder outputs = decoder inputs holding the cross-attention cache, layer by layer."""
-    return [f"{kind}.{i}" for i in range(depth) for kind in ("cross_k", "cross_v", "cross_mask")]
+    return [f"{kind}.{i}" for i in range(depth) for kind in ("cross_k", "cross_v", "cross_bias")]
 
 
 def self_names(depth: int, prefix: str = "") -> list[str]:

@@ -3,8 +3,10 @@
 `OrtTranslator` offers `model_config` and `stepper` (an `OrtStepper`), the interface the numpy search of
 `hat_engine.model.decoding` drives, so the very same search code runs on both back ends and the outputs are
 token-identical up to float rounding in the logits. The encoder graph yields every layer's cross-attention K/V
-once; beam search expands them to N * beam rows once and never reorders them again. The growing self-attention
-cache is ONNX Runtime's numpy outputs, reordered between steps by one row gather per tensor. Nothing here imports
+once; beam search expands them to N * beam rows once and never reorders them again. The self-attention cache is
+one numpy buffer per layer and kind, bound (IO binding) as both the decoder's past and present, so each step
+writes its one new position in place; the buffers double when full. A beam reorder moves no cache row that it
+can relabel: only a second child of one hypothesis gets a copy of its parent's positions. Nothing here imports
 torch: an ONNX-serving process stays free of it.
 """
 
@@ -49,7 +51,7 @@ def session_options(threads: int) -> ort.SessionOptions:
 class OrtEncoderOut:
     """The encoder graph's outputs: cross-attention K/V and mask per decoder layer, keyed as in the torch cache."""
 
-    cross: dict[str, np.ndarray]  # cross_k.i, cross_v.i (N, H, c*S, d); cross_mask.i (N, 1, 1, c*S)
+    cross: dict[str, np.ndarray]  # cross_k.i, cross_v.i (N, H, c*S, d); cross_bias.i (N, 1, 1, c*S)
 
     def index_select(self, rows: np.ndarray) -> OrtEncoderOut:
         """Rows of the batch in `rows` (e.g. each sentence repeated `beam` times)."""
@@ -59,11 +61,28 @@ class OrtEncoderOut:
 class OrtStepper:
     """`Stepper` over the decoder-step graph for the source rows `src[rows]` (all of them when `rows` is None):
     the encoder runs once on entering; each step returns the candidates the graph ranked (log-softmax and TopK
-    inside it), never the vocabulary-wide logits."""
+    inside it), never the vocabulary-wide logits.
+
+    Every input and output stays bound to one numpy array for the whole search: the cross-attention tensors, the
+    token and step (rewritten in place), the two candidate outputs, and per layer a self K and V buffer of
+    `capacity` positions that is both past and present, so the graph appends in place. The buffers of layers
+    with equal head counts are views of one array (their K and V, rows, heads, capacity, head size). A full cache
+    is copied into one of twice the capacity.
+
+    The search's rows (its hypotheses, in its order) live in the graph's rows `physical[row]`: a reorder points
+    each new hypothesis at its parent's row, and only where a parent has more than one child does a child get a
+    copy of the parent's filled positions, into a row of its own sentence that no hypothesis keeps. Every row is
+    computed on its own (int8's activation scale is over the whole batch, whatever its order), so the graph's
+    results do not depend on where a hypothesis lives."""
+
+    FIRST_CAPACITY = 16  # positions; a reference-workload sentence's ~30 steps double it once
 
     def __init__(self, translator: OrtTranslator, src: np.ndarray, rows: np.ndarray | None):
         self.translator, self._src, self._rows = translator, src, rows
+        self._binding: ort.IOBinding | None = None
+        # self_k.i / self_v.i (N, H, capacity, d) in the graph's row order, views of _stores; `filled` positions real
         self.cache: Cache = {}
+        self.filled = 0
 
     def __enter__(self) -> OrtStepper:
         encoder_out = self.translator.encode(self._src)
@@ -71,19 +90,79 @@ class OrtStepper:
         return self
 
     def __exit__(self, *exc) -> None:
-        self.cache, self.encoder_out = {}, None
+        self.cache, self.encoder_out, self._binding = {}, None, None
+
+    def _start(self, rows: int) -> None:
+        t = self.translator
+        self._binding = t.decoder.io_binding()
+        self._tokens, self._step = np.zeros((rows, 1), np.int64), np.zeros((), np.int64)
+        self._top = np.zeros((rows, t.top_k), np.float32), np.zeros((rows, t.top_k), np.int64)
+        self.physical = np.arange(rows)  # search row -> graph row
+        self._sentence = (np.arange(rows) if self._rows is None else self._rows).tolist()  # graph row -> source
+        self._inputs = {"tokens": self._tokens, "step": self._step}
+        self._inputs |= {name: np.ascontiguousarray(value) for name, value in self.encoder_out.cross.items()}
+        for name, value in self._inputs.items():  # each OrtValue keeps its array alive and reads it in place
+            self._binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(value))
+        for name, value in zip(("top_logprobs", "top_ids"), self._top, strict=True):
+            self._binding.bind_output(name, "cpu", 0, value.dtype, value.shape, value.ctypes.data)
+        self._bind_store(rows, self.FIRST_CAPACITY)
+
+    def _bind_store(self, rows: int, capacity: int) -> None:
+        """Zeroed buffers of `capacity` positions, bound as past and present; the filled positions of the previous
+        ones (if any) copied over."""
+        t, old = self.translator, self.cache
+        names: dict[int, list[str]] = {}  # head count -> its layers' cache names
+        for name in t.self_cache_names:
+            names.setdefault(t.arch.decoder_layers[int(name.rsplit(".", 1)[1])].self_heads, []).append(name)
+        self._stores = [np.zeros((len(group), rows, heads, capacity, t.qkv_dim // heads), np.float32)
+                        for heads, group in names.items()]  # fmt: skip
+        self.cache = {name: view for store, group in zip(self._stores, names.values(), strict=True)
+                      for name, view in zip(group, store, strict=True)}  # fmt: skip
+        for name, new_name in zip(t.self_cache_names, t.new_self_names, strict=True):
+            view = self.cache[name]
+            if name in old:
+                view[:, :, : self.filled] = old[name][:, :, : self.filled]
+            self._binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(view))
+            self._binding.bind_output(new_name, "cpu", 0, view.dtype, view.shape, view.ctypes.data)
 
     def __call__(self, tokens: np.ndarray, step: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if k > self.translator.top_k:
-            raise ValueError(f"{k} candidates per row asked; the decoder graph ranks {self.translator.top_k}")
-        (lprobs, ids), self.cache = self.translator.decode_step(
-            tokens[:, step : step + 1], self.encoder_out, self.cache, step, top=True
-        )
-        return lprobs[:, :k], ids[:, :k]
+        t = self.translator
+        if k > t.top_k:
+            raise ValueError(f"{k} candidates per row asked; the decoder graph ranks {t.top_k}")
+        if step >= t.model_config.max_positions:
+            raise ValueError(f"decoder step {step} reaches max_positions={t.model_config.max_positions}")
+        if self._binding is None:
+            self._start(len(tokens))
+        capacity = self.cache["self_k.0"].shape[2]
+        if step >= capacity:
+            self._bind_store(len(tokens), min(2 * capacity, t.model_config.max_positions))
+        self._tokens[self.physical, 0] = tokens[:, step]
+        self._step[()] = step
+        t.decoder.run_with_iobinding(self._binding)
+        self.filled = step + 1
+        return self._top[0][self.physical, :k], self._top[1][self.physical, :k]  # copies, in the search's order
 
     def reorder(self, order: np.ndarray) -> None:
-        # Rows only move between beams of one sentence, which share cross-attention K/V: only self K/V move.
-        self.cache.update({name: self.cache[name][order] for name in self.translator.self_cache_names})
+        # Rows only move between beams of one sentence, which share cross-attention K/V: only self K/V move. Plain
+        # Python over a few dozen rows at most: cheaper here than numpy's set routines.
+        parents = self.physical[order].tolist()  # the graph row each new hypothesis goes on from
+        kept: set[int] = set()  # rows their parent's first child keeps
+        second: list[int] = []  # the other children: each needs a row of its own
+        for child, row in enumerate(parents):
+            if row in kept:
+                second.append(child)
+            else:
+                kept.add(row)
+        if second:
+            free = [row for row in range(len(parents)) if row not in kept]  # rows no hypothesis goes on from
+            n = self.filled
+            for child in second:
+                row = next(r for r in free if self._sentence[r] == self._sentence[parents[child]])
+                free.remove(row)
+                for store in self._stores:
+                    store[:, row, :, :n] = store[:, parents[child], :, :n]
+                parents[child] = row
+        self.physical = np.array(parents)
 
 
 class OrtTranslator:
@@ -111,16 +190,16 @@ class OrtTranslator:
         self.decoder = ort.InferenceSession(str(decoder_path), opts, providers=list(providers))
         depth = arch.decoder_depth
         self._cross_names, self.self_cache_names = cross_names(depth), self_names(depth)
-        self._new_self_names = self_names(depth, "new_")
+        self.new_self_names = self_names(depth, "new_")
         self.top_k = top_k(model_config.vocab_size)
 
     @classmethod
     def load(cls, export_dir: str | Path, threads: int = 1, int8: bool = False, **kwargs) -> OrtTranslator:
-        """The graphs written by `export_onnx` (the int8 ones of `quantize_export` when `int8`)."""
+        """The graphs written by `onnx_graph.build_onnx` (the int8 ones of `quantize_export` when `int8`)."""
         export_dir = Path(export_dir)
         meta_path = export_dir / META_FILE
         if not meta_path.is_file():
-            raise CheckpointError(f"{meta_path} does not exist; run hat_engine.runtime.onnx_export.export_onnx first")
+            raise CheckpointError(f"{meta_path} does not exist; run hat_engine.runtime.onnx_graph.build_onnx first")
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if meta.get("format") != ONNX_FORMAT:
             raise CheckpointError(f"{meta_path} has format {meta.get('format')!r}, expected {ONNX_FORMAT!r}")
@@ -145,11 +224,12 @@ class OrtTranslator:
         outputs = self.encoder.run(self._cross_names, {"src_tokens": as_tokens(src_tokens)})
         return OrtEncoderOut(dict(zip(self._cross_names, outputs, strict=True)))
 
-    def empty_cache(self, batch: int) -> Cache:
-        """Self-attention K/V with zero cached positions: (N, H, 0, d) per layer."""
+    def empty_cache(self, batch: int, capacity: int = 0) -> Cache:
+        """Self-attention K/V buffers with room for `capacity` positions, none filled: (N, H, capacity, d) per
+        layer. With capacity 0, each `decode_step` returns a cache grown by one position."""
         cache: Cache = {}
         for i, genes in enumerate(self.arch.decoder_layers):
-            shape = (batch, genes.self_heads, 0, self.qkv_dim // genes.self_heads)
+            shape = (batch, genes.self_heads, capacity, self.qkv_dim // genes.self_heads)
             cache[f"self_k.{i}"], cache[f"self_v.{i}"] = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
         return cache
 
@@ -157,7 +237,9 @@ class OrtTranslator:
         self, tokens, encoder_out: OrtEncoderOut, cache: Cache | None = None, step: int = 0, top: bool = False
     ) -> tuple[np.ndarray | tuple[np.ndarray, np.ndarray], Cache]:
         """Feed the token at position `step`: tokens (N, 1) -> (logits (N, V), cache with the new self K/V); with
-        `top`, instead of the logits each row's `top_k` likeliest tokens (log-probs, ids), ranked in the graph."""
+        `top`, instead of the logits each row's `top_k` likeliest tokens (log-probs, ids), ranked in the graph.
+        Returns a new cache and leaves `cache` as it was (ONNX Runtime writes fresh outputs): the plain way to
+        call the graph, for tests and benchmarks; `stepper` appends in place."""
         if step >= self.model_config.max_positions:
             raise ValueError(f"decoder step {step} reaches max_positions={self.model_config.max_positions}")
         cache = dict(cache) if cache else {}
@@ -168,7 +250,7 @@ class OrtTranslator:
         for name in (*self.self_cache_names, *self._cross_names):
             feed[name] = np.ascontiguousarray(cache[name])
         heads = ["top_logprobs", "top_ids"] if top else ["logits"]
-        out = self.decoder.run([*heads, *self._new_self_names], feed)
+        out = self.decoder.run([*heads, *self.new_self_names], feed)
         cache.update(zip(self.self_cache_names, out[len(heads) :], strict=True))
         return (tuple(out[:2]) if top else out[0]), cache
 

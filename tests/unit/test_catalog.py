@@ -109,7 +109,8 @@ def test_merged_catalogs_keep_both_reports_build_records_and_finetuned_weights(t
                  "bleu_inherited": {"bible_test": 1.0}, "bleu_finetuned": {"bible_test": 0.5}}  # fmt: skip
         int8 = {"max_bleu_drop": 0.5, "kept": [f"{profile}@e1-int8"], "rejected_bleu_drop": {}}
         d["extra"] = {"sacrebleu": {"bible_test": {"bleu": "nrefs:2", "chrf": "nrefs:2", "sentences": 3}},
-                      "dropped_dominated": [f"{profile}@e9"], "finetune": [tuned], "int8": int8}  # fmt: skip
+                      "dropped_dominated": [f"{profile}@e9"], "finetune": [tuned], "int8": int8,
+                      "onnx_format": {profile: f"format-of-{name}"}}  # fmt: skip
         (folder / "finetuned").mkdir()
         (folder / "finetuned" / f"{name}.pt").write_bytes(name.encode())
         d["entries"][0]["artifacts"][0]["materialize"] = {"source": f"finetuned/{name}.pt", "builder": "onnx-graph"}
@@ -126,6 +127,7 @@ def test_merged_catalogs_keep_both_reports_build_records_and_finetuned_weights(t
     assert {p.id for p in merged.hardware_profiles} == {"p1", "p2"} and len(merged.entries) == 6
     assert merged.extra["int8"]["kept"] == ["p1@e1-int8", "p2@e1-int8"]
     assert merged.extra["dropped_dominated"] == ["p1@e9", "p2@e9"] and len(merged.extra["finetune"]) == 2
+    assert merged.extra["onnx_format"] == {"p1": "format-of-one", "p2": "format-of-two"}
     assert (out / "finetuned/one.pt").read_bytes() == b"one" and (out / "finetuned/two.pt").read_bytes() == b"two"
     report = json.loads((out / "report.json").read_text())
     assert sorted(b["hardware_profile"] for b in report["baselines"]) == ["p1", "p2"]
@@ -142,3 +144,4 @@ def test_merged_catalogs_keep_both_reports_build_records_and_finetuned_weights(t
     extra = load_catalog(out).extra
     assert extra["int8"]["kept"] == ["p2@e1-int8", "p1@e1-int8"]
     assert [r["entry"] for r in extra["finetune"]] == ["p2@e1", "p1@e1"]
+    assert extra["onnx_format"] == {"p1": "format-of-again", "p2": "format-of-two"}

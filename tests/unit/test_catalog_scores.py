@@ -16,6 +16,7 @@ from hat_engine.data import BuildOptions, build_corpus
 from hat_engine.data.tokenizer import Tokenizer
 from hat_engine.latency.timing import Workload
 from hat_engine.model.supernet import SuperTransformer, save_supernet
+from hat_engine.runtime.onnx_signature import ONNX_FORMAT
 from hat_engine.runtime.ort_decoding import OrtTranslator
 
 WORDS_EN = "the a house is small big red cat dog runs sleeps here".split()
@@ -124,6 +125,15 @@ def test_a_build_takes_the_scores_an_earlier_catalog_recorded(tiny_space, tiny_m
     save_catalog(first.catalog([profile], [entries[0], twin], {}), first.dir)
     (first.dir / "report.json").write_text(json.dumps({"baselines": [{**entries[1].to_dict(), "baseline": "depth-x"}]}))
     assert set(recorded_scores(first.dir)) == set(first._scores)  # entries, twin and baseline, with signatures
+
+    # A catalog whose graphs' format is not recorded (built before format 4) vouches for no ONNX score.
+    cat = json.loads((first.dir / "catalog.json").read_text())
+    assert cat["extra"]["onnx_format"] == {"p": ONNX_FORMAT}
+    older = tmp_path / "older"
+    older.mkdir()
+    del cat["extra"]["onnx_format"]
+    (older / "catalog.json").write_text(json.dumps(cat))
+    assert recorded_scores(older) == {}
 
     other = ProfileTarget("q", "onnxruntime", 2, {})  # another profile of the same supernet
     same_tier, other_tier = builder("second"), builder("third", isa_tier="avx512bf16")

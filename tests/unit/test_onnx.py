@@ -1,6 +1,5 @@
-"""ONNX graphs of a SubTransformer, from both builders - the direct graph builder (hat_engine.runtime.onnx_graph,
-milliseconds: the one the catalog uses) and the dynamo exporter (seconds: marked `integration`): valid graphs
-with the export signature, encoder and decoder-step outputs equal to the torch model, search over ONNX Runtime
+"""ONNX graphs of a SubTransformer (hat_engine.runtime.onnx_graph): valid graphs with the export signature, encoder
+and decoder-step outputs equal to the torch model, search over ONNX Runtime (its in-place cache included)
 token-identical to hat_engine.model.decoding, dynamic shapes, int8 graphs close to fp32, clear load errors.
 """
 
@@ -16,13 +15,12 @@ import torch
 
 from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, ModelConfig, SearchSpace
 from hat_engine.errors import CheckpointError
-from hat_engine.model import transformer
 from hat_engine.model.decoding import beam_search, greedy_search
 from hat_engine.model.supernet import SuperTransformer
-from hat_engine.runtime.onnx_export import EncoderGraph, export_onnx, quantize_export
+from hat_engine.runtime.onnx_export import quantize_export
 from hat_engine.runtime.onnx_graph import BUILDER, build_onnx
 from hat_engine.runtime.onnx_signature import signature, top_k
-from hat_engine.runtime.ort_decoding import OrtTranslator
+from hat_engine.runtime.ort_decoding import OrtStepper, OrtTranslator
 from tests.unit.test_decoding import sharpen
 
 # conftest's tiny space; module-scoped fixtures cannot use its function-scoped fixtures.
@@ -37,7 +35,6 @@ ARCH = ArchConfig(
 # Seeds whose samples mix per-layer FFN widths and heads, encoder depths 1-2, cross_layers 1-2, and two decoder
 # layers sharing one cross_layers value (one encoder memory feeding two graph outputs).
 SAMPLE_SEEDS = (0, 4, 5)
-BUILDERS = [pytest.param("graph", id="graph"), pytest.param("dynamo", id="dynamo", marks=pytest.mark.integration)]
 
 
 def _supernet() -> SuperTransformer:
@@ -47,25 +44,31 @@ def _supernet() -> SuperTransformer:
     return supernet
 
 
-@pytest.fixture(scope="module", params=BUILDERS)
-def built(request, tmp_path_factory):
-    """(builder, [(torch model, graph dir, translator)]): ARCH and three sampled archs for the graph builder,
-    ARCH alone for the slow dynamo export."""
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """[(torch model, graph dir, translator)] for ARCH and three sampled archs."""
     supernet = _supernet()
-    archs = [ARCH] if request.param == "dynamo" else [ARCH, *(SPACE.sample(random.Random(s)) for s in SAMPLE_SEEDS)]
     result = []
-    for i, arch in enumerate(archs):
-        model = supernet.extract(arch)
-        out_dir = tmp_path_factory.mktemp(f"{request.param}{i}")
-        if request.param == "dynamo":
-            transformer._POSITION_TABLES.clear()  # the export makes the first call: it must not cache a fake tensor
-            paths = export_onnx(model.train(), out_dir)
-            assert model.training  # export works on an eval copy
-        else:
-            paths = build_onnx(model.eval(), out_dir)
+    for i, arch in enumerate([ARCH, *(SPACE.sample(random.Random(s)) for s in SAMPLE_SEEDS)]):
+        model = supernet.extract(arch).eval()
+        out_dir = tmp_path_factory.mktemp(f"graph{i}")
+        paths = build_onnx(model, out_dir)
         assert all(path.is_file() for path in paths.values())
-        result.append((model.eval(), out_dir, OrtTranslator.load(out_dir, threads=1)))
-    return request.param, result
+        result.append((model, out_dir, OrtTranslator.load(out_dir, threads=1)))
+    return result
+
+
+def _torch_cross(model, src: torch.Tensor) -> list[torch.Tensor]:
+    """What the encoder graph should yield, from the torch model: per decoder layer cross K, V and the additive
+    bias (0 at tokens, -inf at padding); a row of padding alone has bias 0 and zero V."""
+    encoder_out, outputs = model.encode(src), []
+    for layer, genes in zip(model.decoder_layers, model.arch.decoder_layers, strict=True):
+        memory, mask = encoder_out.memory(genes.cross_layers)  # mask (N, 1, 1, c*S), True at tokens
+        k, v = layer.cross_attn.project_kv(memory)
+        empty = ~mask.any(dim=-1, keepdim=True)  # (N, 1, 1, 1)
+        bias = torch.zeros(mask.shape).masked_fill(~(mask | empty), float("-inf"))
+        outputs += [k, v.masked_fill(empty, 0.0), bias]
+    return outputs
 
 
 def test_the_sampled_archs_cover_the_shapes_that_matter():
@@ -75,8 +78,7 @@ def test_the_sampled_archs_cover_the_shapes_that_matter():
 
 
 def test_graphs_are_valid_and_carry_the_export_signature(built):
-    builder, runs = built
-    for model, out_dir, _ in runs:
+    for model, out_dir, _ in built:
         names = signature(model.arch.decoder_depth)
         for part in ("encoder", "decoder"):
             graph = onnx.load(out_dir / f"{part}.onnx")
@@ -84,7 +86,7 @@ def test_graphs_are_valid_and_carry_the_export_signature(built):
             assert [v.name for v in graph.graph.input] == names[part]["inputs"]
             assert [v.name for v in graph.graph.output] == names[part]["outputs"]
         meta = json.loads((out_dir / "export.json").read_text())
-        assert meta["builder"] == (BUILDER if builder == "graph" else "dynamo")
+        assert meta["builder"] == BUILDER
         assert meta["signature"] == names and meta["qkv_dim"] == model.qkv_dim
 
 
@@ -92,12 +94,13 @@ def test_graphs_are_valid_and_carry_the_export_signature(built):
 def test_encoder_outputs_match_torch(built, random_batch):
     src = random_batch(3, 7, seed=1)
     src[2] = torch.cat([torch.zeros(3, dtype=torch.long), src[2, :4]])  # left-padded: positions skip padding
-    for model, _, translator in built[1]:
-        expected = EncoderGraph(model)(src)
+    src[1] = 0  # padding alone
+    for model, _, translator in built:
+        expected = _torch_cross(model, src)
         got = translator.encode(src.numpy()).cross
         assert list(got) == signature(model.arch.decoder_depth)["encoder"]["outputs"]
         for value, (key, ort_value) in zip(expected, got.items(), strict=True):
-            assert ort_value.dtype == (np.bool_ if key.startswith("cross_mask") else np.float32), key
+            assert ort_value.dtype == np.float32, key
             torch.testing.assert_close(torch.from_numpy(ort_value), value, rtol=0, atol=1e-4, msg=key)
 
 
@@ -116,24 +119,22 @@ def _step_both(model, translator, src, prev):
 def test_step_logits_and_cache_match_torch(built, random_batch):
     src = random_batch(3, 6, seed=1)
     src[1, 4:] = 0  # a right-padded row
-    if built[0] == "graph":
-        # an empty row: attention over no keys gives zeros, as torch's SDPA does. The dynamo export gives other
-        # values there (up to 0.43 apart); real input always holds at least EOS, and the catalog builds graphs.
-        src[2] = 0
+    src[2] = 0  # an empty row: attention over no keys gives zeros, as torch's SDPA does
     prev = random_batch(3, 5, seed=2).clamp(min=4)
     prev[:, 0] = 2
-    for model, _, translator in built[1]:
+    for model, _, translator in built:
         for (logits, cache), (ort_logits, ort_cache) in _step_both(model, translator, src, prev):
             assert torch.isfinite(ort_logits).all()
             torch.testing.assert_close(ort_logits, logits, rtol=0, atol=1e-4)
-            assert set(ort_cache) == set(cache)
-            for key, value in cache.items():
-                torch.testing.assert_close(ort_cache[key], value, rtol=0, atol=1e-4, msg=key)
+            # the graph's cross-attention tensors are the encoder's, checked above (the bias for torch's mask)
+            assert {key.replace("cross_bias", "cross_mask") for key in ort_cache} == set(cache)
+            for key in translator.self_cache_names:
+                torch.testing.assert_close(ort_cache[key], cache[key], rtol=0, atol=1e-4, msg=key)
 
 
 def test_beam_and_greedy_are_token_identical(built, random_batch):
     lengths = []
-    for model, _, translator in built[1]:
+    for model, _, translator in built:
         for seed in range(3):
             src = random_batch(3, 7, seed=10 + seed)
             for beam in (4, 2):
@@ -149,7 +150,7 @@ def test_beam_and_greedy_are_token_identical(built, random_batch):
 
 @torch.no_grad()
 def test_dynamic_batch_and_lengths(built, random_batch):
-    model, _, translator = built[1][0]
+    model, _, translator = built[0]
     assert [i.shape for i in translator.encoder.get_inputs()] == [["batch", "src_len"]]
     for batch, length in ((1, 1), (1, 4), (5, 11)):
         src = random_batch(batch, length, seed=length)
@@ -163,7 +164,7 @@ def test_dynamic_batch_and_lengths(built, random_batch):
 
 @torch.no_grad()
 def test_int8_graphs_run_close_to_fp32(built, random_batch):
-    _, out_dir, translator = built[1][0]
+    _, out_dir, translator = built[0]
     paths = quantize_export(out_dir)
     assert all(path.is_file() for path in paths.values())
     int8 = OrtTranslator.load(out_dir, threads=1, int8=True)
@@ -184,40 +185,34 @@ def test_int8_graphs_run_close_to_fp32(built, random_batch):
 
 
 def test_load_errors_name_the_fix(built, tmp_path):
-    _, out_dir, _ = built[1][0]
-    with pytest.raises(CheckpointError, match="export_onnx"):
+    _, out_dir, _ = built[0]
+    with pytest.raises(CheckpointError, match="build_onnx"):
         OrtTranslator.load(tmp_path)
     with pytest.raises(ValueError, match="use_cache=False"):
         greedy_search(OrtTranslator.load(out_dir), np.array([[5, 3]]), use_cache=False)
 
 
-def _io(graph: onnx.GraphProto) -> list[tuple[str, int, list]]:
-    """(name, element type, dims) of every input and output of an onnx graph."""
-    values = [*graph.input, *graph.output]
-    return [
-        (v.name, v.type.tensor_type.elem_type, [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim])
-        for v in values
-    ]
-
-
-@pytest.mark.integration
-@torch.no_grad()
-def test_both_builders_give_the_same_interface_and_outputs(tmp_path, random_batch):
-    model = _supernet().extract(ARCH).eval()
-    build_onnx(model, tmp_path / "graph")
-    export_onnx(model, tmp_path / "dynamo")
-    for part in ("encoder", "decoder"):
-        built_graph, dynamo_graph = (onnx.load(tmp_path / b / f"{part}.onnx").graph for b in ("graph", "dynamo"))
-        assert _io(built_graph) == _io(dynamo_graph)
-    built_meta, dynamo_meta = (json.loads((tmp_path / b / "export.json").read_text()) for b in ("graph", "dynamo"))
-    for key in ("format", "arch", "model_config", "qkv_dim", "files", "signature"):
-        assert built_meta[key] == dynamo_meta[key], key
-    built_run, dynamo = (OrtTranslator.load(tmp_path / b, threads=1) for b in ("graph", "dynamo"))
-    src = random_batch(3, 8, seed=4)
-    prev = torch.tensor([[2, 9, 17, 5], [2, 30, 5, 5], [2, 4, 4, 4]])
-    for (logits, _), (ort_logits, _) in _step_both(dynamo, built_run, src, prev):
-        np.testing.assert_allclose(ort_logits.numpy(), logits, rtol=0, atol=1e-4)
-    assert built_run.beam_search(src, beam=4) == dynamo.beam_search(src, beam=4)
+def test_the_search_appends_to_one_buffer_in_place_and_grows_it(built, random_batch, monkeypatch):
+    """The stepper binds one buffer per layer as past and present: a step writes its position into the same
+    array, a full buffer is copied into one of twice the room, and searches stay token-identical to torch's."""
+    model, _, translator = built[0]
+    monkeypatch.setattr(OrtStepper, "FIRST_CAPACITY", 2)
+    src = random_batch(2, 5, seed=6)
+    with translator.stepper(src.numpy(), np.repeat(np.arange(2), 3)) as stepper:
+        tokens = np.full((6, 8), 7)
+        stepper(tokens, 0, 6)
+        buffer = stepper.cache["self_k.0"]
+        before = buffer.copy()
+        stepper(tokens, 1, 6)
+        assert stepper.cache["self_k.0"] is buffer and buffer.shape[2] == 2
+        np.testing.assert_array_equal(buffer[:, :, 0], before[:, :, 0])  # filled positions stay
+        assert not np.array_equal(buffer[:, :, 1], before[:, :, 1])  # the step wrote its own
+        stepper(tokens, 2, 6)
+        assert stepper.cache["self_k.0"].shape[2] == 4 and stepper.filled == 3
+        np.testing.assert_array_equal(stepper.cache["self_k.0"][:, :, :2], buffer)
+    for seed in range(3):
+        src = random_batch(3, 9, seed=20 + seed)
+        assert translator.beam_search(src.numpy(), beam=4) == beam_search(model, src, beam=4)
 
 
 @pytest.mark.integration
@@ -240,7 +235,7 @@ def test_decoder_graph_ranks_the_likeliest_tokens(built, random_batch):
     """The step graph's TopK over log-softmax: the torch model's k best tokens and log-probs, best first."""
     src = random_batch(3, 6, seed=5)
     prev = torch.tensor([[2, 9, 17], [2, 30, 5], [2, 4, 4]])
-    for model, _, translator in built[1]:
+    for model, _, translator in built:
         encoder_out, ort_encoder_out = model.encode(src), translator.encode(src.numpy())
         cache = ort_cache = None
         for step in range(prev.size(1)):
