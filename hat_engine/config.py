@@ -171,6 +171,10 @@ class ArchConfig:
 
 # --- search space -----------------------------------------------------------------------------------------
 
+# ONNX Runtime's GroupQueryAttention, the decoder step's self-attention (`runtime.onnx_graph`), takes head sizes
+# (qkv_dim / heads) that are multiples of this only.
+HEAD_SIZE_MULTIPLE = 8
+
 
 @dataclass(frozen=True)
 class SearchSpace:
@@ -193,6 +197,11 @@ class SearchSpace:
         bad = [h for h in self.heads if self.qkv_dim % h]
         if bad:
             raise ConfigError(f"qkv_dim={self.qkv_dim} is not divisible by heads {bad}; change qkv_dim or heads")
+        bad = [h for h in self.heads if (self.qkv_dim // h) % HEAD_SIZE_MULTIPLE]
+        if bad:
+            raise ConfigError(f"qkv_dim={self.qkv_dim} / heads {bad} gives head sizes that are not multiples of "
+                              f"{HEAD_SIZE_MULTIPLE}, which the ONNX decoder's attention needs; "
+                              "change qkv_dim or heads")  # fmt: skip
         if min(self.cross_layers) > min(self.encoder_depths):
             raise ConfigError(
                 f"cross_layers={list(self.cross_layers)} has no value <= the smallest encoder depth "

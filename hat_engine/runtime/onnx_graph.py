@@ -39,6 +39,7 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import Tensor, nn
 
+from hat_engine.config import HEAD_SIZE_MULTIPLE
 from hat_engine.model.transformer import Attention, Transformer, sinusoidal_table
 from hat_engine.runtime.onnx_export import share_initializers
 from hat_engine.runtime.onnx_signature import DECODER_FILE, ENCODER_FILE, META_FILE, ONNX_FORMAT, signature, top_k
@@ -48,7 +49,6 @@ log = logging.getLogger(__name__)
 BUILDER = "onnx-graph"
 OPSET = 18  # LayerNormalization needs 17; 18 gives Split its num_outputs attribute
 MS_DOMAIN, MS_OPSET = "com.microsoft", 1  # ONNX Runtime's contrib ops: GroupQueryAttention
-GQA_HEAD_MULTIPLE = 8  # GroupQueryAttention's head size must be a multiple of this
 IR_VERSION = 10  # what ONNX Runtime >= 1.20 reads
 
 _F32, _I32, _I64, _BOOL = TensorProto.FLOAT, TensorProto.INT32, TensorProto.INT64, TensorProto.BOOL
@@ -321,9 +321,9 @@ def build_onnx(model: Transformer, out_dir: str | Path) -> dict[str, Path]:
     out_dir = Path(out_dir)
     arch, cfg = model.arch, model.model_config
     for i, layer in enumerate(model.decoder_layers):
-        if _head_dims(model, layer.self_attn)[1] % GQA_HEAD_MULTIPLE:
+        if _head_dims(model, layer.self_attn)[1] % HEAD_SIZE_MULTIPLE:
             raise ValueError(f"decoder layer {i}: head size {model.qkv_dim}/{layer.self_attn.heads} is not a multiple "
-                             f"of {GQA_HEAD_MULTIPLE}, which ONNX Runtime's GroupQueryAttention needs")  # fmt: skip
+                             f"of {HEAD_SIZE_MULTIPLE}, which ONNX Runtime's GroupQueryAttention needs")  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"encoder": out_dir / ENCODER_FILE, "decoder": out_dir / DECODER_FILE, "meta": out_dir / META_FILE}
     seconds = {}

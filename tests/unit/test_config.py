@@ -58,6 +58,8 @@ def test_sampled_archs_are_valid_and_seeded(tiny_space):
 def test_space_checks_qkv_divisibility_and_cross_layers():
     with pytest.raises(ConfigError, match="qkv_dim=30 is not divisible by heads \\[4\\]"):
         SearchSpace((16,), (32,), (2, 4), (2,), (1,), (1,), qkv_dim=30)
+    with pytest.raises(ConfigError, match="qkv_dim=48 / heads \\[4\\] gives head sizes that are not multiples of 8"):
+        SearchSpace((16,), (32,), (2, 4), (2,), (1,), (1,), qkv_dim=48)
     with pytest.raises(ConfigError, match="cross_layers"):
         SearchSpace((16,), (32,), (2,), (1,), (1,), (2, 3), qkv_dim=32)
 

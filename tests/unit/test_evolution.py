@@ -24,7 +24,7 @@ from hat_engine.search.fitness import ValidationFitness, validation_subset
 
 SMALL = EvolutionConfig(population=20, parents=5, mutations=8, crossovers=7, generations=8, seed=3)
 # More choices per gene than tiny_space, and depths where cross_layers can exceed the encoder depth.
-WIDE = SearchSpace((16, 32), (32, 48, 64), (1, 2, 4), (1, 2, 3), (1, 2, 3), (1, 2, 3), qkv_dim=16)
+WIDE = SearchSpace((16, 32), (32, 48, 64), (1, 2, 4), (1, 2, 3), (1, 2, 3), (1, 2, 3), qkv_dim=32)
 
 
 def fake_ms(arch: ArchConfig) -> float:
