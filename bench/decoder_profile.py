@@ -97,7 +97,7 @@ def _flops_bytes(op: str, inputs: list, outputs: list) -> tuple[float, float]:
     if op == "Gather":  # reads the rows it gathers, not the whole table
         return 0.0, 2 * size(outputs) + size(inputs[1:])
     if op == "GroupQueryAttention":  # q (N, 1, 3*H*d) packed; past K/V (N, H, capacity, d), updated in place
-        (_, qkv), (_, past) = inputs[0], inputs[3]
+        qkv, past = inputs[0][1], next(shape for _, shape in inputs if len(shape) == 4)  # the profiler skips ""
         n, keys = float(qkv[0]), float(np.prod(past[1:]))  # keys = H * capacity * d: counted over the capacity,
         return 2 * 2 * n * keys, 2 * 4 * n * keys + size(inputs[:1]) + size(outputs[:1])  # at most 2x the filled
     moved = size(inputs) + size(outputs)
