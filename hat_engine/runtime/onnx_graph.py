@@ -210,7 +210,7 @@ def _encoder(model: Transformer) -> onnx.ModelProto:
         heads, d = _head_dims(model, layer.cross_attn)
         kv = g.linear(memory, [layer.cross_attn.k_proj, layer.cross_attn.v_proj], f"dec{i}.cross_kv")
         kv = g.op("Transpose", g.op("Reshape", kv, g.ints([0, 0, 2 * heads, d])), perm=[0, 2, 1, 3])  # (N, 2H, cS, d)
-        k, v = g.ops("Split", kv, outs=[f"cross_k.{i}", g._name("cross_v")], axis=1, num_outputs=2)
+        _, v = g.ops("Split", kv, outs=[f"cross_k.{i}", g._name("cross_v")], axis=1, num_outputs=2)
         g.op("Mul", v, has_tokens, out=f"cross_v.{i}")
         g.op("Identity", tiled, out=f"cross_bias.{i}")  # one graph output per layer, even where layers share it
         mem = "src_len" if c == 1 else f"{c}*src_len"
