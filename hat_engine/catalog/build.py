@@ -51,7 +51,7 @@ from hat_engine.latency.timing import REFERENCE_WORKLOAD, Workload, measure_inte
 from hat_engine.model.delta import load_weights
 from hat_engine.model.supernet import load_supernet
 from hat_engine.runtime.onnx_signature import ONNX_FORMAT
-from hat_engine.runtime.runners import load_runner
+from hat_engine.runtime.runners import ONNX_FORMATS, load_runner
 from hat_engine.train.evaluation import evaluate
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def score_key(arch: ArchConfig, weights_sha256: str, fmt: str, limit: int | None
     amplifies it into other translations), and for an int8 format the ISA tier whose kernels ran it
     (`hardware.HardwareProfile.isa_tier`)."""
     key = f"{arch.arch_id()}/{weights_sha256}/{fmt}/{limit or 'all'}"
-    key = f"{key}/{onnx_format}" if fmt.startswith("onnx") else key
+    key = f"{key}/{onnx_format}" if fmt in ONNX_FORMATS else key
     return f"{key}/{isa_tier}" if fmt in INT8_FORMATS else key
 
 
@@ -296,7 +296,7 @@ def recorded_scores(folder: Path, isa_tier: str | None = None) -> dict[str, dict
         if artifact.format in INT8_FORMATS and (not tier or isa_tier not in (None, tier)):
             continue  # an int8 score belongs to its kernels' ISA tier: unknown, or not the one asked for
         onnx_format = formats.get(e.hardware_profile, "")
-        if artifact.format.startswith("onnx") and not onnx_format:
+        if artifact.format in ONNX_FORMATS and not onnx_format:
             continue  # graphs of an unrecorded (older) format scored it: they may translate otherwise
         scores = {name: {"bleu": e.bleu[name], "chrf": e.chrf[name], "bleu_signature": signatures[name]["bleu"],
                          "chrf_signature": signatures[name]["chrf"], "sentences": signatures[name]["sentences"],

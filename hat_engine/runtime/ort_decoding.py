@@ -1,4 +1,4 @@
-"""Greedy and beam search over the ONNX graphs of `hat_engine.runtime.onnx_export`, on ONNX Runtime, without torch.
+"""Greedy and beam search over the ONNX graphs of `hat_engine.runtime.onnx_graph`, on ONNX Runtime, without torch.
 
 `OrtTranslator` offers `model_config` and `stepper` (an `OrtStepper`), the interface the numpy search of
 `hat_engine.model.decoding` drives, so the very same search code runs on both back ends and the outputs are
@@ -99,9 +99,10 @@ class OrtStepper:
         self._top = np.zeros((rows, t.top_k), np.float32), np.zeros((rows, t.top_k), np.int64)
         self.physical = np.arange(rows)  # search row -> graph row
         self._sentence = (np.arange(rows) if self._rows is None else self._rows).tolist()  # graph row -> source
+        # The binding reads these arrays in place and does not keep them alive: the stepper does, in _inputs.
         self._inputs = {"tokens": self._tokens, "step": self._step}
         self._inputs |= {name: np.ascontiguousarray(value) for name, value in self.encoder_out.cross.items()}
-        for name, value in self._inputs.items():  # each OrtValue keeps its array alive and reads it in place
+        for name, value in self._inputs.items():
             self._binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(value))
         for name, value in zip(("top_logprobs", "top_ids"), self._top, strict=True):
             self._binding.bind_output(name, "cpu", 0, value.dtype, value.shape, value.ctypes.data)
@@ -111,13 +112,15 @@ class OrtStepper:
         """Zeroed buffers of `capacity` positions, bound as past and present; the filled positions of the previous
         ones (if any) copied over."""
         t, old = self.translator, self.cache
-        names: dict[int, list[str]] = {}  # head count -> its layers' cache names
-        for name in t.self_cache_names:
-            names.setdefault(t.arch.decoder_layers[int(name.rsplit(".", 1)[1])].self_heads, []).append(name)
-        self._stores = [np.zeros((len(group), rows, heads, capacity, t.qkv_dim // heads), np.float32)
-                        for heads, group in names.items()]  # fmt: skip
-        self.cache = {name: view for store, group in zip(self._stores, names.values(), strict=True)
-                      for name, view in zip(group, store, strict=True)}  # fmt: skip
+        groups: dict[int, list[int]] = {}  # head count -> the decoder layers with it
+        for i, genes in enumerate(t.arch.decoder_layers):
+            groups.setdefault(genes.self_heads, []).append(i)
+        self._stores, self.cache = [], {}
+        for heads, layers in groups.items():
+            store = np.zeros((2 * len(layers), rows, heads, capacity, t.qkv_dim // heads), np.float32)
+            self._stores.append(store)
+            for j, i in enumerate(layers):
+                self.cache[f"self_k.{i}"], self.cache[f"self_v.{i}"] = store[2 * j], store[2 * j + 1]
         for name, new_name in zip(t.self_cache_names, t.new_self_names, strict=True):
             view = self.cache[name]
             if name in old:
@@ -129,8 +132,7 @@ class OrtStepper:
         t = self.translator
         if k > t.top_k:
             raise ValueError(f"{k} candidates per row asked; the decoder graph ranks {t.top_k}")
-        if step >= t.model_config.max_positions:
-            raise ValueError(f"decoder step {step} reaches max_positions={t.model_config.max_positions}")
+        t.check_step(step)
         if self._binding is None:
             self._start(len(tokens))
         capacity = self.cache["self_k.0"].shape[2]
@@ -224,12 +226,16 @@ class OrtTranslator:
         outputs = self.encoder.run(self._cross_names, {"src_tokens": as_tokens(src_tokens)})
         return OrtEncoderOut(dict(zip(self._cross_names, outputs, strict=True)))
 
-    def empty_cache(self, batch: int, capacity: int = 0) -> Cache:
-        """Self-attention K/V buffers with room for `capacity` positions, none filled: (N, H, capacity, d) per
-        layer. With capacity 0, each `decode_step` returns a cache grown by one position."""
+    def check_step(self, step: int) -> None:
+        if step >= self.model_config.max_positions:
+            raise ValueError(f"decoder step {step} reaches max_positions={self.model_config.max_positions}")
+
+    def empty_cache(self, batch: int) -> Cache:
+        """Self-attention K/V with zero cached positions: (N, H, 0, d) per layer; each `decode_step` returns the
+        cache grown by one position."""
         cache: Cache = {}
         for i, genes in enumerate(self.arch.decoder_layers):
-            shape = (batch, genes.self_heads, capacity, self.qkv_dim // genes.self_heads)
+            shape = (batch, genes.self_heads, 0, self.qkv_dim // genes.self_heads)
             cache[f"self_k.{i}"], cache[f"self_v.{i}"] = np.zeros(shape, np.float32), np.zeros(shape, np.float32)
         return cache
 
@@ -240,8 +246,7 @@ class OrtTranslator:
         `top`, instead of the logits each row's `top_k` likeliest tokens (log-probs, ids), ranked in the graph.
         Returns a new cache and leaves `cache` as it was (ONNX Runtime writes fresh outputs): the plain way to
         call the graph, for tests and benchmarks; `stepper` appends in place."""
-        if step >= self.model_config.max_positions:
-            raise ValueError(f"decoder step {step} reaches max_positions={self.model_config.max_positions}")
+        self.check_step(step)
         cache = dict(cache) if cache else {}
         if "self_k.0" not in cache:
             cache.update(self.empty_cache(len(tokens)))

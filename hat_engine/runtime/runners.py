@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-FORMATS = ("onnx", "onnx-int8", "torch")
+ONNX_FORMATS = ("onnx", "onnx-int8")  # the formats ONNX Runtime serves (graphs of `onnx_signature.ONNX_FORMAT`)
+FORMATS = (*ONNX_FORMATS, "torch")
 
 
 def load_runner(folder: Path | None, fmt: str, threads: int, model=None):

@@ -20,12 +20,12 @@ from pathlib import Path
 from hat_engine.catalog.materialize import artifact_for, materialize, materialize_in_child
 from hat_engine.catalog.schema import Catalog, CatalogEntry
 from hat_engine.errors import CatalogError
-from hat_engine.runtime.runners import load_runner
+from hat_engine.runtime.runners import ONNX_FORMATS, load_runner
 from hat_engine.serving.heap import release_free_memory
 
 log = logging.getLogger(__name__)
 
-BACKEND_FORMATS = {"onnxruntime": ("onnx", "onnx-int8"), "torch": ("torch",)}
+BACKEND_FORMATS = {"onnxruntime": ONNX_FORMATS, "torch": ("torch",)}
 
 
 def artifact_format(entry: CatalogEntry, backend: str) -> str | None:
