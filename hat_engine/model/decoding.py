@@ -64,18 +64,21 @@ def _max_lengths(model, src: np.ndarray, max_len_a: float, max_len_b: int) -> li
     return [max(1, min(int(max_len_a * n + max_len_b), cfg.max_positions - 1)) for n in lengths]
 
 
-def _candidates(stepper, tokens: np.ndarray, step: int, width: int, cfg, min_len: int,
-                at_limit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def _candidates(stepper, tokens: np.ndarray, step: int, width: int, cfg, min_len: int, limit: np.ndarray,
+                first_limit: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Each row's best next tokens (log-probs, ids), best first, under the rules: PAD and BOS are never generated;
     EOS is banned before `min_len` tokens (the latency workload decodes a fixed number of steps); a row at its
-    length limit may only produce EOS (log-prob 0). A banned token stays in its place at -inf; the stepper is asked
-    for BANNABLE more than `width`, so that at least `width` allowed ones remain (or the whole vocabulary)."""
+    length limit (`limit`, per row; `first_limit` its smallest) may only produce EOS (log-prob 0). A banned token
+    stays in its place at -inf; the stepper is asked for BANNABLE more than `width`, so that at least `width`
+    allowed ones remain (or the whole vocabulary)."""
     lprobs, ids = stepper(tokens, step, min(width + BANNABLE, cfg.vocab_size))
-    banned = (ids == cfg.pad_id) | (ids == cfg.bos_id)
+    banned = ids == cfg.pad_id
+    banned |= ids == cfg.bos_id
     if step < min_len:
         banned |= ids == cfg.eos_id
     lprobs[banned] = -np.inf
-    if at_limit.any():
+    if step >= first_limit:
+        at_limit = limit <= step
         lprobs[at_limit], ids[at_limit] = -np.inf, cfg.eos_id
         lprobs[at_limit, 0] = 0.0
     return lprobs, ids
@@ -93,14 +96,14 @@ def greedy_search(
     bsz = src.shape[0]
     max_lens = _max_lengths(model, src, max_len_a, max_len_b)
     max_len = max(max_lens)
-    limit = np.array(max_lens)  # (B,)
+    limit, first_limit = np.array(max_lens), min(max_lens)  # (B,)
     tokens = np.full((bsz, max_len + 2), cfg.pad_id, dtype=np.int64)
     tokens[:, 0] = cfg.bos_id
     finished = np.zeros(bsz, dtype=bool)
     rows = np.arange(bsz)
     with model.stepper(src, None, use_cache) as stepper:
         for step in range(max_len + 1):
-            lprobs, ids = _candidates(stepper, tokens, step, 1, cfg, min_len, limit <= step)
+            lprobs, ids = _candidates(stepper, tokens, step, 1, cfg, min_len, limit, first_limit)
             next_tokens = ids[rows, lprobs.argmax(axis=1)]  # (B,), the first (lowest id) of equal maxima
             tokens[:, step + 1] = next_tokens
             finished |= next_tokens == cfg.eos_id
@@ -141,50 +144,55 @@ def beam_search_nbest(
     cfg, src = model.model_config, as_tokens(src_tokens)
     bsz, k = src.shape[0], beam
     max_lens = _max_lengths(model, src, max_len_a, max_len_b)
-    max_len = max(max_lens)
+    max_len, first_limit = max(max_lens), min(max_lens)
     limit = np.repeat(np.array(max_lens), k)  # (B*K,)
     tokens = np.full((bsz * k, max_len + 2), cfg.pad_id, dtype=np.int64)
     tokens[:, 0] = cfg.bos_id
-    scores = None  # (B*K,) cumulative log-prob, in the log-probabilities' dtype
-    rows = np.arange(bsz)[:, None]  # (B, 1): with a (B, n) index array, picks per row
-    beam_offsets = rows * k
+    # Each row's cumulative log-probability, negated (an ascending stable sort then ranks best first, equal scores
+    # in candidate order), (B*K, 1). All beams of a sentence are identical at the start: only the first expands,
+    # the others start at -inf.
+    neg_scores = np.full((bsz, k), np.inf, dtype=np.float32)
+    neg_scores[:, 0] = 0.0
+    neg_scores = neg_scores.reshape(-1, 1)
+    rows = np.arange(bsz)[:, None]  # (B, 1)
     finalized: list[list[Hypothesis]] = [[] for _ in range(bsz)]
     done = [False] * bsz
 
     with model.stepper(src, np.repeat(np.arange(bsz), k), use_cache) as stepper:
         for step in range(max_len + 1):
             # A row's 2K best tokens hold every candidate of that row among its sentence's 2K best.
-            lprobs, ids = _candidates(stepper, tokens, step, 2 * k, cfg, min_len, limit <= step)  # (B*K, W)
+            lprobs, ids = _candidates(stepper, tokens, step, 2 * k, cfg, min_len, limit, first_limit)  # (B*K, W)
             width = lprobs.shape[1]
-            if scores is None:
-                scores = np.zeros(bsz * k, dtype=lprobs.dtype)
-                # All beams of a sentence are identical at the start: expand only the first.
-                lprobs.reshape(bsz, k, width)[:, 1:] = -np.inf
-            cand = (lprobs + scores[:, None]).reshape(bsz, k * width)  # (B, K*W), beam-major, each beam best first
-            # Best first; a stable sort keeps equal scores in candidate order (beam, then token id), as if sorted
-            # over the whole (K x V) table.
-            order = np.argsort(-cand, axis=1, kind="stable")[:, : 2 * k]  # (B, 2K)
-            cand_scores, cand_tokens = cand[rows, order], ids.reshape(bsz, k * width)[rows, order]
-            cand_beams = order // width
-            eos_mask = (cand_tokens == cfg.eos_id) & (cand_scores != -np.inf)  # (B, 2K)
+            neg = np.subtract(neg_scores, lprobs).reshape(bsz, k * width)  # beam-major, each beam best first
+            # A stable sort keeps equal scores in candidate order (beam, then token id), as if sorted over the
+            # whole (K x V) table. Indices into the flat (B * K * W) candidates, best first per sentence:
+            picked = np.argsort(neg, axis=1, kind="stable")[:, : 2 * k] + rows * (k * width)  # (B, 2K)
+            cand_neg, cand_tokens = neg.ravel().take(picked), ids.ravel().take(picked)
+            cand_rows = picked // width  # the row (B*K) each candidate extends
+            eos_mask = cand_tokens == cfg.eos_id  # (B, 2K)
 
-            # Hypotheses ending now: EOS among the top K candidates.
-            for b, j in zip(*np.nonzero(eos_mask[:, :k]), strict=True):
-                if done[b]:
-                    continue
-                row = b * k + int(cand_beams[b, j])
-                score = float(cand_scores[b, j]) / (step + 1) ** length_penalty
-                finalized[b].append(Hypothesis(score, tokens[row, 1 : step + 1].tolist()))
-                done[b] = len(finalized[b]) >= k
-            if all(done):
-                break
-
-            # Live hypotheses: the first K non-EOS candidates, in score order.
-            active = np.argsort(eos_mask, axis=1, kind="stable")[:, :k]  # (B, K)
-            new_order = (cand_beams[rows, active] + beam_offsets).reshape(-1)  # (B*K,)
-            tokens = tokens[new_order]
-            tokens[:, step + 1] = cand_tokens[rows, active].reshape(-1)
-            scores = cand_scores[rows, active].reshape(-1)
+            if eos_mask.any():
+                eos_mask &= cand_neg != np.inf
+                # Hypotheses ending now: EOS among the top K candidates.
+                for b, j in zip(*np.nonzero(eos_mask[:, :k]), strict=True):
+                    if done[b]:
+                        continue
+                    row = int(cand_rows[b, j])
+                    score = -float(cand_neg[b, j]) / (step + 1) ** length_penalty
+                    finalized[b].append(Hypothesis(score, tokens[row, 1 : step + 1].tolist()))
+                    done[b] = len(finalized[b]) >= k
+                if all(done):
+                    break
+                # Live hypotheses: the first K non-EOS candidates, in score order.
+                live = np.argsort(eos_mask, axis=1, kind="stable")[:, :k] + rows * (2 * k)  # (B, K)
+                new_order, new_tokens = cand_rows.ravel().take(live), cand_tokens.ravel().take(live)
+                neg_scores = cand_neg.ravel().take(live).reshape(-1, 1)
+            else:  # no candidate ends: the first K live on
+                new_order, new_tokens = cand_rows[:, :k], cand_tokens[:, :k]
+                neg_scores = cand_neg[:, :k].reshape(-1, 1)
+            new_order = new_order.ravel()  # (B*K,)
+            tokens = tokens.take(new_order, axis=0)
+            tokens[:, step + 1] = new_tokens.ravel()
             stepper.reorder(new_order)
 
     results = []
@@ -192,6 +200,6 @@ def beam_search_nbest(
         if finalized[b]:  # a stable sort: among equal scores the first to finish ranks first
             results.append(sorted(finalized[b], key=lambda hyp: hyp.score, reverse=True))
         else:  # only reachable when the vocabulary is smaller than 2 * beam
-            row = b * k + int(scores[b * k : (b + 1) * k].argmax())
-            results.append([Hypothesis(float(scores[row]), _until_eos(tokens[row, 1:].tolist(), cfg.eos_id))])
+            row = b * k + int(neg_scores[b * k : (b + 1) * k, 0].argmin())
+            results.append([Hypothesis(-float(neg_scores[row, 0]), _until_eos(tokens[row, 1:].tolist(), cfg.eos_id))])
     return results

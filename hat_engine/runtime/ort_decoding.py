@@ -96,6 +96,7 @@ class OrtStepper:
         t = self.translator
         self._binding = t.decoder.io_binding()
         self._tokens, self._step = np.zeros((rows, 1), np.int64), np.zeros((), np.int64)
+        self._token_column = self._tokens.reshape(-1)  # a view: the search writes each row's token here
         self._top = np.zeros((rows, t.top_k), np.float32), np.zeros((rows, t.top_k), np.int64)
         self.physical = np.arange(rows)  # search row -> graph row
         self._sentence = (np.arange(rows) if self._rows is None else self._rows).tolist()  # graph row -> source
@@ -115,7 +116,7 @@ class OrtStepper:
         groups: dict[int, list[int]] = {}  # head count -> the decoder layers with it
         for i, genes in enumerate(t.arch.decoder_layers):
             groups.setdefault(genes.self_heads, []).append(i)
-        self._stores, self.cache = [], {}
+        self._stores, self.cache, self._capacity = [], {}, capacity
         for heads, layers in groups.items():
             store = np.zeros((2 * len(layers), rows, heads, capacity, t.qkv_dim // heads), np.float32)
             self._stores.append(store)
@@ -135,19 +136,23 @@ class OrtStepper:
         t.check_step(step)
         if self._binding is None:
             self._start(len(tokens))
-        capacity = self.cache["self_k.0"].shape[2]
-        if step >= capacity:
-            self._bind_store(len(tokens), min(2 * capacity, t.model_config.max_positions))
-        self._tokens[self.physical, 0] = tokens[:, step]
+        if step >= self._capacity:
+            self._bind_store(len(tokens), min(2 * self._capacity, t.model_config.max_positions))
+        self._token_column[self.physical] = tokens[:, step]
         self._step[()] = step
         t.decoder.run_with_iobinding(self._binding)
         self.filled = step + 1
-        return self._top[0][self.physical, :k], self._top[1][self.physical, :k]  # copies, in the search's order
+        # copies, in the search's order
+        return self._top[0][:, :k].take(self.physical, axis=0), self._top[1][:, :k].take(self.physical, axis=0)
 
     def reorder(self, order: np.ndarray) -> None:
         # Rows only move between beams of one sentence, which share cross-attention K/V: only self K/V move. Plain
         # Python over a few dozen rows at most: cheaper here than numpy's set routines.
-        parents = self.physical[order].tolist()  # the graph row each new hypothesis goes on from
+        physical = self.physical.take(order)  # the graph row each new hypothesis goes on from
+        parents = physical.tolist()
+        if len(set(parents)) == len(parents):  # no hypothesis has two children: relabelling is all
+            self.physical = physical
+            return
         kept: set[int] = set()  # rows their parent's first child keeps
         second: list[int] = []  # the other children: each needs a row of its own
         for child, row in enumerate(parents):
