@@ -33,15 +33,17 @@ def step_callables(translator, step: int) -> dict:
     import onnxruntime as ort
 
     from hat_engine.latency.timing import REFERENCE_WORKLOAD, reference_source
+    from hat_engine.model.decoding import BANNABLE
     from hat_engine.runtime.onnx_signature import cross_names, self_names
 
     cfg, depth, beam = translator.model_config, translator.arch.decoder_depth, REFERENCE_WORKLOAD.beam
+    k = min(2 * beam + BANNABLE, cfg.vocab_size)  # what the beam search asks per row
     encoder_out = translator.encode(reference_source(REFERENCE_WORKLOAD, cfg))
     encoder_out = encoder_out.index_select(np.zeros(beam, dtype=np.int64))
     tokens, cache = np.full((beam, 1), cfg.eos_id, np.int64), None
     for s in range(step):
-        _, cache = translator.decode_step(tokens, encoder_out, cache, s, top=True)
-    feed = {"tokens": tokens, "step": np.array(step, dtype=np.int64)}
+        _, cache = translator.decode_step(tokens, encoder_out, cache, s, top=k)
+    feed = {"tokens": tokens, "step": np.array(step, dtype=np.int64), "top_k": np.array([k], dtype=np.int64)}
     feed.update({n: np.ascontiguousarray(cache[n]) for n in (*self_names(depth), *cross_names(depth))})
     outputs = ["top_logprobs", "top_ids", *self_names(depth, "new_")]
     values = {k: ort.OrtValue.ortvalue_from_numpy(v) for k, v in feed.items()}
@@ -54,11 +56,11 @@ def step_callables(translator, step: int) -> dict:
     stepper.__enter__()
     prefix = np.full((beam, step + 1), cfg.eos_id, np.int64)
     for s in range(step):
-        stepper(prefix, s, beam)
+        stepper(prefix, s, k)
     return (
         {
-            "stepper": lambda: stepper(prefix, step, beam),  # rewrites position `step` each call
-            "decode_step": lambda: translator.decode_step(tokens, encoder_out, cache, step, top=True),
+            "stepper": lambda: stepper(prefix, step, k),  # rewrites position `step` each call
+            "decode_step": lambda: translator.decode_step(tokens, encoder_out, cache, step, top=k),
             "run": lambda: translator.decoder.run(outputs, feed),
             "run_with_ort_values": lambda: translator.decoder.run_with_ort_values(outputs, values),
             "io_binding": lambda: translator.decoder.run_with_iobinding(binding),

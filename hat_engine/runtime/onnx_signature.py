@@ -11,9 +11,10 @@ from hat_engine.model.decoding import BANNABLE, MAX_BEAM
 # positions than are filled (`capacity`): a caller binding one buffer as both past and present has each step
 # write its new position in place instead of copying the whole cache; the encoder yields each layer's additive
 # cross-attention bias (`cross_bias`, 0 / -inf) instead of a bool mask, so no step recomputes it.
-ONNX_FORMAT = "hat_engine.onnx/4"
+# 5: the decoder ranks as many candidates per row as its `top_k` input asks, not always the widest beam's TOP_K.
+ONNX_FORMAT = "hat_engine.onnx/5"
 META_FILE = "export.json"
-TOP_K = 2 * MAX_BEAM + BANNABLE  # the widest beam's 2 x beam candidates per row, plus PAD, BOS and EOS
+TOP_K = 2 * MAX_BEAM + BANNABLE  # the most a search asks: the widest beam's 2 x beam per row, plus PAD, BOS, EOS
 ENCODER_FILE, DECODER_FILE = "encoder.onnx", "decoder.onnx"
 
 
@@ -28,7 +29,7 @@ def self_names(depth: int, prefix: str = "") -> list[str]:
 
 
 def top_k(vocab_size: int) -> int:
-    """How many candidates per row the decoder graph yields for a vocabulary of `vocab_size`."""
+    """The most candidates per row a search asks of the decoder graph, for a vocabulary of `vocab_size`."""
     return min(TOP_K, vocab_size)
 
 
@@ -37,7 +38,7 @@ def signature(depth: int) -> dict[str, dict[str, list[str]]]:
     return {
         "encoder": {"inputs": ["src_tokens"], "outputs": cross_names(depth)},
         "decoder": {
-            "inputs": ["tokens", "step", *self_names(depth), *cross_names(depth)],
+            "inputs": ["tokens", "step", "top_k", *self_names(depth), *cross_names(depth)],
             "outputs": ["logits", "top_logprobs", "top_ids", *self_names(depth, "new_")],
         },
     }

@@ -92,12 +92,11 @@ class OrtStepper:
     def __exit__(self, *exc) -> None:
         self.cache, self.encoder_out, self._binding = {}, None, None
 
-    def _start(self, rows: int) -> None:
+    def _start(self, rows: int, k: int) -> None:
         t = self.translator
         self._binding = t.decoder.io_binding()
         self._tokens, self._step = np.zeros((rows, 1), np.int64), np.zeros((), np.int64)
         self._token_column = self._tokens.reshape(-1)  # a view: the search writes each row's token here
-        self._top = np.zeros((rows, t.top_k), np.float32), np.zeros((rows, t.top_k), np.int64)
         self.physical = np.arange(rows)  # search row -> graph row
         self._sentence = (np.arange(rows) if self._rows is None else self._rows).tolist()  # graph row -> source
         # The binding reads these arrays in place and does not keep them alive: the stepper does, in _inputs.
@@ -105,9 +104,17 @@ class OrtStepper:
         self._inputs |= {name: np.ascontiguousarray(value) for name, value in self.encoder_out.cross.items()}
         for name, value in self._inputs.items():
             self._binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(value))
+        self._bind_top(k)
+        self._bind_store(rows, self.FIRST_CAPACITY)
+
+    def _bind_top(self, k: int) -> None:
+        """The graph asked for k candidates per row, into output arrays of (rows, k)."""
+        rows = len(self._tokens)
+        self._inputs["top_k"] = np.array([k], np.int64)
+        self._binding.bind_ortvalue_input("top_k", ort.OrtValue.ortvalue_from_numpy(self._inputs["top_k"]))
+        self._top = np.zeros((rows, k), np.float32), np.zeros((rows, k), np.int64)
         for name, value in zip(("top_logprobs", "top_ids"), self._top, strict=True):
             self._binding.bind_output(name, "cpu", 0, value.dtype, value.shape, value.ctypes.data)
-        self._bind_store(rows, self.FIRST_CAPACITY)
 
     def _bind_store(self, rows: int, capacity: int) -> None:
         """Zeroed buffers of `capacity` positions, bound as past and present; the filled positions of the previous
@@ -132,18 +139,19 @@ class OrtStepper:
     def __call__(self, tokens: np.ndarray, step: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         t = self.translator
         if k > t.top_k:
-            raise ValueError(f"{k} candidates per row asked; the decoder graph ranks {t.top_k}")
+            raise ValueError(f"{k} candidates per row asked; the decoder graph ranks at most {t.top_k}")
         t.check_step(step)
         if self._binding is None:
-            self._start(len(tokens))
+            self._start(len(tokens), k)
+        elif k != self._top[0].shape[1]:
+            self._bind_top(k)
         if step >= self._capacity:
             self._bind_store(len(tokens), min(2 * self._capacity, t.model_config.max_positions))
         self._token_column[self.physical] = tokens[:, step]
         self._step[()] = step
         t.decoder.run_with_iobinding(self._binding)
         self.filled = step + 1
-        # copies, in the search's order
-        return self._top[0][:, :k].take(self.physical, axis=0), self._top[1][:, :k].take(self.physical, axis=0)
+        return self._top[0].take(self.physical, axis=0), self._top[1].take(self.physical, axis=0)  # in search order
 
     def reorder(self, order: np.ndarray) -> None:
         # Rows only move between beams of one sentence, which share cross-attention K/V: only self K/V move. Plain
@@ -245,18 +253,21 @@ class OrtTranslator:
         return cache
 
     def decode_step(
-        self, tokens, encoder_out: OrtEncoderOut, cache: Cache | None = None, step: int = 0, top: bool = False
+        self, tokens, encoder_out: OrtEncoderOut, cache: Cache | None = None, step: int = 0, top: int = 0
     ) -> tuple[np.ndarray | tuple[np.ndarray, np.ndarray], Cache]:
         """Feed the token at position `step`: tokens (N, 1) -> (logits (N, V), cache with the new self K/V); with
-        `top`, instead of the logits each row's `top_k` likeliest tokens (log-probs, ids), ranked in the graph.
+        `top` > 0, instead of the logits each row's `top` likeliest tokens (log-probs, ids), ranked in the graph.
         Returns a new cache and leaves `cache` as it was (ONNX Runtime writes fresh outputs): the plain way to
         call the graph, for tests and benchmarks; `stepper` appends in place."""
         self.check_step(step)
+        if not 0 <= top <= self.top_k:
+            raise ValueError(f"top={top} candidates per row asked; the decoder graph ranks at most {self.top_k}")
         cache = dict(cache) if cache else {}
         if "self_k.0" not in cache:
             cache.update(self.empty_cache(len(tokens)))
             cache.update(encoder_out.cross)
-        feed: dict[str, np.ndarray] = {"tokens": as_tokens(tokens), "step": np.array(step, dtype=np.int64)}
+        feed: dict[str, np.ndarray] = {"tokens": as_tokens(tokens), "step": np.array(step, dtype=np.int64),
+                                       "top_k": np.array([top or 1], dtype=np.int64)}  # fmt: skip
         for name in (*self.self_cache_names, *self._cross_names):
             feed[name] = np.ascontiguousarray(cache[name])
         heads = ["top_logprobs", "top_ids"] if top else ["logits"]
