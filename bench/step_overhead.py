@@ -33,11 +33,11 @@ def step_callables(translator, step: int) -> dict:
     import onnxruntime as ort
 
     from hat_engine.latency.timing import REFERENCE_WORKLOAD, reference_source
-    from hat_engine.model.decoding import BANNABLE
+    from hat_engine.model.decoding import candidates_asked
     from hat_engine.runtime.onnx_signature import cross_names, self_names
 
     cfg, depth, beam = translator.model_config, translator.arch.decoder_depth, REFERENCE_WORKLOAD.beam
-    k = min(2 * beam + BANNABLE, cfg.vocab_size)  # what the beam search asks per row
+    k = candidates_asked(2 * beam, cfg.vocab_size)  # what the beam search asks per row
     encoder_out = translator.encode(reference_source(REFERENCE_WORKLOAD, cfg))
     encoder_out = encoder_out.index_select(np.zeros(beam, dtype=np.int64))
     tokens, cache = np.full((beam, 1), cfg.eos_id, np.int64), None

@@ -64,14 +64,19 @@ def _max_lengths(model, src: np.ndarray, max_len_a: float, max_len_b: int) -> li
     return [max(1, min(int(max_len_a * n + max_len_b), cfg.max_positions - 1)) for n in lengths]
 
 
+def candidates_asked(width: int, vocab_size: int) -> int:
+    """How many candidates per row a search asks its stepper for when it needs `width` allowed ones (beam search:
+    2 x beam; greedy: 1): BANNABLE more, so that at least `width` survive the rules, or the whole vocabulary."""
+    return min(width + BANNABLE, vocab_size)
+
+
 def _candidates(stepper, tokens: np.ndarray, step: int, width: int, cfg, min_len: int, limit: np.ndarray,
                 first_limit: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Each row's best next tokens (log-probs, ids), best first, under the rules: PAD and BOS are never generated;
     EOS is banned before `min_len` tokens (the latency workload decodes a fixed number of steps); a row at its
     length limit (`limit`, per row; `first_limit` its smallest) may only produce EOS (log-prob 0). A banned token
-    stays in its place at -inf; the stepper is asked for BANNABLE more than `width`, so that at least `width`
-    allowed ones remain (or the whole vocabulary)."""
-    lprobs, ids = stepper(tokens, step, min(width + BANNABLE, cfg.vocab_size))
+    stays in its place at -inf; the stepper is asked for `candidates_asked(width, vocab)`."""
+    lprobs, ids = stepper(tokens, step, candidates_asked(width, cfg.vocab_size))
     banned = ids == cfg.pad_id
     banned |= ids == cfg.bos_id
     if step < min_len:
@@ -154,7 +159,9 @@ def beam_search_nbest(
     neg_scores = np.full((bsz, k), np.inf, dtype=np.float32)
     neg_scores[:, 0] = 0.0
     neg_scores = neg_scores.reshape(-1, 1)
+    width = candidates_asked(2 * k, cfg.vocab_size)  # per row, from the stepper
     rows = np.arange(bsz)[:, None]  # (B, 1)
+    cand_starts, live_starts = rows * (k * width), rows * (2 * k)  # each sentence's first flat index, (B, 1)
     finalized: list[list[Hypothesis]] = [[] for _ in range(bsz)]
     done = [False] * bsz
 
@@ -162,11 +169,10 @@ def beam_search_nbest(
         for step in range(max_len + 1):
             # A row's 2K best tokens hold every candidate of that row among its sentence's 2K best.
             lprobs, ids = _candidates(stepper, tokens, step, 2 * k, cfg, min_len, limit, first_limit)  # (B*K, W)
-            width = lprobs.shape[1]
             neg = np.subtract(neg_scores, lprobs).reshape(bsz, k * width)  # beam-major, each beam best first
             # A stable sort keeps equal scores in candidate order (beam, then token id), as if sorted over the
             # whole (K x V) table. Indices into the flat (B * K * W) candidates, best first per sentence:
-            picked = np.argsort(neg, axis=1, kind="stable")[:, : 2 * k] + rows * (k * width)  # (B, 2K)
+            picked = np.argsort(neg, axis=1, kind="stable")[:, : 2 * k] + cand_starts  # (B, 2K)
             cand_neg, cand_tokens = neg.ravel().take(picked), ids.ravel().take(picked)
             cand_rows = picked // width  # the row (B*K) each candidate extends
             eos_mask = cand_tokens == cfg.eos_id  # (B, 2K)
@@ -184,7 +190,7 @@ def beam_search_nbest(
                 if all(done):
                     break
                 # Live hypotheses: the first K non-EOS candidates, in score order.
-                live = np.argsort(eos_mask, axis=1, kind="stable")[:, :k] + rows * (2 * k)  # (B, K)
+                live = np.argsort(eos_mask, axis=1, kind="stable")[:, :k] + live_starts  # (B, K)
                 new_order, new_tokens = cand_rows.ravel().take(live), cand_tokens.ravel().take(live)
                 neg_scores = cand_neg.ravel().take(live).reshape(-1, 1)
             else:  # no candidate ends: the first K live on

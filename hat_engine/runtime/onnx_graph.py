@@ -264,8 +264,8 @@ def _decoder_layer(g: _Graph, model: Transformer, layer: nn.Module, x: str, i: i
 def _decoder(model: Transformer) -> onnx.ModelProto:
     """tokens (N, 1), step (), top_k (1,), self K/V buffers (N, H, capacity, d) of which `step` positions are
     filled, cross K/V/bias -> logits (N, V), the top_k likeliest next tokens' log-probabilities and ids (N, top_k),
-    best first (TopK: equal values in id order), self K/V buffers (N, H, max(capacity, step + 1), d) with position `step`
-    written."""
+    best first (TopK: equal values in id order), self K/V buffers (N, H, max(capacity, step + 1), d) with
+    position `step` written."""
     g, arch, cfg = _Graph(), model.arch, model.model_config
     dim = arch.decoder_embed_dim
     # One table serves the embedding (Gather) and the tied output projection (Gemm with transB).

@@ -1,9 +1,9 @@
 """The names an ONNX export is read by: its metadata file and format, its graph files, and the inputs and
 outputs of the encoder and decoder-step graphs. No torch here: the ONNX Runtime side reads these too."""
 
-from hat_engine.model.decoding import BANNABLE, MAX_BEAM
+from hat_engine.model.decoding import MAX_BEAM, candidates_asked
 
-# 2: the decoder step also yields its TOP_K most likely next tokens (log-probabilities, ids), so a beam search
+# 2: the decoder step also yields its `top_k` most likely next tokens (log-probabilities, ids), so a beam search
 # reads a few numbers per row instead of the whole vocabulary.
 # 3: both graphs name the position table "positions" and, where E = D, the token table "embed_tokens"; the tensors
 # they hold byte for byte alike lie once more in `.npy` files ("shared" / "shared_int8"), loaded once for both.
@@ -11,10 +11,9 @@ from hat_engine.model.decoding import BANNABLE, MAX_BEAM
 # positions than are filled (`capacity`): a caller binding one buffer as both past and present has each step
 # write its new position in place instead of copying the whole cache; the encoder yields each layer's additive
 # cross-attention bias (`cross_bias`, 0 / -inf) instead of a bool mask, so no step recomputes it.
-# 5: the decoder ranks as many candidates per row as its `top_k` input asks, not always the widest beam's TOP_K.
+# 5: the decoder ranks as many candidates per row as its `top_k` input asks, not always the widest beam's.
 ONNX_FORMAT = "hat_engine.onnx/5"
 META_FILE = "export.json"
-TOP_K = 2 * MAX_BEAM + BANNABLE  # the most a search asks: the widest beam's 2 x beam per row, plus PAD, BOS, EOS
 ENCODER_FILE, DECODER_FILE = "encoder.onnx", "decoder.onnx"
 
 
@@ -30,7 +29,7 @@ def self_names(depth: int, prefix: str = "") -> list[str]:
 
 def top_k(vocab_size: int) -> int:
     """The most candidates per row a search asks of the decoder graph, for a vocabulary of `vocab_size`."""
-    return min(TOP_K, vocab_size)
+    return candidates_asked(2 * MAX_BEAM, vocab_size)  # the widest beam's
 
 
 def signature(depth: int) -> dict[str, dict[str, list[str]]]:

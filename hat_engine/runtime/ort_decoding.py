@@ -138,9 +138,7 @@ class OrtStepper:
 
     def __call__(self, tokens: np.ndarray, step: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         t = self.translator
-        if k > t.top_k:
-            raise ValueError(f"{k} candidates per row asked; the decoder graph ranks at most {t.top_k}")
-        t.check_step(step)
+        t.check_step(step, k)
         if self._binding is None:
             self._start(len(tokens), k)
         elif k != self._top[0].shape[1]:
@@ -239,9 +237,12 @@ class OrtTranslator:
         outputs = self.encoder.run(self._cross_names, {"src_tokens": as_tokens(src_tokens)})
         return OrtEncoderOut(dict(zip(self._cross_names, outputs, strict=True)))
 
-    def check_step(self, step: int) -> None:
+    def check_step(self, step: int, k: int) -> None:
+        """A decoder step the graph can run: a position below max_positions, 0..top_k candidates per row."""
         if step >= self.model_config.max_positions:
             raise ValueError(f"decoder step {step} reaches max_positions={self.model_config.max_positions}")
+        if not 0 <= k <= self.top_k:
+            raise ValueError(f"{k} candidates per row asked; the decoder graph ranks 0 to {self.top_k}")
 
     def empty_cache(self, batch: int) -> Cache:
         """Self-attention K/V with zero cached positions: (N, H, 0, d) per layer; each `decode_step` returns the
@@ -259,13 +260,12 @@ class OrtTranslator:
         `top` > 0, instead of the logits each row's `top` likeliest tokens (log-probs, ids), ranked in the graph.
         Returns a new cache and leaves `cache` as it was (ONNX Runtime writes fresh outputs): the plain way to
         call the graph, for tests and benchmarks; `stepper` appends in place."""
-        self.check_step(step)
-        if not 0 <= top <= self.top_k:
-            raise ValueError(f"top={top} candidates per row asked; the decoder graph ranks at most {self.top_k}")
+        self.check_step(step, top)
         cache = dict(cache) if cache else {}
         if "self_k.0" not in cache:
             cache.update(self.empty_cache(len(tokens)))
             cache.update(encoder_out.cross)
+        # top_k is a graph input either way: with logits only, the graph ranks one candidate nobody reads.
         feed: dict[str, np.ndarray] = {"tokens": as_tokens(tokens), "step": np.array(step, dtype=np.int64),
                                        "top_k": np.array([top or 1], dtype=np.int64)}  # fmt: skip
         for name in (*self.self_cache_names, *self._cross_names):
