@@ -15,6 +15,7 @@ from search_jobs import (
     pipeline,
     search,
     serve,
+    supernet_average,
     supernet_evaluate,
     supernet_train,
     translate,
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     supernet.required = True
     supernet_train.register(supernet)
     supernet_evaluate.register(supernet)
+    supernet_average.register(supernet)
     translate.register(commands)
     latency.register(commands)
     catalog_cmd.register(commands)

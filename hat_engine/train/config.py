@@ -35,6 +35,7 @@ class TrainConfig:
     max_minutes: float = 90.0
     max_steps: int = 1_000_000
     checkpoint_minutes: float = 5.0
+    snapshot_every: int = 0  # steps; each writes OUT_DIR/snapshots/step-N.pt (an fp16 export) for averaging; 0: none
     validate_every: int = 250
     valid_sentences: int = 300
     mixture: dict[str, float] = field(default_factory=dict)  # weight per train split (default 1), see batching
@@ -50,6 +51,8 @@ class TrainConfig:
             raise ConfigError(f"sampling={self.sampling!r}: use 'uniform' or 'sandwich'")
         if self.max_tokens < 64 or self.lr <= 0 or self.warmup_steps < 1:
             raise ConfigError("max_tokens must be >= 64, lr > 0 and warmup_steps >= 1")
+        if not isinstance(self.snapshot_every, int) or self.snapshot_every < 0:
+            raise ConfigError(f"snapshot_every={self.snapshot_every!r}: use a whole number of steps >= 0 (0: none)")
         if self.bf16 not in (True, False, "auto"):
             raise ConfigError(f"bf16={self.bf16!r}: use true, false or auto")
         bad = {k: w for k, w in self.mixture.items() if not isinstance(w, int | float) or w < 0}

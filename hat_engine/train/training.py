@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
+SNAPSHOTS = "snapshots"
 
 
 def parameter_digest(model: torch.nn.Module) -> str:
@@ -240,6 +241,7 @@ class Trainer:
         if self.rank != 0:
             return
         path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
         extra = {"state": dict(self.state), "train_config": self.cfg.to_dict()}
         save_supernet(path, self.model, extra, dtype=torch.float16)
         beside = path.parent / TOKENIZER_FILE
@@ -320,6 +322,8 @@ class Trainer:
                 self._metric({"step": st["step"], "tokens": st["tokens"], "train_nll": nll_sum, "lr": lr})
             if st["step"] % cfg.validate_every == 0:
                 st["last_valid"] = self.validate()
+            if cfg.snapshot_every and st["step"] % cfg.snapshot_every == 0:
+                self.export(self.out / SNAPSHOTS / f"step-{st['step']:07d}.pt")
             if time.time() - last_ckpt > cfg.checkpoint_minutes * 60:
                 self._save()
                 last_ckpt = time.time()

@@ -257,3 +257,43 @@ def test_the_gpu_path_bf16_autocast_and_explicit_device_runs_on_the_cpu(copy_cor
     assert trainer.bf16 is True and next(trainer.model.parameters()).device.type == "cpu"
     state = trainer.run()
     assert state["step"] == 3 and all(v == v for v in state["last_valid"].values())  # finite, not NaN
+
+
+def test_snapshots_average_into_one_supernet_a_run_continues_from(copy_corpus, tmp_path, tiny_supernet, capsys):
+    import torch
+
+    from hat_engine.model.supernet import load_supernet, save_supernet
+    from search_jobs.cli import main
+
+    run = tmp_path / "run"
+    Trainer(_config(copy_corpus, run, max_steps=9, snapshot_every=3)).run()
+    snapshots = sorted((run / "snapshots").glob("step-*.pt"))
+    assert [p.name for p in snapshots] == ["step-0000003.pt", "step-0000006.pt", "step-0000009.pt"]
+    out = tmp_path / "avg" / "supernet.pt"
+    assert main(["supernet", "average", *map(str, snapshots), "--last", "2", "--out", str(out)]) == 0
+    assert "the mean of 2 supernets, steps 6, 9" in capsys.readouterr().out
+    averaged, extra = load_supernet(out)
+    (six, _), (nine, extra9) = load_supernet(snapshots[1]), load_supernet(snapshots[2])
+    assert extra["averaged_steps"] == [6, 9] and extra["state"] == extra9["state"]
+    a, b, mean = six.state_dict(), nine.state_dict(), averaged.state_dict()
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # the updates between them changed weights
+    for k in mean:
+        torch.testing.assert_close(mean[k], ((a[k] + b[k]) / 2).half().float())
+    assert (out.parent / "spm.model").read_bytes() == (run / "snapshots" / "spm.model").read_bytes()
+    cont = Trainer(_config(copy_corpus, tmp_path / "run2", max_steps=11, export=str(out)), resume=True)
+    assert "continued from the export" in cont.resumed and cont.run()["step"] == 11
+    # errors: one line, nothing written
+    foreign = tmp_path / "foreign" / "supernet.pt"
+    save_supernet(foreign, tiny_supernet)
+    bad = tmp_path / "bad.pt"
+    for argv, message in [
+        ([str(snapshots[0]), str(foreign)], "another space or model config"),
+        ([str(snapshots[0]), str(tmp_path / "none.pt")], "no such snapshot"),
+        ([str(snapshots[0]), "--last", "0"], "--last 0"),
+    ]:
+        assert main(["supernet", "average", *argv, "--out", str(bad)]) == 1
+        assert message in capsys.readouterr().err and not bad.exists()
+    assert main(["supernet", "average", str(snapshots[0]), "--out", str(snapshots[0])]) == 1
+    assert "is one of the inputs" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="snapshot_every"):
+        _config(copy_corpus, run, snapshot_every=-1)
