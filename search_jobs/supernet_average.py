@@ -15,13 +15,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import shutil
-
-    import torch
-
-    from hat_engine.data.tokenizer import TOKENIZER_FILE, tokenizer_beside
+    from hat_engine.data.tokenizer import tokenizer_beside
     from hat_engine.errors import ConfigError
-    from hat_engine.model.supernet import save_supernet
+    from hat_engine.model.supernet import export_supernet
     from hat_engine.train.averaging import average_supernets
 
     missing = [str(p) for p in args.snapshots if not p.is_file()]
@@ -33,10 +29,6 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {args.out} is one of the inputs: write the average elsewhere")
     paths = sorted(args.snapshots)[-args.last :] if args.last else sorted(args.snapshots)
     model, extra = average_supernets(paths)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    save_supernet(args.out, model, extra, dtype=torch.float16)
-    tokenizer = tokenizer_beside(paths[0])
-    if tokenizer is not None and tokenizer.resolve() != (args.out.parent / TOKENIZER_FILE).resolve():
-        shutil.copyfile(tokenizer, args.out.parent / TOKENIZER_FILE)
+    export_supernet(args.out, model, extra, tokenizer_beside(paths[0]))
     print(f"{args.out}: the mean of {len(paths)} supernets, steps {', '.join(map(str, extra['averaged_steps']))}")
     return 0

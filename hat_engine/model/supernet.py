@@ -210,6 +210,19 @@ def save_supernet(
     save_checkpoint(payload, path)
 
 
+def export_supernet(path: str | Path, model: SuperTransformer, extra: dict[str, Any], tokenizer: Path | None) -> None:
+    """What the product ships and what a run continues from: the supernet in fp16 and, beside it as spm.model,
+    the tokenizer it was trained with (rewritten only when it differs). Creates the folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_supernet(path, model, extra, dtype=torch.float16)
+    if tokenizer is None:
+        return
+    beside = path.parent / TOKENIZER_FILE
+    if not beside.is_file() or beside.read_bytes() != tokenizer.read_bytes():
+        beside.write_bytes(tokenizer.read_bytes())
+
+
 def load_supernet(
     path: str | Path, map_location: str | torch.device = "cpu"
 ) -> tuple[SuperTransformer, dict[str, Any]]:

@@ -41,7 +41,7 @@ from hat_engine.data.batching import (
 from hat_engine.data.tokenizer import TOKENIZER_FILE, Tokenizer, tokenizer_beside
 from hat_engine.errors import CheckpointError, ConfigError
 from hat_engine.hardware import native_bf16
-from hat_engine.model.supernet import SuperTransformer, load_supernet, save_supernet
+from hat_engine.model.supernet import SuperTransformer, export_supernet, load_supernet, save_supernet
 from hat_engine.train.config import TrainConfig, archs_for_step, lr_at
 from hat_engine.train.loss import loss_on, validation_batches, validation_loss
 
@@ -240,13 +240,8 @@ class Trainer:
         its tokenizer beside it as spm.model: what the product ships and what a fresh machine continues from."""
         if self.rank != 0:
             return
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         extra = {"state": dict(self.state), "train_config": self.cfg.to_dict()}
-        save_supernet(path, self.model, extra, dtype=torch.float16)
-        beside = path.parent / TOKENIZER_FILE
-        if not beside.is_file() or beside.read_bytes() != self.tokenizer.path.read_bytes():
-            beside.write_bytes(self.tokenizer.path.read_bytes())
+        export_supernet(path, self.model, extra, self.tokenizer.path)
 
     def _metric(self, record: dict) -> None:
         if self.rank != 0:
