@@ -20,6 +20,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--split", choices=("test", "valid"), default="test", help="score the valid sets (for choosing a setting)"
     )
+    p.add_argument(
+        "--no-repeat-ngram",
+        type=int,
+        metavar="N",
+        help="ban repeating a token N-gram in a hypothesis (0: off; default: as served, NO_REPEAT_NGRAM)",
+    )
     p.add_argument("--json", type=Path, help="also write the results here")
     p.add_argument("--outputs", type=Path, help="also write each translation to DIR/LABEL.SET.de")
     p.set_defaults(run=run)
@@ -32,9 +38,16 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import Progress
     from rich.table import Table
 
-    from hat_engine.train.evaluation import evaluate, test_sets
+    from hat_engine.model.decoding import check_no_repeat_ngram
+    from hat_engine.model.translate import NO_REPEAT_NGRAM
+    from hat_engine.train.evaluation import LOOPS_HEAD, evaluate, test_sets
     from search_jobs.subnets import arch_from_spec, load, spec_label
 
+    no_repeat_ngram = NO_REPEAT_NGRAM if args.no_repeat_ngram is None else args.no_repeat_ngram
+    try:
+        check_no_repeat_ngram(no_repeat_ngram)
+    except ValueError as exc:
+        raise SystemExit(f"hat: error: --no-repeat-ngram: {exc}") from None
     torch.set_num_threads(args.threads)
     supernet, tokenizer = load(args)
     space = supernet.space
@@ -49,7 +62,15 @@ def run(args: argparse.Namespace) -> int:
             model = supernet.extract(arch).eval()
             advance = lambda n: progress.advance(task, n)  # noqa: E731
             scores = evaluate(
-                model, tokenizer, args.data, args.beam, args.limit, advance, args.split, args.outputs is not None
+                model,
+                tokenizer,
+                args.data,
+                args.beam,
+                args.limit,
+                advance,
+                args.split,
+                args.outputs is not None,
+                no_repeat_ngram,
             )
             for name, result in scores.items():
                 if args.outputs is not None:
@@ -60,15 +81,20 @@ def run(args: argparse.Namespace) -> int:
                     "label": label,
                     "arch_id": arch.arch_id(),
                     "params": model.num_parameters(),
+                    "no_repeat_ngram": no_repeat_ngram,
                     "arch": arch.to_dict(),
                     "scores": scores,
                 }
             )
-    table = Table(title=f"inherited weights, beam {args.beam}")
+    table = Table(title=f"inherited weights, beam {args.beam}, no_repeat_ngram {no_repeat_ngram}")
     for column in ("SubTransformer", "params", *(f"{n} BLEU/chrF" for n in results[0]["scores"])):
         table.add_column(column)
     for r in results:
-        cells = [f"{s['bleu']:.1f} / {s['chrf']:.1f} ({s['loops']} loops)" for s in r["scores"].values()]
+        cells = [
+            f"{s['bleu']:.1f} / {s['chrf']:.1f} ({s['loops']} loops, {s[f'loops_first_{LOOPS_HEAD}']} in the first"
+            f" {LOOPS_HEAD})"
+            for s in r["scores"].values()
+        ]
         table.add_row(f"{r['label']} ({r['arch_id']})", f"{r['params'] / 1e6:.2f}M", *cells)
     table.caption = "\n".join(
         f"{name} ({s['sentences']} sentences): {s['bleu_signature']} | {s['chrf_signature']}"

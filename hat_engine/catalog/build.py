@@ -50,6 +50,7 @@ from hat_engine.hardware import detect
 from hat_engine.latency.timing import REFERENCE_WORKLOAD, Workload, measure_interleaved
 from hat_engine.model.delta import load_weights
 from hat_engine.model.supernet import load_supernet
+from hat_engine.model.translate import NO_REPEAT_NGRAM
 from hat_engine.runtime.onnx_signature import ONNX_FORMAT
 from hat_engine.runtime.runners import ONNX_FORMATS, load_runner
 from hat_engine.train.evaluation import evaluate
@@ -99,14 +100,16 @@ INT8_FORMATS = ("onnx-int8",)
 
 
 def score_key(arch: ArchConfig, weights_sha256: str, fmt: str, limit: int | None, isa_tier: str,
-              onnx_format: str = ONNX_FORMAT) -> str:  # fmt: skip
+              onnx_format: str = ONNX_FORMAT, no_repeat_ngram: int = NO_REPEAT_NGRAM) -> str:  # fmt: skip
     """What a score was computed from: the arch, its extracted weights, the served format, the test sentences,
     for an ONNX format the graphs' format (`onnx_signature.ONNX_FORMAT`: another graph rounds otherwise, and int8
-    amplifies it into other translations), and for an int8 format the ISA tier whose kernels ran it
-    (`hardware.HardwareProfile.isa_tier`)."""
+    amplifies it into other translations), for an int8 format the ISA tier whose kernels ran it
+    (`hardware.HardwareProfile.isa_tier`), and the decoding's repeat ban where there was one (scores from before
+    it have keys without it)."""
     key = f"{arch.arch_id()}/{weights_sha256}/{fmt}/{limit or 'all'}"
     key = f"{key}/{onnx_format}" if fmt in ONNX_FORMATS else key
-    return f"{key}/{isa_tier}" if fmt in INT8_FORMATS else key
+    key = f"{key}/{isa_tier}" if fmt in INT8_FORMATS else key
+    return f"{key}/no-repeat-{no_repeat_ngram}" if no_repeat_ngram else key
 
 
 def finetune_picks(entries: list[CatalogEntry], n: int) -> list[CatalogEntry]:
@@ -255,7 +258,7 @@ class EntryBuilder:
 
     def catalog(self, profiles: list[HardwareProfileRecord], entries: list[CatalogEntry], extra: dict) -> Catalog:
         formats = {p.id: ONNX_FORMAT for p in profiles}  # the graphs this build scored, per profile
-        extra = {"sacrebleu": self.signatures(), "onnx_format": formats, **extra}
+        extra = {"sacrebleu": self.signatures(), "onnx_format": formats, "no_repeat_ngram": NO_REPEAT_NGRAM, **extra}
         return Catalog("en-de", self.stub.tokenizer, self.stub.supernet, self.workload, tuple(profiles),
                        tuple(entries), extra=extra)  # fmt: skip
 
@@ -285,6 +288,7 @@ def recorded_scores(folder: Path, isa_tier: str | None = None) -> dict[str, dict
     signatures = catalog.extra.get("sacrebleu") or {}
     tiers = {p.id: p.fingerprint.get("isa_tier") for p in catalog.hardware_profiles}
     formats = catalog.extra.get("onnx_format") or {}  # none recorded: scored by graphs of a format before 4
+    no_repeat_ngram = int(catalog.extra.get("no_repeat_ngram", 0))  # none recorded: decoded without the ban
     entries = list(catalog.entries)
     if report is not None:
         entries += report.candidates + [b for _, b in report.baselines]
@@ -301,7 +305,8 @@ def recorded_scores(folder: Path, isa_tier: str | None = None) -> dict[str, dict
         scores = {name: {"bleu": e.bleu[name], "chrf": e.chrf[name], "bleu_signature": signatures[name]["bleu"],
                          "chrf_signature": signatures[name]["chrf"], "sentences": signatures[name]["sentences"],
                          "references": signatures[name]["references"]} for name in e.bleu}  # fmt: skip
-        found.setdefault(score_key(e.arch, artifact.sha256, artifact.format, None, tier or "", onnx_format), scores)
+        key = score_key(e.arch, artifact.sha256, artifact.format, None, tier or "", onnx_format, no_repeat_ngram)
+        found.setdefault(key, scores)
     return found
 
 

@@ -49,11 +49,13 @@ def _cache_ok(folder: Path, weights_sha: str, arch_id: str, fmt: str) -> bool:
 
 def artifact_for(entry: CatalogEntry, fmt: str) -> Artifact | None:
     """The entry's artifact of format `fmt`. A torch artifact the catalog does not list is cut from the recipe of
-    its fp32 ONNX artifact: the same weights (the checksum is format-independent), another runtime. An int8
-    artifact has no torch twin: its weights are quantized in the graph."""
+    its fp32 ONNX artifact, or else of its int8 one: the same weights either way (the checksum is
+    format-independent; int8 quantisation happens when the ONNX graph is materialised), run unquantised by torch,
+    which has no int8 path here, so an int8 entry is served by torch at its fp32 twin's quality."""
     found = next((a for a in entry.artifacts if a.format == fmt), None)
     if found is None and fmt == "torch":
-        onnx = next((a for a in entry.artifacts if a.format == "onnx" and a.materialize is not None), None)
+        recipes = (a for f in ("onnx", "onnx-int8") for a in entry.artifacts if a.format == f and a.materialize)
+        onnx = next(recipes, None)
         if onnx is not None:
             found = Artifact("torch", f"{Path(onnx.path).parent}/torch", onnx.sha256, onnx.materialize)
     return found

@@ -10,6 +10,9 @@
   them, best first, as n-best lists). Among equal scores the lower candidate index (beam, then token) ranks first.
 - PAD and BOS are never generated. Results exclude BOS and EOS.
 - `min_len` bans EOS before that many tokens (a fixed-length workload for latency measurement).
+- `no_repeat_ngram` n (0: off) bans a token that would complete a token n-gram the hypothesis already holds
+  (fairseq's `--no-repeat-ngram-size`): it stops the repetition loops small decoders fall into. The served text
+  path turns it on (`model.translate.NO_REPEAT_NGRAM`, chosen by measurement); the searches default to off.
 - `use_cache=False` recomputes the whole decoder prefix each step: the reference path the tests compare with.
 
 The search needs no deep-learning framework: a model offers `model_config` and `stepper(src_tokens, rows,
@@ -26,6 +29,7 @@ from typing import NamedTuple, Protocol
 import numpy as np
 
 BANNABLE = 3  # PAD, BOS and EOS: tokens a row's candidates may lose to the rules
+REPEAT_BANNABLE = 8  # candidates asked beyond those when repeated n-grams are banned too
 MAX_BEAM = 32  # a stepper ranks up to 2 * MAX_BEAM + BANNABLE tokens per row (the ONNX decoder graph's TopK)
 
 
@@ -64,23 +68,50 @@ def _max_lengths(model, src: np.ndarray, max_len_a: float, max_len_b: int) -> li
     return [max(1, min(int(max_len_a * n + max_len_b), cfg.max_positions - 1)) for n in lengths]
 
 
-def candidates_asked(width: int, vocab_size: int) -> int:
+def candidates_asked(width: int, vocab_size: int, no_repeat_ngram: int = 0) -> int:
     """How many candidates per row a search asks its stepper for when it needs `width` allowed ones (beam search:
-    2 x beam; greedy: 1): BANNABLE more, so that at least `width` survive the rules, or the whole vocabulary."""
+    2 x beam; greedy: 1): BANNABLE more, so that at least `width` survive the rules, or the whole vocabulary.
+    Banning repeated n-grams asks REPEAT_BANNABLE more, within what the widest beam asks (the decoder graph's
+    TopK); a row that loses more than that to the ban keeps fewer candidates."""
+    if no_repeat_ngram:
+        return min(width + BANNABLE + REPEAT_BANNABLE, 2 * MAX_BEAM + BANNABLE, vocab_size)
     return min(width + BANNABLE, vocab_size)
 
 
+def check_no_repeat_ngram(n: int) -> int:
+    """`n` as a valid `no_repeat_ngram` (0 or at least 2), else a ValueError that says so."""
+    if n != 0 and n < 2:
+        raise ValueError(f"no_repeat_ngram={n}: 0 (off) or an n-gram size of at least 2")
+    return n
+
+
+def repeated_ngram_bans(tokens: np.ndarray, step: int, ids: np.ndarray, n: int) -> np.ndarray | None:
+    """Which candidates `ids` (N, W) would complete a token n-gram the row's generated prefix (tokens[:, 1 : step
+    + 1], after BOS) already holds: a boolean mask (N, W), or None when no prefix is long enough to hold one."""
+    if n < 2 or step < n:
+        return None
+    generated = tokens[:, 1 : step + 1]  # (N, L)
+    windows = np.lib.stride_tricks.sliding_window_view(generated, n - 1, axis=1)  # (N, L - n + 2, n - 1)
+    seen = (windows[:, :-1] == windows[:, -1:]).all(axis=2)  # (N, L - n + 1): earlier copies of the last n - 1
+    followers = generated[:, n - 1 :]  # (N, L - n + 1): the token that followed each of them
+    return (seen[:, :, None] & (followers[:, :, None] == ids[:, None, :])).any(axis=1)
+
+
 def _candidates(stepper, tokens: np.ndarray, step: int, width: int, cfg, min_len: int, limit: np.ndarray,
-                first_limit: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+                first_limit: int, no_repeat_ngram: int = 0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Each row's best next tokens (log-probs, ids), best first, under the rules: PAD and BOS are never generated;
-    EOS is banned before `min_len` tokens (the latency workload decodes a fixed number of steps); a row at its
-    length limit (`limit`, per row; `first_limit` its smallest) may only produce EOS (log-prob 0). A banned token
-    stays in its place at -inf; the stepper is asked for `candidates_asked(width, vocab)`."""
-    lprobs, ids = stepper(tokens, step, candidates_asked(width, cfg.vocab_size))
+    EOS is banned before `min_len` tokens (the latency workload decodes a fixed number of steps); a token that
+    would repeat an n-gram is banned (`no_repeat_ngram`); a row at its length limit (`limit`, per row;
+    `first_limit` its smallest) may only produce EOS (log-prob 0). A banned token stays in its place at -inf; the
+    stepper is asked for `candidates_asked(width, vocab, no_repeat_ngram)`."""
+    lprobs, ids = stepper(tokens, step, candidates_asked(width, cfg.vocab_size, no_repeat_ngram))
     banned = ids == cfg.pad_id
     banned |= ids == cfg.bos_id
     if step < min_len:
         banned |= ids == cfg.eos_id
+    repeats = repeated_ngram_bans(tokens, step, ids, no_repeat_ngram)
+    if repeats is not None:
+        banned |= repeats & (ids != cfg.eos_id)
     lprobs[banned] = -np.inf
     if step >= first_limit:
         at_limit = limit <= step
@@ -94,9 +125,16 @@ def _until_eos(seq: list[int], eos_id: int) -> list[int]:
 
 
 def greedy_search(
-    model, src_tokens, max_len_a: float = 1.2, max_len_b: int = 10, use_cache: bool = True, min_len: int = 0
+    model,
+    src_tokens,
+    max_len_a: float = 1.2,
+    max_len_b: int = 10,
+    use_cache: bool = True,
+    min_len: int = 0,
+    no_repeat_ngram: int = 0,
 ) -> list[list[int]]:
     """Arg-max decoding of src_tokens (B, S) -> one token list per sentence."""
+    check_no_repeat_ngram(no_repeat_ngram)
     cfg, src = model.model_config, as_tokens(src_tokens)
     bsz = src.shape[0]
     max_lens = _max_lengths(model, src, max_len_a, max_len_b)
@@ -108,7 +146,7 @@ def greedy_search(
     rows = np.arange(bsz)
     with model.stepper(src, None, use_cache) as stepper:
         for step in range(max_len + 1):
-            lprobs, ids = _candidates(stepper, tokens, step, 1, cfg, min_len, limit, first_limit)
+            lprobs, ids = _candidates(stepper, tokens, step, 1, cfg, min_len, limit, first_limit, no_repeat_ngram)
             next_tokens = ids[rows, lprobs.argmax(axis=1)]  # (B,), the first (lowest id) of equal maxima
             tokens[:, step + 1] = next_tokens
             finished |= next_tokens == cfg.eos_id
@@ -126,9 +164,12 @@ def beam_search(
     max_len_b: int = 10,
     use_cache: bool = True,
     min_len: int = 0,
+    no_repeat_ngram: int = 0,
 ) -> list[list[int]]:
     """Beam search over src_tokens (B, S) -> the best hypothesis' tokens per sentence."""
-    nbest = beam_search_nbest(model, src_tokens, beam, length_penalty, max_len_a, max_len_b, use_cache, min_len)
+    nbest = beam_search_nbest(
+        model, src_tokens, beam, length_penalty, max_len_a, max_len_b, use_cache, min_len, no_repeat_ngram
+    )
     return [hyps[0].tokens for hyps in nbest]
 
 
@@ -141,11 +182,13 @@ def beam_search_nbest(
     max_len_b: int = 10,
     use_cache: bool = True,
     min_len: int = 0,
+    no_repeat_ngram: int = 0,
 ) -> list[list[Hypothesis]]:
     """Beam search over src_tokens (B, S), all B sentences x `beam` hypotheses in one batch of B * beam rows.
     Returns, per sentence, the (at most `beam`) finished hypotheses, best first; never an empty list."""
     if not 1 <= beam <= MAX_BEAM:
         raise ValueError(f"beam={beam} must lie in 1..{MAX_BEAM}")
+    check_no_repeat_ngram(no_repeat_ngram)
     cfg, src = model.model_config, as_tokens(src_tokens)
     bsz, k = src.shape[0], beam
     max_lens = _max_lengths(model, src, max_len_a, max_len_b)
@@ -159,7 +202,7 @@ def beam_search_nbest(
     neg_scores = np.full((bsz, k), np.inf, dtype=np.float32)
     neg_scores[:, 0] = 0.0
     neg_scores = neg_scores.reshape(-1, 1)
-    width = candidates_asked(2 * k, cfg.vocab_size)  # per row, from the stepper
+    width = candidates_asked(2 * k, cfg.vocab_size, no_repeat_ngram)  # per row, from the stepper
     rows = np.arange(bsz)[:, None]  # (B, 1)
     cand_starts, live_starts = rows * (k * width), rows * (2 * k)  # each sentence's first flat index, (B, 1)
     finalized: list[list[Hypothesis]] = [[] for _ in range(bsz)]
@@ -168,7 +211,9 @@ def beam_search_nbest(
     with model.stepper(src, np.repeat(np.arange(bsz), k), use_cache) as stepper:
         for step in range(max_len + 1):
             # A row's 2K best tokens hold every candidate of that row among its sentence's 2K best.
-            lprobs, ids = _candidates(stepper, tokens, step, 2 * k, cfg, min_len, limit, first_limit)  # (B*K, W)
+            lprobs, ids = _candidates(  # (B*K, W)
+                stepper, tokens, step, 2 * k, cfg, min_len, limit, first_limit, no_repeat_ngram
+            )
             neg = np.subtract(neg_scores, lprobs).reshape(bsz, k * width)  # beam-major, each beam best first
             # A stable sort keeps equal scores in candidate order (beam, then token id), as if sorted over the
             # whole (K x V) table. Indices into the flat (B * K * W) candidates, best first per sentence:

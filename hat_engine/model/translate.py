@@ -18,6 +18,9 @@ from hat_engine.model.decoding import beam_search_nbest, greedy_search
 
 MAX_SOURCE_TOKENS = 200  # the corpus' length filter: longer sentences are translated in chunks
 BATCH_SENTENCES = 16
+# A hypothesis never repeats a token n-gram of this size (decoding.py): chosen on the modern valid set, where it
+# ended the one-decoder-layer SubTransformers' repetition loops (docs/training.md, "Repetition loops").
+NO_REPEAT_NGRAM = 4
 # Sentence ends (kept with the sentence) and line breaks (kept as separators).
 _SPLIT = re.compile(r"(\s*\n\s*|(?<=[.!?])\s+)")
 
@@ -39,14 +42,19 @@ def split_sentences(text: str) -> tuple[list[str], list[str]]:
 
 
 def translate_texts(
-    model, tokenizer: Tokenizer, texts: list[str], beam: int = 4, alternatives: int = 0
+    model,
+    tokenizer: Tokenizer,
+    texts: list[str],
+    beam: int = 4,
+    alternatives: int = 0,
+    no_repeat_ngram: int = NO_REPEAT_NGRAM,
 ) -> list[Translation]:
     """English texts -> German, sentence by sentence; empty or blank texts come back empty without decoding.
 
     With `alternatives` > 0, each text also gets up to that many other translations, distinct from the best and
     from each other: alternative j takes every sentence's j-th best hypothesis (its best where it has fewer).
     The beam then widens to 2 * (alternatives + 1), since hypotheses that differ in their tokens can still
-    decode to the same text."""
+    decode to the same text. `no_repeat_ngram` (0: off) bans repeating a token n-gram within a sentence."""
     max_tokens = min(MAX_SOURCE_TOKENS, model.model_config.max_positions - 1)
     pieces: list[list[int]] = []  # token ids (with EOS) of each chunk, over all texts
     layout: list[tuple[list[list[int]], list[str]]] = []  # per text: chunk indices per sentence, separators
@@ -59,7 +67,7 @@ def translate_texts(
             pieces.extend(chunk + [tokenizer.eos_id] for chunk in chunks)
         layout.append((chunks_of, separators))
     width = max(beam, 2 * (alternatives + 1)) if alternatives > 0 else beam
-    nbest = _decode(model, pieces, tokenizer.pad_id, width)
+    nbest = _decode(model, pieces, tokenizer.pad_id, width, no_repeat_ngram)
     texts_of = [[tokenizer.decode(hyp) for hyp in hyps] for hyps in nbest]  # per chunk, best first
 
     def join(chunks_of: list[list[int]], separators: list[str], rank: int) -> str:
@@ -82,7 +90,7 @@ def translate_texts(
     return out
 
 
-def _decode(model, pieces: list[list[int]], pad_id: int, beam: int) -> list[list[list[int]]]:
+def _decode(model, pieces: list[list[int]], pad_id: int, beam: int, no_repeat_ngram: int) -> list[list[list[int]]]:
     """Beam search over all chunks, batched by length; per chunk its hypotheses, best first, in input order."""
     hyps: list[list[list[int]]] = [[[]] for _ in pieces]
     order = sorted(range(len(pieces)), key=lambda i: len(pieces[i]))
@@ -92,9 +100,10 @@ def _decode(model, pieces: list[list[int]], pad_id: int, beam: int) -> list[list
         for r, i in enumerate(rows):
             src[r, : len(pieces[i])] = pieces[i]
         if beam == 1:
-            out = [[tokens] for tokens in greedy_search(model, src)]
+            out = [[tokens] for tokens in greedy_search(model, src, no_repeat_ngram=no_repeat_ngram)]
         else:
-            out = [[hyp.tokens for hyp in nbest] for nbest in beam_search_nbest(model, src, beam=beam)]
+            nbest = beam_search_nbest(model, src, beam=beam, no_repeat_ngram=no_repeat_ngram)
+            out = [[hyp.tokens for hyp in hyps] for hyps in nbest]
         for i, hyp in zip(rows, out, strict=True):
             hyps[i] = hyp
     return hyps

@@ -1,9 +1,9 @@
 """Loaded translators for serving: verified artifacts, a bounded LRU of loaded entries, text in and out.
 
 An entry is served from the artifact for the chosen runtime: ONNX Runtime ("onnx", or "onnx-int8" when that is
-the entry's only ONNX artifact) or torch ("torch", listed or cut from the fp32 ONNX artifact's recipe; int8-only
-entries are not torch-servable). `materialize` rebuilds it from the catalog's weights with both
-sha256 checks, so an altered artifact raises CatalogError and is never loaded. Text goes in and out through
+the entry's only ONNX artifact) or torch ("torch", listed or cut from the ONNX artifact's recipe: an int8-only
+entry is served by torch from the same weights unquantised). `materialize` rebuilds it from the catalog's weights
+with both sha256 checks, so an altered artifact raises CatalogError and is never loaded. Text goes in and out through
 `model.translate.translate_texts`, the same path `hat supernet evaluate` and the catalog's scores take.
 """
 

@@ -5,12 +5,19 @@ Models run in float64 so that path-dependent rounding cannot flip a near-tie bet
 
 import random
 
+import numpy as np
 import pytest
 import torch
 from torch import Tensor, nn
 
 from hat_engine.config import ModelConfig
-from hat_engine.model.decoding import beam_search, beam_search_nbest, greedy_search
+from hat_engine.model.decoding import (
+    beam_search,
+    beam_search_nbest,
+    check_no_repeat_ngram,
+    greedy_search,
+    repeated_ngram_bans,
+)
 from hat_engine.model.stepping import Cache, TorchStepper, reorder_cache
 from hat_engine.model.supernet import SuperTransformer
 from hat_engine.model.transformer import EncoderOut, Transformer
@@ -191,3 +198,49 @@ def test_nbest_ranks_the_markov_models_hypotheses():
     model = MarkovModel({bos: {a: 0.6, b: 0.4}, a: {eos: 0.35, a: 0.33, b: 0.32}, b: {eos: 0.9, a: 0.05, b: 0.05}})
     (hyps,) = beam_search_nbest(model, torch.tensor([[6, 7]]), beam=2)
     assert [h.tokens for h in hyps][:2] == [[b], [a]]  # 0.36 before 0.21
+
+
+def ngrams(tokens: list[int], n: int) -> list[tuple[int, ...]]:
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def test_repeated_ngram_bans_the_tokens_that_followed_the_last_tokens_before():
+    # BOS, then 4 5 6 4 5: the bigram (4, 5) was followed by 6, so 6 is banned at n = 3; at n = 2, 5 was followed
+    # by 6 and so 6 is banned; nothing else is.
+    tokens = np.array([[2, 4, 5, 6, 4, 5, 0, 0]])
+    ids = np.array([[6, 4, 5, 7]])
+    assert repeated_ngram_bans(tokens, 5, ids, 3).tolist() == [[True, False, False, False]]
+    assert repeated_ngram_bans(tokens, 5, ids, 2).tolist() == [[True, False, False, False]]
+    assert repeated_ngram_bans(tokens, 5, ids, 4).tolist() == [[False, False, False, False]]  # (6, 4, 5) is new
+    assert repeated_ngram_bans(tokens, 2, ids, 3) is None  # two tokens hold no trigram yet
+    with pytest.raises(ValueError, match="at least 2"):
+        check_no_repeat_ngram(1)
+
+
+def test_no_repeat_ngram_breaks_a_loop_and_never_repeats_an_ngram():
+    bos, eos, a, b, c = 2, 3, 4, 5, 6
+    # a and b call each other; c is the way out, EOS follows it.
+    loop = MarkovModel({bos: {a: 0.9, c: 0.1}, a: {b: 0.9, c: 0.1}, b: {a: 0.9, c: 0.1}, c: {eos: 1.0}})
+    src = torch.tensor([[6, 7, 6, 7, 6, 7]])
+    assert greedy_search(loop, src, max_len_a=0, max_len_b=12) == [[a, b] * 6]
+    for n in (2, 3, 4):
+        for out in (
+            greedy_search(loop, src, max_len_a=0, max_len_b=12, no_repeat_ngram=n)[0],
+            beam_search(loop, src, beam=3, max_len_a=0, max_len_b=12, no_repeat_ngram=n)[0],
+        ):
+            assert out[-1] == c and len(out) <= n + 2  # the loop ends where it would repeat an n-gram
+            assert len(set(ngrams(out, n))) == len(ngrams(out, n))
+
+
+def test_no_repeat_ngram_holds_for_real_models_with_and_without_cache(models, random_batch):
+    src = random_batch(3, 6, seed=21)
+    banned_something = False
+    for model in models:
+        plain = beam_search(model, src, beam=4)
+        for n in (2, 3):
+            outs = beam_search(model, src, beam=4, no_repeat_ngram=n)
+            assert outs == beam_search(model, src, beam=4, no_repeat_ngram=n, use_cache=False)
+            for out in outs:
+                assert len(set(ngrams(out, n))) == len(ngrams(out, n))
+            banned_something |= outs != plain
+    assert banned_something  # the random models repeat themselves, so the rule had something to ban

@@ -86,7 +86,7 @@ def test_a_child_process_builds_and_refuses_as_this_one_would(catalog, tmp_path)
     assert again == {entry.id: out[entry.id]} and (out[entry.id] / "materialized.json").stat().st_mtime_ns == stamp
 
 
-def test_torch_artifact_is_cut_from_the_fp32_onnx_recipe(catalog, tiny_supernet, tiny_space, tmp_path):
+def test_torch_artifact_is_cut_from_the_onnx_recipe_int8_too(catalog, tiny_supernet, tiny_space, tmp_path):
     from hat_engine.catalog.materialize import artifact_for
     from hat_engine.model.transformer import Transformer
     from hat_engine.serving.pool import artifact_format
@@ -98,7 +98,10 @@ def test_torch_artifact_is_cut_from_the_fp32_onnx_recipe(catalog, tiny_supernet,
     model = Transformer.load(folder / "model.pt")
     assert model.arch == tiny_space.smallest() and weights_sha256(model) == entry.artifacts[0].sha256
     int8 = Artifact("onnx-int8", ".cache/e1/onnx-int8", entry.artifacts[0].sha256, entry.artifacts[0].materialize)
-    int8_only = CatalogEntry(**{**entry.__dict__, "artifacts": (int8,)})
-    assert artifact_for(int8_only, "torch") is None and artifact_format(int8_only, "torch") is None
+    int8_only = CatalogEntry(**{**entry.__dict__, "id": "e1-int8", "artifacts": (int8,)})
+    assert artifact_for(int8_only, "torch").sha256 == int8.sha256 and artifact_format(int8_only, "torch") == "torch"
+    unquantised = Transformer.load(materialize(tmp_path, catalog, int8_only, "torch", tmp_path / ".cache") / "model.pt")
+    assert weights_sha256(unquantised) == weights_sha256(model)  # the same weights as the fp32 twin's
+    no_recipe = CatalogEntry(**{**entry.__dict__, "artifacts": (Artifact("onnx-int8", ".cache/x", int8.sha256, None),)})
     with pytest.raises(CatalogError, match="no 'torch' artifact"):
-        materialize(tmp_path, catalog, int8_only, "torch", tmp_path / ".cache")
+        materialize(tmp_path, catalog, no_recipe, "torch", tmp_path / ".cache")

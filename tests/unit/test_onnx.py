@@ -145,6 +145,10 @@ def test_beam_and_greedy_are_token_identical(built, random_batch):
                 model, src, beam=4, length_penalty=0.6
             )
             assert translator.greedy_search(src.numpy()) == greedy_search(model, src)
+            for n in (2, 3):  # the repeat ban rules both back ends' candidates alike
+                assert beam_search(translator, src.numpy(), beam=4, no_repeat_ngram=n) == beam_search(
+                    model, src, beam=4, no_repeat_ngram=n
+                )
     assert min(lengths) < max(lengths)  # some hypotheses ended with EOS before the length limit
 
 
