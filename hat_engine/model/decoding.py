@@ -87,14 +87,21 @@ def check_no_repeat_ngram(n: int) -> int:
 
 def repeated_ngram_bans(tokens: np.ndarray, step: int, ids: np.ndarray, n: int) -> np.ndarray | None:
     """Which candidates `ids` (N, W) would complete a token n-gram the row's generated prefix (tokens[:, 1 : step
-    + 1], after BOS) already holds: a boolean mask (N, W), or None when no prefix is long enough to hold one."""
+    + 1], after BOS) already holds: a boolean mask (N, W), or None when nothing is banned."""
     if n < 2 or step < n:
         return None
-    generated = tokens[:, 1 : step + 1]  # (N, L)
-    windows = np.lib.stride_tricks.sliding_window_view(generated, n - 1, axis=1)  # (N, L - n + 2, n - 1)
-    seen = (windows[:, :-1] == windows[:, -1:]).all(axis=2)  # (N, L - n + 1): earlier copies of the last n - 1
-    followers = generated[:, n - 1 :]  # (N, L - n + 1): the token that followed each of them
-    return (seen[:, :, None] & (followers[:, :, None] == ids[:, None, :])).any(axis=1)
+    generated = tokens[:, 1 : step + 1]  # (N, L), L = step
+    last = step - n + 1  # where the last n - 1 tokens start; the n-grams starting before it are the earlier ones
+    seen = generated[:, :last] == generated[:, last : last + 1]  # (N, last): earlier copies of the last n - 1
+    for j in range(1, n - 1):
+        seen &= generated[:, j : last + j] == generated[:, last + j : last + j + 1]
+    rows, starts = np.nonzero(seen)  # few: only where the last n - 1 tokens occurred before
+    if rows.size == 0:
+        return None
+    hits = ids[rows] == generated[rows, starts + n - 1][:, None]  # the token that followed that earlier copy
+    banned = np.zeros(ids.shape, dtype=bool)
+    np.logical_or.at(banned, rows, hits)
+    return banned
 
 
 def _candidates(stepper, tokens: np.ndarray, step: int, width: int, cfg, min_len: int, limit: np.ndarray,

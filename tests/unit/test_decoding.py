@@ -211,7 +211,9 @@ def test_repeated_ngram_bans_the_tokens_that_followed_the_last_tokens_before():
     ids = np.array([[6, 4, 5, 7]])
     assert repeated_ngram_bans(tokens, 5, ids, 3).tolist() == [[True, False, False, False]]
     assert repeated_ngram_bans(tokens, 5, ids, 2).tolist() == [[True, False, False, False]]
-    assert repeated_ngram_bans(tokens, 5, ids, 4).tolist() == [[False, False, False, False]]  # (6, 4, 5) is new
+    assert repeated_ngram_bans(tokens, 5, ids, 4) is None  # (6, 4, 5) is new: nothing banned
+    two_rows = np.array([[2, 4, 5, 6, 4, 5, 0, 0], [2, 4, 5, 4, 5, 4, 0, 0]])  # row 2: 4 was followed by 5 twice
+    assert repeated_ngram_bans(two_rows, 5, np.array([[6, 4], [4, 5]]), 2).tolist() == [[True, False], [False, True]]
     assert repeated_ngram_bans(tokens, 2, ids, 3) is None  # two tokens hold no trigram yet
     with pytest.raises(ValueError, match="at least 2"):
         check_no_repeat_ngram(1)
