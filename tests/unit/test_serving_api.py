@@ -162,17 +162,24 @@ def test_batcher_survives_a_failing_batch():
 
 
 def test_a_backend_with_nothing_to_serve_is_one_clear_error(repo_root, tmp_path):
-    """HAT_BACKEND=torch on a catalog of int8 entries only: refused before any worker starts (it used to start and
-    answer 503 to every request)."""
+    """HAT_BACKEND=torch on a catalog of int8 entries only: served unquantised from their recipes; without a
+    recipe (prebuilt int8 graphs only) refused before any worker starts (it used to start and answer 503 to every
+    request)."""
     import json
     import shutil
 
     doc = json.loads((repo_root / "catalog/catalog.json").read_text())
     doc["entries"] = [e for e in doc["entries"] if all(a["format"] == "onnx-int8" for a in e["artifacts"])]
+    assert doc["entries"]
     (tmp_path / "catalog.json").write_text(json.dumps(doc))
     shutil.copyfile(repo_root / "catalog/spm.model", tmp_path / "spm.model")
     env = {"HAT_CATALOG": str(tmp_path), "HAT_THREADS": "1", "HAT_CACHE_DIR": str(tmp_path / "c")}
     assert load_settings(env).serving.backend == "onnxruntime"
+    assert load_settings({**env, "HAT_BACKEND": "torch"}).serving.backend == "torch"
+    for e in doc["entries"]:
+        for a in e["artifacts"]:
+            a.pop("materialize", None)
+    (tmp_path / "catalog.json").write_text(json.dumps(doc))
     with pytest.raises(ConfigError, match="HAT_BACKEND=torch: no entry of .* has an artifact this backend can serve"):
         load_settings({**env, "HAT_BACKEND": "torch"})
 
