@@ -33,6 +33,7 @@ def steps(quick: bool) -> dict[str, list[str]]:
         "robustness": ["bench/robustness.py", "--fuzz-examples", "200" if quick else "1000"],
         "memory": ["bench/serving_memory.py"],
         "throughput": ["bench/throughput.py", "--seconds", "3" if quick else "5"],
+        "repeat-ban": ["bench/repeat_ban.py", "--runs", "20" if quick else "60"],
     }
 
 
@@ -198,6 +199,15 @@ def render(results: dict, fingerprint: dict) -> str:
             f"**{_fmt(None if res['ours_over_ct2'] is None else round(res['ours_over_ct2'], 3))}**.",
             "",
         ]
+    if "repeat-ban" in results and not results["repeat-ban"]["failed"]:
+        res = results["repeat-ban"]["result"]
+        lines += ["## The repeat ban's cost", "",
+                  f"The reference workload with the served repeat ban (n = {res['no_repeat_ngram']}) and without it, "
+                  f"{res['runs']} alternating runs, ONNX Runtime, 1 thread (`bench/repeat_ban.py`).", "",
+                  "| entry | p50 with, ms | p50 without, ms | with / without |", "|---|---:|---:|---:|"]  # fmt: skip
+        for r in res["results"]:
+            lines.append(f"| `{r['entry']}` | {r['p50_with_ms']} | {r['p50_without_ms']} | **{r['ratio']:.3f}** |")
+        lines.append("")
     lines += ["## Time", "", " | ".join(f"{name} {r['minutes']} min" for name, r in results.items()), ""]
     return "\n".join(lines)
 
