@@ -52,6 +52,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     help_from = ("an earlier catalog (another host's build of the same supernet): take the scores it recorded for "
                  "the same arch, weights and format instead of scoring again (repeatable)")  # fmt: skip
     b.add_argument("--scores-from", type=Path, action="append", default=[], help=help_from)
+    help_pool = ("build every profile from every search's archs, not only its own search's (their budget: the "
+                 "profile's predicted latency); the entries timed dominated are dropped as ever")  # fmt: skip
+    b.add_argument("--pool", action=argparse.BooleanOptionalAction, default=False, help=help_pool)
     b.set_defaults(run=run_build)
     v = cat.add_parser("validate", help="check schema, files and checksums")
     v.add_argument("dir", nargs="?", type=Path, default=Path("catalog"))
@@ -82,7 +85,8 @@ def run_build(args: argparse.Namespace) -> int:
                          int8_max_bleu_drop=args.int8_max_bleu_drop, finetune_delta=args.finetune_delta,
                          delta_max_bleu_drop=args.delta_max_bleu_drop,
                          finetune_baselines=args.finetune_baselines, retest_dir=args.retest,
-                         score_workers=args.score_workers, scores_from=tuple(args.scores_from))  # fmt: skip
+                         score_workers=args.score_workers, scores_from=tuple(args.scores_from),
+                         pool=args.pool)  # fmt: skip
     searches = [SearchResults.load(path) for path in args.results]
     tokenizer = args.tokenizer or args.supernet.parent / "spm.model"
     builder = EntryBuilder(args.out, args.supernet, tokenizer, args.data, runs=args.runs, rounds=args.rounds,

@@ -48,6 +48,7 @@ class BuildPolicy:
     retest_dir: Path | None = None  # `hat latency retest --json` files, PROFILE.json: the noise floor in the report
     score_workers: int = 1  # > 1: score the searched archs (and their int8 twins) and baselines ahead in processes
     scores_from: tuple[Path, ...] = ()  # earlier catalogs whose recorded scores are taken under the same key
+    pool: bool = False  # every profile gets every search's archs as candidates, not only its own search's
 
     def __post_init__(self) -> None:
         if self.finetune < 0 or (self.finetune_steps is not None and self.finetune_steps < 1):
@@ -90,12 +91,32 @@ def searched_jobs(results: SearchResults, target: ProfileTarget) -> list[Job]:
     return list(jobs.values())
 
 
-def jobs_for(results: SearchResults, builder: EntryBuilder, with_baselines: bool) -> tuple[ProfileTarget, list[Job]]:
+def pooled_jobs(jobs: list[Job], pool: list[ArchConfig], target: ProfileTarget,
+                predict: Callable[[ArchConfig], float]) -> list[Job]:  # fmt: skip
+    """`jobs` and one job for each arch of `pool` (other searches' archs) they lack, its budget the latency this
+    profile's predictor (`predict`) gives it; sorted by budget. A profile whose own search found few distinct
+    archs, or archs that turned out dominated when timed, gets the others as candidates; dominance on the
+    measured timings then keeps the best of all."""
+    out = {j.entry_id: j for j in jobs}
+    for arch in pool:
+        name = entry_id(target.profile_id, arch)
+        if name not in out:
+            predicted = predict(arch)
+            out[name] = Job(name, arch, target, round(predicted, 1), predicted)
+    return sorted(out.values(), key=lambda j: j.budget_ms)
+
+
+def jobs_for(results: SearchResults, builder: EntryBuilder, with_baselines: bool,
+             pool: list[ArchConfig] | None = None) -> tuple[ProfileTarget, list[Job]]:  # fmt: skip
+    """The profile a search was for (its predictor's fingerprint) and its jobs: the searched archs, those of
+    `pool` it lacks (`pooled_jobs`), and the hand-scaled baselines."""
     predictor = LatencyPredictor.load(results.predictor)
     if "profile" not in predictor.extra:
         raise ConfigError(f"{results.predictor} holds no profile fingerprint; refit it")
     target = ProfileTarget.from_fingerprint(predictor.extra["profile"])
     jobs = searched_jobs(results, target)
+    if pool:
+        jobs = pooled_jobs(jobs, pool, target, predictor.predict_one)
     if with_baselines:
         for name, arch in baseline_archs(builder.supernet.space).items():
             jobs.append(
@@ -109,8 +130,9 @@ def build_catalog(builder: EntryBuilder, searches: list[SearchResults], policy: 
     """Build, time, prune and save the catalog into `builder.dir`, with report.json and REPORT.md beside it."""
     out = builder.dir
     profiles, jobs, costs, targets = [], [], {}, {}
+    pool = [r.arch for results in searches for r in results.results] if policy.pool else None
     for results in searches:
-        target, profile_jobs = jobs_for(results, builder, policy.baselines)
+        target, profile_jobs = jobs_for(results, builder, policy.baselines, pool)
         targets[target.profile_id] = target
         profiles.append(predictor_record(out, results.predictor, target))
         costs[target.profile_id] = results.search

@@ -83,3 +83,19 @@ def test_v2_supernet_translates_modern_text(repo_root, real_data):
     scores = evaluate(supernet.extract(supernet.space.largest()).eval(), Tokenizer(path.parent / "spm.model"),
                       real_data, beam=4, limit=100)  # fmt: skip
     assert scores["modern_test"]["bleu"] >= 15.0 and scores["bible_test"]["bleu"] >= 12.0, scores
+
+
+def test_evaluate_in_worker_processes_scores_as_in_one(supernet_path, real_data, tmp_path):
+    """`--workers 2` splits the archs over two processes; each arch's record is what one process gives it, in the
+    order the archs were asked for."""
+    flags = ["--arch", "smallest", "--arch", "largest-dec1", "--limit", "2", "--beam", "1", "--data", str(real_data)]
+    reports = {}
+    for workers in ("1", "2"):
+        reports[workers] = tmp_path / f"w{workers}.json"
+        result = _hat("supernet", "evaluate", "--supernet", str(supernet_path), *flags, "--workers", workers,
+                      "--json", str(reports[workers]))  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    one, two = (json.loads(reports[w].read_text()) for w in ("1", "2"))
+    assert [r["label"] for r in two] == ["smallest", "largest-dec1"] and two == one
+    bad = _hat("supernet", "evaluate", "--supernet", str(supernet_path), "--workers", "0")
+    assert bad.returncode != 0 and "--workers" in bad.stderr and "Traceback" not in bad.stderr

@@ -36,3 +36,18 @@ def test_entries_are_named_by_profile_and_arch_and_built_once_per_arch(tiny_spac
     jobs = searched_jobs(SearchResults({}, {}, found), target)
     assert [(j.entry_id, j.budget_ms) for j in jobs] == [(f"cpu-x@{a.arch_id()}", 20.0), (f"cpu-x@{b.arch_id()}", 40.0)]
     assert entry_id("cpu-x", a) == f"cpu-x@{a.arch_id()}" != entry_id("cpu-y", a)
+
+
+def test_a_pooled_profile_gets_the_other_searches_archs_budgeted_by_its_own_predictor(tiny_space):
+    from hat_engine.catalog.build import ProfileTarget
+    from hat_engine.catalog.policy import pooled_jobs, searched_jobs
+    from hat_engine.search.results import BudgetResult, SearchResults
+
+    a, b = tiny_space.smallest(), tiny_space.largest()
+    target = ProfileTarget("cpu-x", "onnxruntime", 2, {})
+    own = searched_jobs(SearchResults({}, {}, (BudgetResult(50.0, b, 48.0, 1.0),)), target)
+    predicted = {a: 17.04, b: 99.0}
+    jobs = pooled_jobs(own, [b, a, a], target, predicted.__getitem__)
+    # b is the profile's own (its searched budget kept); a comes once, budgeted at this profile's prediction.
+    assert [(j.arch, j.budget_ms, j.predicted_ms) for j in jobs] == [(a, 17.0, 17.04), (b, 50.0, 48.0)]
+    assert pooled_jobs(own, [], target, predicted.__getitem__) == own
