@@ -76,24 +76,31 @@ def test_finetuned_searched_entries_meet_finetuned_baselines(tiny_space, tmp_pat
     mid = next(a for a in (tiny_space.sample(random.Random(i)) for i in range(50)) if a not in (big, small))
     searched = [entry("inh", 10, 30.0, big), entry("ft1", 10, 14.0, small), entry("ft2", 30, 20.0, mid),
                 entry("ft2-int8", 8, 19.0, mid, "onnx-int8")]  # fmt: skip
-    before = {
-        "entry": "e",
-        "minutes": 1.0,
-        "steps": 4,
-        "target_tokens": 100,
-        "bleu_inherited": {"bible_test": 9.0},
-        "bleu_finetuned": {"bible_test": 10.0},
-    }  # what finetune_entries records
-    records = [{"arch_id": small.arch_id(), "kept": True, **before}, {"arch_id": mid.arch_id(), "kept": True, **before},
-               {"arch_id": big.arch_id(), "kept": False, **before}]  # fmt: skip
+
+    def record(arch, tuned_bleu, kept):  # what finetune_entries records
+        return {
+            "arch_id": arch.arch_id(),
+            "entry": "e",
+            "minutes": 1.0,
+            "steps": 4,
+            "target_tokens": 100,
+            "bleu_inherited": {"bible_test": 9.0},
+            "bleu_finetuned": {"bible_test": tuned_bleu},
+            "kept": kept,
+        }
+
+    # big's inherited 30.0 beat its fine-tuned 15.0, so the build kept its inherited weights: fine-tuned against
+    # fine-tuned, it counts with 15.0
+    records = [record(small, 14.0, True), record(mid, 20.0, True), record(big, 15.0, False)]
     baselines = {"depth-3": entry("base", 20, 12.0, big)}
     tuned = {"depth-3": {"bleu_finetuned": {"bible_test": 16.0}}}
     (row,) = finetuned_comparison(searched, baselines, tuned, records)
-    # only ft1 and ft2 (fine-tuned weights kept, fp32) form the front; the baseline counts with its tuned 16.0 BLEU
-    assert row["bleu"] == 16.0 and row["searched_bleu_at_equal_latency"] == pytest.approx(17.0)
-    assert row["searched_latency_at_equal_bleu_ms"] == pytest.approx(16.67) and row["bleu_gain"] == pytest.approx(1.0)
+    # the front: big (15.0) and small (14.0) at 10 ms, mid (20.0) at 30 ms, all fp32 and fine-tuned; the int8 twin
+    # is not in it, and the baseline counts with its tuned 16.0 BLEU
+    assert row["bleu"] == 16.0 and row["searched_bleu_at_equal_latency"] == pytest.approx(17.5)
+    assert row["searched_latency_at_equal_bleu_ms"] == pytest.approx(14.0) and row["bleu_gain"] == pytest.approx(1.5)
     assert finetuned_comparison(searched, baselines, {}, records) == []
-    assert finetuned_comparison(searched, baselines, tuned, records[2:]) == []  # nothing fine-tuned was kept
+    assert finetuned_comparison(searched, baselines, tuned, []) == []  # nothing fine-tuned
     catalog = Catalog("en-de", FileRef("t", "s"), FileRef("s", "s"), REFERENCE_WORKLOAD,
                       (HardwareProfileRecord("p", {}),), tuple(searched[1:3]), extra={"finetune": records})  # fmt: skip
     report = write_report(tmp_path, catalog, [("depth-3", baselines["depth-3"])], {}, searched, tuned)
