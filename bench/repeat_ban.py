@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from hat_engine.catalog.materialize import materialize
 from hat_engine.catalog.schema import load_catalog
-from hat_engine.latency.timing import REFERENCE_WORKLOAD, reference_source, time_paired
-from hat_engine.model.decoding import beam_search
+from hat_engine.latency.timing import REFERENCE_WORKLOAD, reference_source, run_workload, time_paired
 from hat_engine.model.translate import NO_REPEAT_NGRAM
 from hat_engine.runtime.runners import load_runner
 
@@ -44,7 +43,7 @@ def main() -> int:
         for profile in catalog.hardware_profiles:
             ladder = sorted(catalog.entries_for(profile.id), key=lambda e: e.p95)
             picked += [ladder[0], ladder[-1]]
-    workload, steps = REFERENCE_WORKLOAD, REFERENCE_WORKLOAD.target_tokens - 1
+    workload = REFERENCE_WORKLOAD
     results = []
     for entry in picked:
         fmt = entry.artifacts[0].format
@@ -53,8 +52,7 @@ def main() -> int:
         src = reference_source(workload, model.model_config)
 
         def decode(n: int, model=model, src=src):
-            return beam_search(model, src, workload.beam, max_len_a=0.0, max_len_b=steps, min_len=steps,
-                               no_repeat_ngram=n)  # fmt: skip
+            return run_workload(model, src, replace(workload, no_repeat_ngram=n))
 
         paired = time_paired(lambda: decode(NO_REPEAT_NGRAM), lambda: decode(0), warmup=5, runs=args.runs)
         row = {"entry": entry.id, "format": fmt, "p50_with_ms": round(paired.arch.p50, 3),

@@ -134,8 +134,10 @@ class DatasetWriter:
                       "reference_arch": reference.to_dict() if reference else None}  # fmt: skip
             if path.is_file():
                 old, rows = read_dataset(path)
-                if (old["space"], old["workload"], old["seed"]) != (header["space"], header["workload"], seed):
-                    raise DataError(f"{path} was measured with another space, workload or seed; use another --out")
+                timed = Workload.from_dict(old["workload"])
+                if (old["space"], timed, old["seed"]) != (header["space"], workload, seed):
+                    raise DataError(f"{path} was measured with another space, workload or seed (its workload: {timed};"
+                                    f" this run's: {workload}); use another --out")  # fmt: skip
                 if old.get("reference_arch") != header["reference_arch"]:
                     raise DataError(
                         f"{path} was measured {'with' if old.get('reference_arch') else 'without'} a "

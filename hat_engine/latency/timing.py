@@ -1,7 +1,11 @@
 """Latency on real hardware (HAT §3.3): the reference workload, timed on the artifact that would be served.
 
 The reference workload (CONTRACT §3) is batch 1, 30 source tokens, 30 decoder steps, beam 4: beam search with
-EOS banned until the last step, so every run decodes exactly the same number of steps whatever the weights.
+EOS banned until the last step, so every run decodes exactly the same number of steps whatever the weights, and
+with the repeat ban the served text path decodes with (`NO_REPEAT_NGRAM`), so that what is timed is what is
+served (the ban costs 2-6 %: `bench/repeat_ban.py`). A workload recorded before the ban was part of it (a
+dataset's header, a catalog's `reference_workload` without `no_repeat_ngram`) was decoded without it, and reads
+back so.
 Timing: warm-up runs, then >= 20 timed runs, one model at a time, threads set explicitly by the caller's runner.
 Models compared with each other (a catalog's entries) are timed in alternation (`measure_interleaved`), so a slow
 spell of a shared machine lands on all of them rather than on whichever was being timed.
@@ -18,6 +22,7 @@ import numpy as np
 from hat_engine.config import ModelConfig
 from hat_engine.errors import LatencyError, check_latencies
 from hat_engine.model.decoding import beam_search, greedy_search
+from hat_engine.model.translate import NO_REPEAT_NGRAM
 
 FIRST_TOKEN_ID = 4  # ids below are pad/unk/bos/eos
 
@@ -28,13 +33,15 @@ class Workload:
     source_tokens: int = 30
     target_tokens: int = 30
     beam: int = 4
+    no_repeat_ngram: int = NO_REPEAT_NGRAM  # the repeat ban, as served; 0: off
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Workload":
-        return cls(**d)
+        """A recorded workload; one recorded without `no_repeat_ngram` was timed before the ban existed: 0."""
+        return cls(**{"no_repeat_ngram": 0, **d})
 
 
 REFERENCE_WORKLOAD = Workload()
@@ -63,11 +70,12 @@ def reference_source(workload: Workload, model_config: ModelConfig, seed: int = 
 
 def run_workload(model, src: np.ndarray, workload: Workload) -> list[list[int]]:
     """One decode of exactly `target_tokens` steps (the last one EOS) on a torch `Transformer` or an
-    `OrtTranslator` (both offer the interface `hat_engine.model.decoding` drives)."""
-    steps = workload.target_tokens - 1
+    `OrtTranslator` (both offer the interface `hat_engine.model.decoding` drives), with the workload's repeat ban."""
+    steps, ban = workload.target_tokens - 1, workload.no_repeat_ngram
     if workload.beam == 1:
-        return greedy_search(model, src, max_len_a=0.0, max_len_b=steps, min_len=steps)
-    return beam_search(model, src, beam=workload.beam, max_len_a=0.0, max_len_b=steps, min_len=steps)
+        return greedy_search(model, src, max_len_a=0.0, max_len_b=steps, min_len=steps, no_repeat_ngram=ban)
+    return beam_search(model, src, beam=workload.beam, max_len_a=0.0, max_len_b=steps, min_len=steps,
+                       no_repeat_ngram=ban)  # fmt: skip
 
 
 def stats(samples_ms: list[float]) -> LatencyStats:

@@ -19,6 +19,30 @@ def test_workload_decodes_exactly_the_target_steps(tiny_supernet, tiny_space):
         assert [len(h) for h in greedy] == [8, 8]
 
 
+def test_workload_decodes_with_the_served_repeat_ban_and_old_records_read_back_without_it(tiny_supernet, tiny_space):
+    from dataclasses import replace
+
+    from hat_engine.latency.timing import REFERENCE_WORKLOAD
+    from hat_engine.model.translate import NO_REPEAT_NGRAM
+
+    assert REFERENCE_WORKLOAD.no_repeat_ngram == NO_REPEAT_NGRAM > 0  # what is timed is what is served
+    old = {"batch_size": 1, "source_tokens": 30, "target_tokens": 30, "beam": 4}  # recorded before the ban
+    assert Workload.from_dict(old) == replace(REFERENCE_WORKLOAD, no_repeat_ngram=0)
+    assert Workload.from_dict(REFERENCE_WORKLOAD.to_dict()) == REFERENCE_WORKLOAD
+    # a random tiny model repeats itself over 40 steps; under a bigram ban no hypothesis holds a bigram twice
+    workload = Workload(batch_size=2, source_tokens=7, target_tokens=40, beam=2, no_repeat_ngram=2)
+    model = tiny_supernet.extract(tiny_space.largest())
+    src = reference_source(workload, model.model_config)
+
+    def repeats(hyp):
+        return len(set(zip(hyp, hyp[1:], strict=False))) < len(hyp) - 1
+
+    free = run_workload(model, src, replace(workload, no_repeat_ngram=0))
+    banned = run_workload(model, src, workload)
+    assert any(repeats(h) for h in free) and not any(repeats(h) for h in banned)
+    assert [len(h) for h in banned] == [39, 39]
+
+
 def test_stats_and_measure(tiny_supernet):
     s = stats([float(x) for x in range(1, 21)])
     assert s.p50 == pytest.approx(10.5) and s.p95 == 19.0 and s.runs == 20

@@ -1,6 +1,7 @@
 """The latency dataset: one file per profile with its fingerprint, resumable, refusing mixed settings."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -36,11 +37,23 @@ def test_build_resume_and_mismatch(tiny_supernet, tmp_path):
     assert sample_arch(tiny_supernet.space, 1, 4) == dataset_archs(read_dataset(paths[targets[0]])[1])[0][4]
     with pytest.raises(DataError, match="another space, workload or seed"):
         build_dataset(tiny_supernet, targets, tmp_path, 5, never, seed=2, runs=2, warmup=0, workload=workload)
+    # a dataset timed before the repeat ban was part of the workload (its header lacks no_repeat_ngram) resumes
+    # only without the ban, and says why otherwise
+    path = paths[targets[0]]
+    lines = path.read_text().splitlines()
+    old_header = json.loads(lines[0])
+    del old_header["workload"]["no_repeat_ngram"]
+    path.write_text("\n".join([json.dumps(old_header), *lines[1:]]) + "\n")
+    with pytest.raises(DataError, match="no_repeat_ngram=0"):
+        build_dataset(tiny_supernet, targets, tmp_path, 5, never, runs=2, warmup=0, workload=workload)
+    unbanned = replace(workload, no_repeat_ngram=0)
+    build_dataset(tiny_supernet, targets, tmp_path, 6, never, runs=2, warmup=0, workload=unbanned)
+    assert len(read_dataset(path)[1]) == 6
     # each row was timed beside the reference (the smallest arch), which the header names
     assert header["reference_arch"] == tiny_supernet.space.smallest().to_dict()
     assert all(r.ratio > 0 and r.reference_p50 > 0 for r in rows)
     with pytest.raises(DataError, match="with a reference arch"):
-        build_dataset(tiny_supernet, targets, tmp_path, 6, never, runs=2, warmup=0, workload=workload, paired=False)
+        build_dataset(tiny_supernet, targets, tmp_path, 7, never, runs=2, warmup=0, workload=unbanned, paired=False)
 
 
 def test_labels_are_the_ratio_to_the_reference_times_its_median(tiny_space):
