@@ -208,9 +208,12 @@ def write_report(out: Path, catalog, baselines: list[tuple[str, CatalogEntry]], 
               "comparisons": {}, "comparisons_finetuned": {}, "finetuned_baselines": tuned_baselines,
               "candidates": [c.to_dict() for c in candidates],
               "sacrebleu": catalog.extra.get("sacrebleu"), "retest": retests}  # fmt: skip
+    w = catalog.reference_workload
+    ban = f"the repeat ban at n = {w.no_repeat_ngram}, as served" if w.no_repeat_ngram else "no repeat ban"
     lines = ["# Catalog report", "", "Measured on the hosts named by each profile; latency is the p50 of the",
-             "reference workload (batch 1, 30 source tokens, 30 decoder steps, beam 4); BLEU is the mean over the",
-             "test sets listed under Test sets (sacrebleu, beam 4).", ""]  # fmt: skip
+             f"reference workload (batch {w.batch_size}, {w.source_tokens} source tokens, {w.target_tokens} decoder "
+             f"steps, beam {w.beam}, {ban}); BLEU is the mean over the test sets listed under Test sets (sacrebleu, "
+             f"beam {w.beam}).", ""]  # fmt: skip
     for p in catalog.hardware_profiles:
         searched = catalog.entries_for(p.id)
         mine = {name: b for name, b in baselines if b.hardware_profile == p.id}
