@@ -27,6 +27,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     b.add_argument("--int8-max-bleu-drop", type=float, default=0.5, help=help_drop)
     help_ft = "fine-tune this many searched archs per profile; keep the weights where BLEU rises (default 2)"
     b.add_argument("--finetune", type=int, default=2, help=help_ft)
+    help_archs = ("fine-tune these searched archs (arch ids, as REPORT.md lists them) instead of --finetune's largest-"
+                  "budget ones; a fine-tune already in --finetune-work is reused")  # fmt: skip
+    b.add_argument("--finetune-archs", nargs="+", default=(), metavar="ARCH_ID", help=help_archs)
     b.add_argument("--finetune-minutes", type=float, default=8.0, help="wall-clock minutes per fine-tune")
     help_steps = ("optimizer steps per fine-tune, every arch alike (reproducible; replaces --finetune-minutes, under "
                   "which a larger arch gets fewer steps and the count depends on the machine's speed)")  # fmt: skip
@@ -80,7 +83,8 @@ def run_build(args: argparse.Namespace) -> int:
         raise SystemExit("hat: error: --runs and --rounds must be at least 1")
     if args.finetune_steps is not None and args.finetune_steps < 1:
         raise SystemExit(f"hat: error: --finetune-steps {args.finetune_steps}: give at least 1 step")
-    policy = BuildPolicy(baselines=args.baselines, finetune=args.finetune, finetune_minutes=args.finetune_minutes,
+    policy = BuildPolicy(baselines=args.baselines, finetune=args.finetune, finetune_archs=tuple(args.finetune_archs),
+                         finetune_minutes=args.finetune_minutes,
                          finetune_steps=args.finetune_steps, finetune_work=args.finetune_work, int8=args.int8,
                          int8_max_bleu_drop=args.int8_max_bleu_drop, finetune_delta=args.finetune_delta,
                          delta_max_bleu_drop=args.delta_max_bleu_drop,

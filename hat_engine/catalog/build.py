@@ -45,7 +45,7 @@ from hat_engine.catalog.schema import (
 from hat_engine.checksums import sha256_file
 from hat_engine.config import ArchConfig, DecoderLayerArch, EncoderLayerArch, SearchSpace
 from hat_engine.data.tokenizer import TOKENIZER_FILE, Tokenizer
-from hat_engine.errors import CatalogError
+from hat_engine.errors import CatalogError, ConfigError
 from hat_engine.hardware import detect
 from hat_engine.latency.timing import REFERENCE_WORKLOAD, Workload, measure_interleaved
 from hat_engine.model.delta import load_weights
@@ -112,18 +112,33 @@ def score_key(arch: ArchConfig, weights_sha256: str, fmt: str, limit: int | None
     return f"{key}/no-repeat-{no_repeat_ngram}" if no_repeat_ngram else key
 
 
-def finetune_picks(entries: list[CatalogEntry], n: int) -> list[CatalogEntry]:
+def finetune_picks(entries: list[CatalogEntry], n: int, arch_ids: tuple[str, ...] = ()) -> list[CatalogEntry]:
     """The searched entries to fine-tune (HAT Table 5): the `n` largest-budget distinct archs of each profile,
     each arch once (its largest-budget entry, on the first profile that picks it). The largest, because a
-    fine-tuned mid-budget arch would outscore, and so drop as dominated, every slower inherited entry."""
+    fine-tuned mid-budget arch would outscore, and so drop as dominated, every slower inherited entry. `arch_ids`,
+    where given, name the archs instead (each its largest-budget entry, on the first profile that has it): a
+    catalog can fine-tune every arch of its front, or reuse fine-tunes an earlier build ran."""
     picks: dict[str, CatalogEntry] = {}
     for profile in dict.fromkeys(e.hardware_profile for e in entries):
         largest: dict[str, CatalogEntry] = {}  # arch id -> its largest-budget entry, largest budgets first
         for e in sorted((e for e in entries if e.hardware_profile == profile), key=lambda x: -x.latency_budget_ms):
             largest.setdefault(e.arch.arch_id(), e)
-        for arch_id, e in list(largest.items())[:n]:
+        chosen = [(a, largest[a]) for a in arch_ids if a in largest] if arch_ids else list(largest.items())[:n]
+        for arch_id, e in chosen:
             picks.setdefault(arch_id, e)
+    if arch_ids:
+        require_archs(arch_ids, {e.arch.arch_id() for e in entries})
+        return [picks[a] for a in dict.fromkeys(arch_ids)]
     return list(picks.values())
+
+
+def require_archs(arch_ids: tuple[str, ...], searched: set[str]) -> None:
+    """Raise a `ConfigError` naming the `arch_ids` (to fine-tune) that no search found, and those it found."""
+    unknown = [a for a in arch_ids if a not in searched]
+    if unknown:
+        raise ConfigError(
+            f"no searched arch {', '.join(unknown)} to fine-tune; the searches found {', '.join(sorted(searched))}"
+        )
 
 
 class EntryBuilder:

@@ -20,6 +20,7 @@ from hat_engine.catalog.build import (
     baseline_archs,
     finetune_picks,
     predictor_record,
+    require_archs,
 )
 from hat_engine.catalog.check import unreferenced_weights
 from hat_engine.catalog.report import write_report
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 class BuildPolicy:
     baselines: bool = True
     finetune: int = 2  # searched archs per profile to fine-tune
+    finetune_archs: tuple[str, ...] = ()  # or these archs (ids), in place of each profile's `finetune` largest
     finetune_minutes: float = 8.0
     finetune_steps: int | None = None  # replaces finetune_minutes: every arch alike, reproducible
     finetune_work: Path = Path("runs/finetune")
@@ -55,6 +57,10 @@ class BuildPolicy:
             raise ConfigError("finetune must be >= 0 archs and finetune_steps >= 1 step")
         if self.score_workers < 1:
             raise ConfigError(f"score_workers {self.score_workers}: give at least 1 process")
+
+    @property
+    def fine_tunes(self) -> bool:
+        return bool(self.finetune or self.finetune_archs)
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,7 @@ def build_catalog(builder: EntryBuilder, searches: list[SearchResults], policy: 
         profiles.append(predictor_record(out, results.predictor, target))
         costs[target.profile_id] = results.search
         jobs += profile_jobs
+    require_archs(policy.finetune_archs, {j.arch.arch_id() for j in jobs if j.baseline is None})  # before scoring
     for earlier in policy.scores_from:
         say(f"took {builder.seed_scores(earlier)} recorded scores from {earlier}")
     if policy.score_workers > 1:
@@ -151,7 +158,7 @@ def build_catalog(builder: EntryBuilder, searches: list[SearchResults], policy: 
         say(f"[{n}/{len(jobs)}] {entry.id}: BLEU {entry.bleu}")
     built.entries, finetuned = finetune_entries(builder, built.entries, targets, policy, say)
     tuned_baselines = (finetune_baselines(builder, built.baselines, targets, policy, say)
-                       if policy.finetune and policy.finetune_baselines else {})  # fmt: skip
+                       if policy.fine_tunes and policy.finetune_baselines else {})  # fmt: skip
     int8 = {"max_bleu_drop": policy.int8_max_bleu_drop, "kept": [], "rejected_bleu_drop": {}}
     twins: list[CatalogEntry] = []
     if policy.int8:
@@ -270,7 +277,7 @@ def finetune_entries(
 
     settings, limit = _finetune_settings(policy)
     records = []
-    for e in finetune_picks(entries, policy.finetune):
+    for e in finetune_picks(entries, policy.finetune, policy.finetune_archs):
         arch_id = e.arch.arch_id()
         name = f"finetuned/{arch_id}.pt"
         say(f"fine-tuning {arch_id} ({e.id}) for {limit}")

@@ -2,8 +2,11 @@
 
 import random
 
+import pytest
+
 from hat_engine.catalog.build import finetune_picks
 from hat_engine.catalog.schema import CatalogEntry
+from hat_engine.errors import ConfigError
 
 
 def _entry(profile, budget, arch):
@@ -23,6 +26,11 @@ def test_finetune_picks_the_largest_budget_archs_of_each_profile_once(tiny_space
     assert [e.id for e in picks] == ["1t@80ms", "1t@60ms", "2t@90ms"]
     assert finetune_picks(entries, 0) == [] and finetune_picks([], 3) == []
     assert {e.arch for e in finetune_picks(entries, 9)} == {a, b, c, d}
+    # named archs instead: each its largest-budget entry on the first profile that has it, in the order named
+    assert [e.id for e in finetune_picks(entries, 0, (d.arch_id(), c.arch_id(), b.arch_id()))] == [
+        "1t@30ms", "2t@90ms", "1t@60ms"]  # fmt: skip
+    with pytest.raises(ConfigError, match=f"no searched arch nosuch to fine-tune; the searches found .*{a.arch_id()}"):
+        finetune_picks(entries, 2, ("nosuch", a.arch_id()))
 
 
 def test_entries_are_named_by_profile_and_arch_and_built_once_per_arch(tiny_space):
