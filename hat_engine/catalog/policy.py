@@ -300,7 +300,8 @@ def finetune_entries(
         if not kept:
             (builder.dir / name).unlink()
             continue
-        entries = [(tuned if x.id == e.id else rebuilt(x)) if x.arch.arch_id() == arch_id else x for x in entries]
+        # the arch's entries on every profile, from the weights kept (`name`: the delta where it held BLEU)
+        entries = [(tuned if x.id == e.id else rebuilt(x, name)) if x.arch.arch_id() == arch_id else x for x in entries]
     return entries, records
 
 

@@ -1,6 +1,7 @@
 """Which searched archs the catalog build fine-tunes."""
 
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -59,3 +60,45 @@ def test_a_pooled_profile_gets_the_other_searches_archs_budgeted_by_its_own_pred
     # b is the profile's own (its searched budget kept); a comes once, budgeted at this profile's prediction.
     assert [(j.arch, j.budget_ms, j.predicted_ms) for j in jobs] == [(a, 17.0, 17.04), (b, 50.0, 48.0)]
     assert pooled_jobs(own, [], target, predicted.__getitem__) == own
+
+
+def test_a_kept_delta_rebuilds_the_archs_entries_on_every_profile_from_the_delta(tiny_space, tmp_path, monkeypatch):
+    """With a pooled catalog an arch has entries on several profiles: each is rebuilt from the weights the
+    fine-tune kept (the int8 delta, the whole fp16 file being removed), not from the removed file."""
+    import hat_engine.train.finetune as finetune_module
+    from hat_engine.catalog import policy as policy_module
+    from hat_engine.catalog.build import ProfileTarget
+    from hat_engine.catalog.policy import BuildPolicy, finetune_entries
+
+    a = tiny_space.largest()
+    entries = [_entry("1t", 80, a), _entry("2t", 70, a)]
+    targets = {p: ProfileTarget(p, "onnxruntime", 1, {}) for p in ("1t", "2t")}
+    built = []
+
+    class Builder:
+        dir, data_dir = tmp_path, tmp_path
+
+        def prepare(self, entry_id, arch, target, budget_ms, predicted_ms, fmt="onnx", source=None):
+            assert source is None or (tmp_path / source).is_file(), f"{entry_id} rebuilt from missing {source}"
+            built.append((entry_id, source))
+            e = next(x for x in entries if x.id == entry_id)
+            return replace(e, bleu={"bible_test": 12.0})
+
+    def finetune(supernet, arch, data_dir, work_dir, out, settings):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(b"fp16")
+        return {"steps": 1}
+
+    def as_delta(builder, tuned, name, max_drop, rebuilt, say):
+        delta = name.removesuffix(".pt") + ".delta.pt"
+        (tmp_path / delta).write_bytes(b"delta")
+        (tmp_path / name).unlink()
+        return rebuilt(tuned, delta), delta, {"storage": "int8-delta"}
+
+    monkeypatch.setattr(finetune_module, "finetune", finetune)
+    monkeypatch.setattr(policy_module, "_as_delta", as_delta)
+    policy = BuildPolicy(finetune=1, finetune_steps=1, finetune_work=tmp_path / "work")
+    out, records = finetune_entries(Builder(), entries, targets, policy, lambda _: None)
+    delta = f"finetuned/{a.arch_id()}.delta.pt"
+    assert records[0]["kept"] and records[0]["weights"] == delta
+    assert built[-1] == ("2t@70ms", delta) and [e.bleu["bible_test"] for e in out] == [12.0, 12.0]
