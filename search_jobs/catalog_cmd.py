@@ -53,7 +53,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "processes (default 2, one per core here; 1: each in turn, in this process)")  # fmt: skip
     b.add_argument("--score-workers", type=int, default=2, help=help_workers)
     help_from = ("an earlier catalog (another host's build of the same supernet): take the scores it recorded for "
-                 "the same arch, weights and format instead of scoring again (repeatable)")  # fmt: skip
+                 "the same arch, weights and format (and those its build folder's score cache holds) instead of "
+                 "scoring again (repeatable)")  # fmt: skip
     b.add_argument("--scores-from", type=Path, action="append", default=[], help=help_from)
     help_pool = ("build every profile from every search's archs, not only its own search's (their budget: the "
                  "profile's predicted latency); the entries timed dominated are dropped as ever")  # fmt: skip

@@ -58,6 +58,7 @@ from hat_engine.train.evaluation import evaluate
 log = logging.getLogger(__name__)
 
 SUPERNET_FILE, CACHE_DIR = "supernet.pt", ".cache"
+SCORES_FILE = "scores-v2.json"  # in CACHE_DIR: BLEU/chrF by `score_key` (v2: keyed by arch too)
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,18 @@ def require_archs(arch_ids: tuple[str, ...], searched: set[str]) -> None:
         )
 
 
+def read_scores(path: Path) -> dict[str, dict]:
+    """A build's score cache (BLEU/chrF by `score_key`); empty where there is none, or (with a warning) where it is
+    unreadable."""
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        log.warning("%s is unreadable; its scores are not used", path)
+        return {}
+
+
 class EntryBuilder:
     """Builds entries into `catalog_dir`, which gets a copy of the supernet and tokenizer. Latency: `rounds`
     interleaved rounds of `runs` timed decodes after `warmup`, per entry."""
@@ -160,14 +173,9 @@ class EntryBuilder:
         self.eval_limit, self.eval_threads = eval_limit, eval_threads
         self.isa_tier = isa_tier or detect(probe_cuda=False).isa_tier  # where int8 scores are computed: this host
         self.stub = Catalog("en-de", self.file_ref(TOKENIZER_FILE), self.file_ref(SUPERNET_FILE), workload, (), ())
-        # BLEU/chrF by `score_key`, kept on disk so an interrupted build resumes cheaply (v2: keyed by arch too)
-        self._scores_file = self.dir / CACHE_DIR / "scores-v2.json"
-        self._scores: dict[str, dict] = {}
-        if self._scores_file.is_file():
-            try:
-                self._scores = json.loads(self._scores_file.read_text())
-            except json.JSONDecodeError:
-                log.warning("%s is unreadable; scoring afresh", self._scores_file)
+        # kept on disk so an interrupted build resumes cheaply
+        self._scores_file = self.dir / CACHE_DIR / SCORES_FILE
+        self._scores: dict[str, dict] = read_scores(self._scores_file)
 
     def file_ref(self, name: str) -> FileRef:
         return FileRef(name, sha256_file(self.dir / name))
@@ -178,12 +186,22 @@ class EntryBuilder:
 
     def seed_scores(self, earlier: Path) -> int:
         """Take the scores an earlier catalog build in `earlier` recorded (`recorded_scores`: fp32, and int8
-        from this host's ISA tier) where this build has none under the same key; returns how many it took."""
-        found = {k: v for k, v in recorded_scores(earlier, self.isa_tier).items() if k not in self._scores}
+        from this host's ISA tier) where this build has none under the same key, and those its score cache holds
+        beyond them (weights no entry kept: fine-tunes, dropped twins; `score_key` names all a score came from,
+        int8 ones of another ISA tier left out); returns how many it took."""
+        found = recorded_scores(earlier, self.isa_tier)
+        cached = read_scores(Path(earlier) / CACHE_DIR / SCORES_FILE)
+        found.update({k: v for k, v in cached.items() if k not in found and self._same_tier(k)})
+        found = {k: v for k, v in found.items() if k not in self._scores}
         self._scores.update(found)
         if found:
             self._save_scores()
         return len(found)
+
+    def _same_tier(self, key: str) -> bool:
+        """Whether a `score_key` is fp32's, or int8's from this host's ISA tier."""
+        parts = key.split("/")
+        return parts[2] not in INT8_FORMATS or self.isa_tier in parts[3:]
 
     def score_ahead(self, jobs: list[tuple[str, ArchConfig, ProfileTarget, str]], workers: int,
                     say: Callable[[str], None] = log.info) -> int:  # fmt: skip

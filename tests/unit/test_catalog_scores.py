@@ -156,3 +156,33 @@ def test_a_build_takes_the_scores_an_earlier_catalog_recorded(tiny_space, tiny_m
         same_tier.prepare("q@y-int8", archs[1], other, 10.0, 9.0, "onnx-int8")
     with pytest.raises(CatalogError, match="no catalog.json"):
         same_tier.seed_scores(tmp_path)
+
+
+def test_a_build_takes_what_an_earlier_build_scored_but_no_entry_records(tiny_space, tiny_model_config, tmp_path,
+                                                                         monkeypatch):  # fmt: skip
+    """Scores of weights the earlier catalog does not ship (a fine-tune not kept, a dominated twin) come from its
+    score cache, whose keys name all a score came from; another ISA tier's int8 scores stay out."""
+    from hat_engine.catalog.build import CACHE_DIR, SCORES_FILE
+
+    builder, archs = _builder_and_archs(tiny_space, tiny_model_config, tmp_path)
+    target = ProfileTarget("p", "onnxruntime", 1, {"isa_tier": "avx2"})
+    first = builder("first")
+    shipped = replace(first.prepare(f"p@{archs[0].arch_id()}", archs[0], target, 10.0, 9.0),
+                      latency_ms={"p50": 5.0, "p95": 6.0})  # fmt: skip
+    unshipped = [first.prepare(f"p@{archs[1].arch_id()}{suffix}", archs[1], target, 10.0, 9.0, fmt)
+                 for suffix, fmt in (("", "onnx"), ("-int8", "onnx-int8"))]  # fmt: skip
+    save_catalog(first.catalog([HardwareProfileRecord("p", {"isa_tier": "avx2"})], [shipped], {}), first.dir)
+    assert len(recorded_scores(first.dir)) == 1
+    same_tier, other_tier = builder("second"), builder("third", isa_tier="avx512bf16")
+    assert same_tier.seed_scores(first.dir) == 3 and other_tier.seed_scores(first.dir) == 2
+
+    def scored_again(*_, **__):
+        raise AssertionError("a score was computed again")
+
+    monkeypatch.setattr("hat_engine.catalog.build.evaluate", scored_again)
+    for e in unshipped:
+        assert same_tier.prepare(e.id, archs[1], target, 10.0, 9.0, e.artifacts[0].format).bleu == e.bleu
+    with pytest.raises(AssertionError, match="computed again"):  # another tier's int8 kernels: scored here
+        other_tier.prepare(unshipped[1].id, archs[1], target, 10.0, 9.0, "onnx-int8")
+    (first.dir / CACHE_DIR / SCORES_FILE).write_text("{")  # unreadable: only what the catalog records
+    assert builder("fourth").seed_scores(first.dir) == 1
