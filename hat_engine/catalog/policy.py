@@ -284,11 +284,11 @@ def finetune_entries(
         info = finetune(builder.dir / SUPERNET_FILE, e.arch, builder.data_dir, policy.finetune_work / arch_id,
                         builder.dir / name, settings)  # fmt: skip
 
-        def rebuilt(x: CatalogEntry, weights: str = name) -> CatalogEntry:
+        def rebuilt(x: CatalogEntry, weights: str) -> CatalogEntry:  # no default: `name` changes below
             target = targets[x.hardware_profile]
             return builder.prepare(x.id, x.arch, target, x.latency_budget_ms, x.predicted_latency_ms, source=weights)
 
-        tuned = rebuilt(e)
+        tuned = rebuilt(e, name)
         storage = {"storage": "fp16", "fp16_bytes": (builder.dir / name).stat().st_size}
         if policy.finetune_delta:
             tuned, name, storage = _as_delta(builder, tuned, name, policy.delta_max_bleu_drop, rebuilt, say)
@@ -300,7 +300,7 @@ def finetune_entries(
         if not kept:
             (builder.dir / name).unlink()
             continue
-        # the arch's entries on every profile, from the weights kept (`name`: the delta where it held BLEU)
+        # the arch's entries on every profile, from the weights kept (the delta where it held BLEU)
         entries = [(tuned if x.id == e.id else rebuilt(x, name)) if x.arch.arch_id() == arch_id else x for x in entries]
     return entries, records
 
