@@ -27,7 +27,7 @@ from pathlib import Path
 
 from hat_engine.catalog.materialize import materialize
 from hat_engine.catalog.schema import CatalogEntry, load_catalog
-from hat_engine.latency.timing import measure, reference_source, run_workload, time_cpu
+from hat_engine.latency.timing import measure, reference_source, run_workload
 from hat_engine.runtime.runners import load_runner
 
 
@@ -70,10 +70,6 @@ def time_profile(catalog, catalog_dir: Path, profile_id: str, rounds: int, alone
     def load(e: CatalogEntry):
         return load_runner(folders[e.id], e.artifacts[0].format, threads)
 
-    def p50(model, warmup: int, runs: int) -> float:
-        src = reference_source(workload, model.model_config)
-        return time_cpu(lambda: run_workload(model, src, workload), warmup, runs).p50
-
     timed, others = [entries[0], entries[-1]], entries[1:-1]
     kept = {e.id: load(e) for e in timed}
     alone = {e.id: [measure(kept[e.id], workload, 3, alone_runs).p50] for e in timed}
@@ -87,9 +83,9 @@ def time_profile(catalog, catalog_dir: Path, profile_id: str, rounds: int, alone
                     run_workload(model, reference_source(workload, model.model_config), workload)
                     del model
                 model = load(e) if how == "fresh" else kept[e.id]
-                found[(e.id, how)].append(p50(model, 2, 3))
+                found[(e.id, how)].append(measure(model, workload, 2, 3).p50)
                 if how == "kept":
-                    found[(e.id, "hot")].append(p50(model, 0, 3))
+                    found[(e.id, "hot")].append(measure(model, workload, 0, 3).p50)
                 del model
         print(f"{profile_id}: round {r + 1}/{rounds}", flush=True)
     for e in timed:
