@@ -112,11 +112,17 @@ def time_cpu(fn: Callable[[], object], warmup: int = 3, runs: int = 20) -> Laten
     return stats(_cpu_samples(fn, warmup, runs))
 
 
-def measure(model, workload: Workload = REFERENCE_WORKLOAD, warmup: int = 3, runs: int = 20) -> LatencyStats:
-    """Latency of the reference workload on `model` (torch `Transformer` or `OrtTranslator`), on the CPU.
-    The caller sets the threads: `torch.set_num_threads` for torch, the session options for ONNX Runtime."""
+def measure_samples(model, workload: Workload = REFERENCE_WORKLOAD, warmup: int = 3, runs: int = 20) -> list[float]:
+    """Milliseconds of `runs` decodes of the reference workload on `model` (torch `Transformer` or
+    `OrtTranslator`) on the CPU, after `warmup` untimed ones: samples to pool across rounds. The caller sets the
+    threads: `torch.set_num_threads` for torch, the session options for ONNX Runtime."""
     src = reference_source(workload, model.model_config)
-    return time_cpu(lambda: run_workload(model, src, workload), warmup, runs)
+    return _cpu_samples(lambda: run_workload(model, src, workload), warmup, runs)
+
+
+def measure(model, workload: Workload = REFERENCE_WORKLOAD, warmup: int = 3, runs: int = 20) -> LatencyStats:
+    """Latency of the reference workload on `model`: the stats of `measure_samples`."""
+    return stats(measure_samples(model, workload, warmup, runs))
 
 
 @dataclass(frozen=True)
@@ -171,8 +177,7 @@ def measure_interleaved(
         rng.shuffle(order)
         for name in order:
             model = loaders[name]()
-            src = reference_source(workload, model.model_config)
-            samples[name] += _cpu_samples(lambda m=model, s=src: run_workload(m, s, workload), warmup, runs)
+            samples[name] += measure_samples(model, workload, warmup, runs)
             del model
         on_round(r + 1, rounds)
     return {name: stats(ms) for name, ms in samples.items()}

@@ -2,11 +2,11 @@
 
 Startup (`ServingEngine.start`): load and validate the catalog, verify the tokenizer, on a host kind the catalog
 never saw time the candidate thread counts (`thread_choices`) and keep the fastest, pick the catalog profile
-for this host (exact match, else the nearest one plus a bounded calibration), verify every candidate's artifact
-(a refused one is logged, reported to the listener and skipped), choose the highest-BLEU entry whose p95 meets the
-SLA (the fastest, flagged as a violation, when none does), load it and warm it up. Requests are then routed to
-the guard's active entry, or to the best entry meeting a per-request budget (loaded lazily; see
-`TranslatorPool`). Nothing here reads the environment: the service passes every setting in.
+for this host (exact match, else the nearest one plus a bounded calibration per artifact format), verify every
+candidate's artifact (a refused one is logged, reported to the listener and skipped), choose the highest-BLEU
+entry whose p95 meets the SLA (the fastest, flagged as a violation, when none does), load it and warm it up.
+Requests are then routed to the guard's active entry, or to the best entry meeting a per-request budget (loaded
+lazily; see `TranslatorPool`). Nothing here reads the environment: the service passes every setting in.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from hat_engine.catalog.schema import Catalog, CatalogEntry, load_catalog, verif
 from hat_engine.data.tokenizer import Tokenizer
 from hat_engine.errors import CatalogError
 from hat_engine.hardware import HardwareProfile
-from hat_engine.latency.timing import measure, measure_interleaved
+from hat_engine.latency.timing import measure_interleaved, measure_samples
 from hat_engine.model.translate import Translation, translate_texts
 from hat_engine.runtime.runners import load_runner
 from hat_engine.serving.guard import GuardConfig, Observation, SlaGuard, Switch
@@ -116,7 +116,8 @@ class ServingEngine:
         verified = [e for e in entries if e.id not in refused]
         calibration = None
         if profile != self.host.profile_id and verified:
-            calibration = calibrate(verified, profile, self._measure_p95, self.settings.calibration_budget_s)
+            fmt = lambda e: artifact_format(e, self.settings.backend) or ""  # noqa: E731
+            calibration = calibrate(verified, profile, self._time_entry, fmt, self.settings.calibration_budget_s)
         options = options_on_host(verified, calibration)
         selected, violation = pick(options, self.settings.sla_ms)
         while True:  # loading can still fail (e.g. a damaged cache whose source was altered since)
@@ -169,8 +170,9 @@ class ServingEngine:
         self.pool.threads = chosen
         return p50
 
-    def _measure_p95(self, entry: CatalogEntry) -> float:
-        return measure(self.pool.load(entry), self.catalog.reference_workload, warmup=1, runs=5).p95
+    def _time_entry(self, entry: CatalogEntry) -> list[float]:
+        """One calibration round of `entry`: milliseconds of 5 reference-workload decodes after one warm-up."""
+        return measure_samples(self.pool.load(entry), self.catalog.reference_workload, warmup=1, runs=5)
 
     def _warm(self, model) -> None:
         for _ in range(2):

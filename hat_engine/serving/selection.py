@@ -2,9 +2,10 @@
 
 HAT (Wang et al., 2020) searches one SubTransformer per hardware target and latency budget; serving closes the
 loop. With the catalog measured on this very profile, each entry's measured p95 on the reference workload is
-its latency here. On a host the catalog never saw, a short calibration measures a few entries here and maps the
-catalog's latencies onto this host with `latency.transfer.fit_power_law`, the map `predictor.adapt` fits too
-(the shape of the latency landscape transfers, its scale does not).
+its latency here. On a host the catalog never saw, a short calibration times a few entries of each artifact
+format here, in interleaved rounds, and maps the catalog's latencies onto this host with
+`latency.transfer.fit_power_law_by_group`, the map `predictor.adapt` fits with one group (the shape of the
+latency landscape transfers, its scale does not, and differs between int8 and fp32).
 
 Everything here is pure: measurements come in through a callable, time through a clock, so the unit tests run
 on fake latencies in milliseconds.
@@ -13,6 +14,8 @@ on fake latencies in milliseconds.
 from __future__ import annotations
 
 import logging
+import math
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -20,12 +23,15 @@ from dataclasses import asdict, dataclass
 from hat_engine.catalog.schema import Catalog, CatalogEntry
 from hat_engine.errors import CatalogError
 from hat_engine.hardware import ISA_TIERS, ProfileId
-from hat_engine.latency.transfer import fit_power_law
+from hat_engine.latency.timing import stats
+from hat_engine.latency.transfer import fit_power_law_by_group
 from hat_engine.pareto import pareto_front
 
 log = logging.getLogger(__name__)
 
 CALIBRATION_BUDGET_S = 20.0
+CALIBRATION_ENTRIES = 8  # entries timed at most
+CALIBRATION_ROUNDS = 3  # interleaved rounds over them at most
 
 
 @dataclass(frozen=True)
@@ -45,18 +51,31 @@ class Option:
 
 @dataclass(frozen=True)
 class Calibration:
-    """What the calibration on an unseen host measured, and the map it fitted (`fit_power_law`):
-    here_ms = scale * catalog_ms ** exponent."""
+    """What the calibration on an unseen host measured, and the map it fitted (`fit_power_law_by_group`, the
+    entries' artifact formats as groups) from the catalog's p50 to the p50 here:
+    here_ms = scales[format] * catalog_ms ** exponent.
+
+    The map is fitted on medians, which a slow spell of a shared machine hardly moves (a p95 of 15 decodes is
+    their second slowest). An entry's p95 here is its p50 here times the heavier of two tails: its own p95/p50 in
+    the catalog, and this host's `tail_ratio`, the p95 over every calibration decode of its ms over its entry's
+    p50 here (a hundred-odd decodes, where one entry has 15). Formats get their own scale because they move apart
+    across hosts: int8 ran 2.5-2.8x faster than the catalog on an AMD host where fp32 ran 1.66x faster, and from
+    1 thread to 2 on one Xeon catalog v3.1's int8 entries slowed 1.33-1.60x, its fp32 one 1.08x
+    (`bench/calibration_accuracy.py`)."""
 
     source_profile: str
-    measured_p95_ms: dict[str, float]  # entry id -> p95 measured on this host
-    catalog_p95_ms: dict[str, float]  # entry id -> p95 in the catalog (source profile)
-    scale: float
+    measured_p50_ms: dict[str, float]  # entry id -> p50 here, over the samples of every round
+    measured_p95_ms: dict[str, float]  # entry id -> p95 here, likewise (shown; too few samples to place by)
+    catalog_p50_ms: dict[str, float]  # entry id -> p50 in the catalog (source profile), for the measured ones
+    formats: dict[str, str]  # entry id -> its artifact format, for every entry calibrated (measured or not)
+    scales: dict[str, float]  # format -> scale; a format with no entry measured gets the others' geometric mean
     exponent: float
+    tail_ratio: float  # p95 over the measured entries' decodes of decode ms / the entry's p50 here
+    rounds: int  # interleaved rounds over the measured entries
     seconds: float
 
-    def apply(self, catalog_ms: float) -> float:
-        return self.scale * max(catalog_ms, 1e-3) ** self.exponent
+    def apply(self, entry_id: str, catalog_ms: float) -> float:
+        return self.scales[self.formats[entry_id]] * max(catalog_ms, 1e-3) ** self.exponent
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -127,65 +146,98 @@ def nearest_profile(profile_ids: Sequence[str], host_profile_id: str) -> str:
     return max(profile_ids, key=score)
 
 
-def calibration_order(entries: Sequence[CatalogEntry]) -> list[CatalogEntry]:
-    """Fastest, slowest, then the middle ones outwards: the first two already span the range."""
-    ordered = sorted(entries, key=lambda e: e.p95)
-    if len(ordered) <= 2:
-        return ordered
-    first, last, middle = ordered[0], ordered[-1], ordered[1:-1]
-    mid = len(middle) // 2
-    rest = sorted(middle, key=lambda e: abs(middle.index(e) - mid))
-    return [first, last, *rest]
+def calibration_order(
+    entries: Sequence[CatalogEntry], format_of: Callable[[CatalogEntry], str] = lambda e: ""
+) -> list[CatalogEntry]:
+    """Per format: fastest, slowest, then the middle ones outwards (the first two already span the range); the
+    formats taken in turn, so that the first few measurements reach every format."""
+    by_format: dict[str, list[CatalogEntry]] = {}
+    for entry in sorted(entries, key=lambda e: e.p95):
+        by_format.setdefault(format_of(entry), []).append(entry)
+    orders = []
+    for ordered in by_format.values():
+        if len(ordered) > 2:
+            middle = ordered[1:-1]
+            mid = len(middle) // 2
+            ordered = [ordered[0], ordered[-1], *sorted(middle, key=lambda e: abs(middle.index(e) - mid))]
+        orders.append(ordered)
+    return [order[i] for i in range(max(map(len, orders), default=0)) for order in orders if i < len(order)]
 
 
 def calibrate(
     entries: Sequence[CatalogEntry],
     source_profile: str,
-    measure_p95: Callable[[CatalogEntry], float],
+    time_entry: Callable[[CatalogEntry], list[float]],
+    format_of: Callable[[CatalogEntry], str] = lambda e: "",
     budget_s: float = CALIBRATION_BUDGET_S,
-    max_entries: int = 4,
+    max_entries: int = CALIBRATION_ENTRIES,
+    rounds: int = CALIBRATION_ROUNDS,
     clock: Callable[[], float] = time.monotonic,
 ) -> Calibration:
-    """Measure up to `max_entries` entries here (at least one), within `budget_s` seconds: an entry is skipped
-    when the time the last one took, scaled by the catalog's latency ratio, would overrun the budget."""
+    """Time up to `max_entries` entries here (at least one; `time_entry` returns one round's samples in ms),
+    within `budget_s` seconds, in up to `rounds` interleaved rounds whose samples are pooled, so that a slow
+    spell of a shared machine lands on every entry rather than on one. In the first round an entry is skipped
+    when the time the last one took, scaled by the catalog's latency ratio, would overrun the budget; a further
+    round runs only when the first round's time still fits."""
     start = clock()
-    measured: dict[str, float] = {}
-    last: tuple[CatalogEntry, float] | None = None
-    for entry in calibration_order(entries)[:max_entries]:
+    samples: dict[str, list[float]] = {}
+    cost_s: dict[str, float] = {}
+    last: CatalogEntry | None = None
+    for entry in calibration_order(entries, format_of)[:max_entries]:
         elapsed = clock() - start
         if last is not None:
-            estimate = last[1] * entry.p95 / max(last[0].p95, 1e-9)
+            estimate = cost_s[last.id] * entry.p95 / max(last.p95, 1e-9)
             if elapsed + estimate > budget_s:
                 log.info("calibration: skipping %s (would take ~%.1fs, %.1fs left)", entry.id, estimate,
                          budget_s - elapsed)  # fmt: skip
                 continue
         t0 = clock()
-        measured[entry.id] = float(measure_p95(entry))
-        last = (entry, clock() - t0)
-        log.info("calibration: %s p95 %.2f ms here (catalog %.2f ms on %s)", entry.id, measured[entry.id],
-                 entry.p95, source_profile)  # fmt: skip
+        samples[entry.id] = list(time_entry(entry))
+        cost_s[entry.id], last = clock() - t0, entry
     by_id = {e.id: e for e in entries}
-    catalog_ms = {k: by_id[k].p95 for k in measured}
-    scale, exponent = fit_power_law(list(catalog_ms.values()), list(measured.values()))
-    cal = Calibration(source_profile, measured, catalog_ms, scale, exponent, clock() - start)
-    log.info("calibration: here_ms = %.3f * catalog_ms ^ %.3f, from %d entries in %.1fs", scale, exponent,
-             len(measured), cal.seconds)  # fmt: skip
+    done = 1
+    while done < rounds and clock() - start + sum(cost_s.values()) <= budget_s:
+        for entry_id in samples:
+            samples[entry_id] += time_entry(by_id[entry_id])
+        done += 1
+    found = {k: stats(v) for k, v in samples.items()}
+    catalog_p50 = {k: float(by_id[k].latency_ms["p50"]) for k in found}
+    formats = {e.id: format_of(e) for e in entries}
+    scales, exponent = fit_power_law_by_group(list(catalog_p50.values()), [s.p50 for s in found.values()],
+                                              [formats[k] for k in found])  # fmt: skip
+    unmeasured = sorted(set(formats.values()) - set(scales))
+    if unmeasured:
+        fill = math.exp(statistics.fmean(math.log(v) for v in scales.values()))
+        log.warning("calibration: no %s entry measured in %.0fs; its latencies are mapped with the measured "
+                    "formats' mean scale", "/".join(unmeasured), budget_s)  # fmt: skip
+        scales |= dict.fromkeys(unmeasured, fill)
+    for k, s in found.items():
+        log.info("calibration: %s (%s) p50 %.2f ms here (catalog %.2f ms on %s)", k, formats[k] or "-", s.p50,
+                 catalog_p50[k], source_profile)  # fmt: skip
+    tail = stats([ms / found[k].p50 for k, v in samples.items() for ms in v]).p95
+    cal = Calibration(source_profile, {k: s.p50 for k, s in found.items()}, {k: s.p95 for k, s in found.items()},
+                      catalog_p50, formats, scales, exponent, tail, done, clock() - start)  # fmt: skip
+    log.info("calibration: here_ms = scale[format] * catalog_ms ^ %.3f, scales %s, p95/p50 here %.3f, from %d "
+             "entries x %d rounds in %.1fs", exponent, {f or "-": round(v, 3) for f, v in scales.items()}, tail,
+             len(found), done, cal.seconds)  # fmt: skip
     return cal
 
 
 def options_on_host(entries: Sequence[CatalogEntry], calibration: Calibration | None) -> list[Option]:
-    """Entries as this host sees them: the catalog's numbers on an exact profile match; otherwise mapped by the
-    calibration, with the entries calibration measured keeping their measured p95 (p50 scaled alike)."""
+    """Entries as this host sees them: the catalog's numbers on an exact profile match; otherwise each entry's
+    p50 here (measured by the calibration, else mapped by it) and its p95 here, that p50 times the heavier of its
+    p95/p50 in the catalog and the calibration's `tail_ratio`."""
     options = []
     for e in entries:
         if calibration is None:
             options.append(option_from_entry(e))
             continue
-        p95 = calibration.measured_p95_ms.get(e.id)
-        here = p95 is not None
-        p95 = p95 if here else calibration.apply(e.p95)
-        p50 = float(e.latency_ms["p50"]) * p95 / max(e.p95, 1e-9)
-        options.append(Option(e.id, p50, p95, e.mean_bleu, e.params, here))
+        catalog_p50 = float(e.latency_ms["p50"])
+        p50 = calibration.measured_p50_ms.get(e.id)
+        here = p50 is not None
+        p50 = p50 if here else calibration.apply(e.id, catalog_p50)
+        tail = max(e.p95 / max(catalog_p50, 1e-9), calibration.tail_ratio)
+        options.append(Option(e.id, p50, p50 * tail, e.mean_bleu, e.params, here))
     return sorted(options, key=lambda o: o.p95_ms)
 
 

@@ -194,7 +194,8 @@ def test_unseen_host_profile_is_calibrated_at_startup(catalogs, tmp_path):
     assert not models["exact_profile_match"] and models["hardware_profile"].endswith("-2t-onnxruntime")
     cal = models["calibration"]
     assert cal["source_profile"] == catalogs[1].entries[0].hardware_profile and cal["seconds"] < 20
-    assert len(cal["measured_p95_ms"]) >= 2 and cal["scale"] > 0
+    assert len(cal["measured_p95_ms"]) >= 2 and all(v > 0 for v in cal["scales"].values()) and cal["rounds"] >= 1
+    assert set(cal["scales"]) == set(cal["formats"].values())
     assert r.status_code == 200 and r.json()["model"] == models["selected"]["entry_id"]
     assert "calibration: here_ms =" in s.log_tail(50_000)
 

@@ -1,9 +1,9 @@
-"""Serving-time selection on fake latencies: pick, ladder, nearest profile, scale/offset fit, bounded calibration."""
+"""Serving-time selection on fake latencies: pick, ladder, nearest profile, latency maps, bounded calibration."""
 
 import pytest
 
 from hat_engine.catalog.schema import CatalogEntry
-from hat_engine.errors import CatalogError
+from hat_engine.errors import CatalogError, ConfigError
 from hat_engine.serving.selection import (
     Option,
     calibrate,
@@ -82,9 +82,31 @@ def test_fit_power_law_is_the_one_latency_map():
     assert exponent == 1.0 and scale > 0
 
 
+def test_fit_power_law_by_group_shares_the_exponent_and_scales_each_group():
+    from hat_engine.latency.transfer import fit_power_law_by_group
+
+    base = [10.0, 20.0, 40.0, 80.0, 30.0, 60.0]
+    groups = ["int8"] * 4 + ["fp32"] * 2
+    here = [(0.4 if g == "int8" else 0.9) * b**1.2 for b, g in zip(base, groups, strict=True)]
+    scales, exponent = fit_power_law_by_group(base, here, groups)
+    assert exponent == pytest.approx(1.2) and scales == pytest.approx({"int8": 0.4, "fp32": 0.9})
+    # One point per group: no spread within any group to fit an exponent from; each scale is its group's ratio.
+    scales, exponent = fit_power_law_by_group([10.0, 50.0], [4.0, 45.0], ["int8", "fp32"])
+    assert exponent == 1.0 and scales == pytest.approx({"int8": 0.4, "fp32": 0.9})
+    # Three points in two groups: one short of a slope (groups + 2 points).
+    assert fit_power_law_by_group([10.0, 20.0, 50.0], [4.0, 9.0, 45.0], ["a", "a", "b"])[1] == 1.0
+    with pytest.raises(ConfigError, match="aligned"):
+        fit_power_law_by_group([10.0, 20.0], [4.0, 9.0], ["a"])
+
+
 def test_calibration_order_spans_the_range_first(tiny_space):
     entries = [entry(str(i), float(p), tiny_space) for i, p in enumerate([50, 10, 30, 20, 40])]
     assert [e.p95 for e in calibration_order(entries)] == [10, 50, 30, 20, 40]
+    # Per format, taken in turn: every format is reached by the first measurements.
+    fmt = {"0": "fp32", "1": "int8", "2": "int8", "3": "int8", "4": "fp32"}
+    ordered = calibration_order(entries, lambda e: fmt[e.id])
+    assert [(fmt[e.id], e.p95) for e in ordered] == [("int8", 10), ("fp32", 40), ("int8", 30), ("fp32", 50),
+                                                     ("int8", 20)]  # fmt: skip
 
 
 class FakeClock:
@@ -96,27 +118,65 @@ class FakeClock:
 
 
 def test_calibration_maps_latencies_and_respects_its_budget(tiny_space):
-    entries = [entry(name, p95, tiny_space) for name, p95 in (("a", 10.0), ("b", 20.0), ("c", 40.0), ("d", 30.0))]
+    p95 = {"a": 10.0, "b": 20.0, "c": 40.0, "d": 30.0}  # the catalog's p50 is 0.9x its p95 (`entry`)
+    entries = [entry(k, v, tiny_space) for k, v in p95.items()]
     clock = FakeClock()
-    truth = {k: 3.0 * v**0.8 for k, v in (("a", 10.0), ("b", 20.0), ("c", 40.0), ("d", 30.0))}  # this host
+    truth = {k: 3.0 * (0.9 * v) ** 0.8 for k, v in p95.items()}  # p50 on this host
+    timed = []
 
-    def measure(e):
-        clock.t += truth[e.id] / 10  # a measurement costs time proportional to the latency
-        return truth[e.id]
+    def time_entry(e):
+        clock.t += truth[e.id] / 9  # a round costs time proportional to the latency
+        timed.append(e.id)
+        return [truth[e.id] * f for f in (0.9, 1.0, 1.0, 1.02, 1.1)]
 
-    cal = calibrate(entries, "other", measure, budget_s=100.0, clock=clock)
-    assert set(cal.measured_p95_ms) == {"a", "b", "c", "d"}
-    assert cal.scale == pytest.approx(3.0) and cal.exponent == pytest.approx(0.8)
+    cal = calibrate(entries, "other", time_entry, budget_s=100.0, clock=clock)
+    assert cal.measured_p50_ms == pytest.approx(truth) and cal.measured_p95_ms["d"] == pytest.approx(1.1 * truth["d"])
+    assert cal.rounds == 3 and timed == ["a", "c", "d", "b"] * 3  # ~15.7 s a round: three fit in 100 s
+    assert cal.scales == pytest.approx({"": 3.0}) and cal.exponent == pytest.approx(0.8)
+    assert cal.tail_ratio == pytest.approx(1.1)  # this host's tail is lighter than the catalog's 1/0.9
     options = {o.entry_id: o for o in options_on_host(entries, cal)}
-    assert options["d"].p95_ms == truth["d"] and options["d"].measured_here
+    assert options["d"].p50_ms == truth["d"] and options["d"].measured_here
+    assert options["d"].p95_ms == pytest.approx(truth["d"] / 0.9)
 
-    clock.t = 0.0
-    cal = calibrate(entries, "other", measure, budget_s=10.0, clock=clock)
-    assert list(cal.measured_p95_ms) == ["a", "c"]  # 7.6 s; then "d" (~4.3 s more) and "b" (~2.9 s) overrun 10 s
-    assert cal.seconds <= 10.0
+    clock.t, timed[:] = 0.0, []
+    cal = calibrate(entries, "other", time_entry, budget_s=10.0, clock=clock)
+    assert list(cal.measured_p50_ms) == ["a", "c"]  # 7.7 s; then "d" (~4.4 s more) and "b" (~2.9 s) overrun 10 s
+    assert cal.rounds == 1 and timed == ["a", "c"] and cal.seconds <= 10.0  # no time for a second round
     mapped = {o.entry_id: o for o in options_on_host(entries, cal)}
-    assert not mapped["b"].measured_here and mapped["b"].p95_ms == pytest.approx(cal.apply(20.0))
+    assert not mapped["b"].measured_here and mapped["b"].p50_ms == pytest.approx(cal.apply("b", 18.0))
     assert [o.entry_id for o in options_on_host(entries, cal)] == ["a", "b", "d", "c"]
+
+
+def test_calibration_takes_this_hosts_tail_when_it_is_heavier(tiny_space):
+    entries = [entry(k, v, tiny_space) for k, v in (("a", 10.0), ("b", 20.0))]
+    spiky = lambda e: [e.latency_ms["p50"]] * 4 + [2.0 * e.latency_ms["p50"]]  # noqa: E731  one decode in 5 twice as slow
+    cal = calibrate(entries, "other", spiky, clock=FakeClock())
+    assert cal.tail_ratio == 2.0 and cal.scales == pytest.approx({"": 1.0})
+    assert [o.p95_ms for o in options_on_host(entries, cal)] == pytest.approx([18.0, 36.0])  # not the catalog's 10, 20
+
+
+def test_calibration_scales_each_format_by_its_own_measurements(tiny_space):
+    """int8 2.5x faster here, fp32 1.25x (as on the AMD host against the AMX catalog): one map through both
+    would misplace every entry it did not measure; one scale per format places them all."""
+    p95 = {"i1": 20.0, "i2": 30.0, "i3": 45.0, "i4": 60.0, "f1": 50.0, "f2": 90.0, "f3": 120.0}
+    fmt = {k: "onnx-int8" if k[0] == "i" else "onnx" for k in p95}
+    entries = [entry(k, v, tiny_space) for k, v in p95.items()]
+    truth = {k: (0.4 if fmt[k] == "onnx-int8" else 0.8) * v for k, v in p95.items()}
+    clock = FakeClock()
+
+    def time_entry(e):
+        clock.t += 1.0
+        return [truth[e.id] * 0.9] * 5  # p50 here: the catalog's p50 (0.9x its p95) times the format's factor
+
+    cal = calibrate(entries, "other", time_entry, lambda e: fmt[e.id], budget_s=100.0, max_entries=4, clock=clock)
+    assert set(cal.measured_p50_ms) == {"i1", "f1", "i4", "f3"}  # each format's fastest and slowest
+    assert cal.scales == pytest.approx({"onnx-int8": 0.4, "onnx": 0.8}) and cal.exponent == pytest.approx(1)
+    assert {o.entry_id: o.p95_ms for o in options_on_host(entries, cal)} == pytest.approx(truth)
+
+    # A format the budget left unmeasured is mapped with the measured formats' mean scale, and said so.
+    clock.t = 0.0
+    cal = calibrate(entries, "other", time_entry, lambda e: fmt[e.id], budget_s=1.0, clock=clock)
+    assert list(cal.measured_p50_ms) == ["i1"] and cal.scales == pytest.approx({"onnx-int8": 0.4, "onnx": 0.4})
 
 
 def test_exact_profile_uses_the_catalog_numbers(tiny_space):

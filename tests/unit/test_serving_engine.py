@@ -77,11 +77,11 @@ def test_altered_artifact_is_refused_and_the_next_entry_served(catalogs, host, v
 def test_unseen_host_calibrates_and_maps_latencies(catalogs, host, monkeypatch):
     other = dataclasses.replace(host, threads=host.threads + 2)  # a profile id the catalog never saw
     eng = engine(catalogs[None], other, sla_ms=45.0)
-    monkeypatch.setattr(eng, "_measure_p95", lambda entry: 3.0 * entry.p95**0.8)  # this host
+    monkeypatch.setattr(eng, "_time_entry", lambda entry: [3.0 * entry.p95**0.8] * 5)  # this host
     plan = eng.start()
     assert plan.catalog_profile == host.profile_id and plan.host_profile == other.profile_id
-    assert plan.calibration is not None and plan.calibration.scale == pytest.approx(3.0)
-    assert plan.calibration.exponent == pytest.approx(0.8)
+    assert plan.calibration is not None and plan.calibration.scales == pytest.approx({"onnx": 3.0})
+    assert plan.calibration.exponent == pytest.approx(0.8) and plan.calibration.rounds == 3
     assert {o.entry_id: o.p95_ms for o in plan.options} == pytest.approx(
         {"tiny-a": 18.93, "tiny-b": 32.96, "tiny-c": 45.58, "tiny-d": 57.38}, abs=0.01
     )
@@ -91,7 +91,7 @@ def test_unseen_host_calibrates_and_maps_latencies(catalogs, host, monkeypatch):
 def test_torch_backend_serves_the_torch_artifact(catalogs, host, monkeypatch):
     torch_host = detect("torch", 1, probe_cuda=False)  # the catalog only has onnxruntime profiles: calibrates
     eng = engine(catalogs[None], torch_host, backend="torch")
-    monkeypatch.setattr(eng, "_measure_p95", lambda entry: entry.p95)
+    monkeypatch.setattr(eng, "_time_entry", lambda entry: [entry.p95] * 5)
     plan = eng.start()
     assert plan.selected.entry_id == "tiny-d" and plan.calibration is not None
     used, out = eng.translate(eng.route(), ["The house is small."])
