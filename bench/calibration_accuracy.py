@@ -15,6 +15,10 @@ the machine's drift between minutes (on these VMs 1.5x at times) lands on all of
   from every decode), with every format in one group;
 - per format: the same, each artifact format with its own scale (what the service does).
 
+Served at the profile's own thread count (`--source P --threads` its count), the methods are "catalog as is"
+(the catalog's figures, what the service serves on an exact match: is this sitting the catalog's?) and per
+format (`HAT_CALIBRATE=always`).
+
 The truth is every round of every entry: p50 and p95 over `--rounds` x 5 decodes. Each method's error is
 |placed - true| / true over the entries it did not time itself, against that truth ("all rounds": the fit's
 error and the drift since the calibration's rounds) and against the entry's own first 3 rounds, the ones the
@@ -51,6 +55,11 @@ from hat_engine.serving.selection import (
 )
 
 METHODS = ("before", "one map", "per format")
+SAME_PROFILE_METHODS = ("catalog as is", "per format")  # served at the profile's own thread count
+
+
+def methods_for(catalog, source: str, threads: int) -> tuple[str, ...]:
+    return SAME_PROFILE_METHODS if int(catalog.profile(source).fingerprint["threads"]) == threads else METHODS
 
 
 def main() -> int:
@@ -139,9 +148,11 @@ def run_once(catalog, catalog_dir: Path, source: str, threads: int, rounds: int,
     truth = {k: stats([ms for samples, _ in rs for ms in samples]) for k, rs in recorded.items()}
     window = {k: stats([ms for samples, _ in rs[:CALIBRATION_ROUNDS] for ms in samples]) for k, rs in recorded.items()}
     placed, info = {}, {}
-    for name in METHODS:
+    for name in methods_for(catalog, source, threads):
         replay = Replay(recorded)
-        if name == "before":
+        if name == "catalog as is":  # what the service serves on an exact profile match
+            options, measured, info[name] = {o.entry_id: o for o in options_on_host(entries, None)}, set(), {}
+        elif name == "before":
             options, measured, info[name] = calibrate_before(entries, replay.time_entry)
         else:
             format_of = (lambda e: "") if name == "one map" else (lambda e: fmt[e.id])
@@ -193,7 +204,7 @@ def run_once(catalog, catalog_dir: Path, source: str, threads: int, rounds: int,
 
 def print_repeat(r: dict) -> None:
     print(f"\n## {r['source']} served at {r['threads']} thread(s), repeat {r['repeat']} (p50 / p95, ms)")
-    names = list(METHODS)
+    names = list(r["methods"])
     print("| entry | format | catalog | true here | " + " | ".join(f"{n}" for n in names) + " |")
     print("|---|---|---:|---:|" + "---:|" * len(names))
     for k in sorted(r["true_p95_ms"], key=r["catalog_p95_ms"].get):
@@ -207,8 +218,8 @@ def print_repeat(r: dict) -> None:
     print("(* measured by that calibration)")
     for n in names:
         m = r["methods"][n]
-        print(f"{n}: {len(m['measured'])} measured x {m['rounds']} rounds, scales {m['scales']}, exponent "
-              f"{m['exponent']}; unmeasured MAPE p50 {m['mape_p50']:.1%}, p95 {m['mape_p95']:.1%} (max "
+        print(f"{n}: {len(m['measured'])} measured x {m.get('rounds', 0)} rounds, scales {m.get('scales')}, "
+              f"exponent {m.get('exponent')}; unmeasured MAPE p50 {m['mape_p50']:.1%}, p95 {m['mape_p95']:.1%} (max "
               f"{m['max_error_p95']:.1%}), same rounds p50 {m['mape_p50_same_rounds']:.1%}, p95 "
               f"{m['mape_p95_same_rounds']:.1%}; SLAs broken {m['slas_broken']}/{m['slas']}; BLEU given up "
               f"{m['bleu_given_up']:.2f}")  # fmt: skip
@@ -223,7 +234,7 @@ def print_summary(results: list[dict]) -> None:
     print("|---|---|---|---|---|---|---|---|")
     for source, threads in dict.fromkeys((r["source"], r["threads"]) for r in results):
         rows = [r for r in results if (r["source"], r["threads"]) == (source, threads)]
-        for n in METHODS:
+        for n in rows[0]["methods"]:
             ms = [r["methods"][n] for r in rows]
 
             def cells(key: str, fmt: str, ms=ms) -> str:

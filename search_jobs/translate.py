@@ -1,6 +1,6 @@
 """`hat translate`: English lines on stdin -> German on stdout.
 
-hat translate [--catalog DIR] [--sla-ms N | --entry ID] [--beam N]    # as `hat serve` would choose
+hat translate [--catalog DIR] [--sla-ms N | --entry ID] [--calibrate unseen|always] [--beam N]  # as `hat serve`
 hat translate --supernet CKPT --arch largest|smallest|largest-decN|ARCH.yaml   # a SubTransformer, inherited
 """
 
@@ -15,6 +15,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     choose = p.add_mutually_exclusive_group()
     choose.add_argument("--sla-ms", type=float, help="the best entry whose p95 here meets this budget (ms)")
     choose.add_argument("--entry", help="this catalog entry id (see `hat catalog show`)")
+    p.add_argument("--calibrate", choices=("unseen", "always"), default="unseen",
+                   help="time the catalog's entries here before choosing: on an unseen host kind only (default), "
+                        "or always (a VM whose speed drifts)")  # fmt: skip
     p.add_argument("--supernet", type=Path, help="a trained supernet instead of a catalog (with --arch)")
     p.add_argument("--tokenizer", type=Path, help="with --supernet: SentencePiece model (default: beside it)")
     p.add_argument("--arch", help="with --supernet: largest | smallest | largest-decN | ARCH.yaml (default largest)")
@@ -36,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"hat: error: --threads {args.threads}: use 1 or more")
     if args.supernet is not None and (args.catalog or args.sla_ms is not None or args.entry):
         raise SystemExit("hat: error: --supernet goes without --catalog, --sla-ms and --entry")
+    if args.calibrate == "always" and (args.supernet is not None or args.entry):
+        raise SystemExit("hat: error: --calibrate always goes with a catalog choice (--sla-ms or none), not --entry "
+                         "or --supernet")  # fmt: skip
     if args.supernet is None and (args.arch or args.tokenizer):
         raise SystemExit("hat: error: --arch and --tokenizer go with --supernet")
     torch.set_num_threads(args.threads)
@@ -72,7 +78,8 @@ def _from_catalog(args: argparse.Namespace):
         pool = TranslatorPool(folder, catalog, folder / ".cache", "onnxruntime", args.threads)
         return pool.load(entry), Tokenizer(folder / catalog.tokenizer.path), f"catalog entry {entry.id}"
     host = detect("onnxruntime", args.threads, probe_cuda=False)
-    settings = ServingSettings(folder, folder / ".cache", sla_ms=args.sla_ms, guard=None)
+    settings = ServingSettings(folder, folder / ".cache", sla_ms=args.sla_ms, guard=None,
+                               calibrate_always=args.calibrate == "always")  # fmt: skip
     engine = ServingEngine(settings, host, None)
     plan = engine.start()
     entry_id = plan.selected.entry_id

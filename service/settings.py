@@ -13,6 +13,7 @@ the one each worker measures fastest at startup (`ServingSettings.thread_choices
 | HAT_MAX_LOADED | 3 | translators kept loaded (LRU; the selected one stays) |
 | HAT_MAX_BATCH | 32 | texts per adaptive batch (1 turns batching off) |
 | HAT_SLA_GUARD | on | off: never switch models at run time |
+| HAT_CALIBRATE | unseen | always: time the entries at startup on the catalog's own host kind too |
 | HAT_MAX_CHARS / HAT_MAX_TEXTS / HAT_MAX_TOTAL_CHARS | 5000 / 128 / 20000 | input limits per request |
 | HAT_API_KEYS | none (no keys) | file of API keys with optional per-key limits (`service.access`) |
 | HAT_REQ_LIMIT / HAT_CHAR_LIMIT | none | requests / characters per minute per client without a key |
@@ -130,6 +131,10 @@ def load_settings(env: Mapping[str, str] | None = None, check_catalog: bool = Tr
     guard_flag = env.get("HAT_SLA_GUARD", "on").strip().lower()
     if guard_flag not in ("on", "off", "1", "0", "true", "false"):
         raise ConfigError(f"HAT_SLA_GUARD={guard_flag!r}: use on or off")
+    calibrate = env.get("HAT_CALIBRATE", "unseen").strip().lower() or "unseen"
+    if calibrate not in ("unseen", "always"):
+        raise ConfigError(f"HAT_CALIBRATE={calibrate!r}: use unseen (calibrate on a host kind the catalog never "
+                          "saw) or always (on its own host kind too)")  # fmt: skip
     serving = ServingSettings(
         catalog_dir=catalog_dir,
         cache_dir=cache_dir,
@@ -138,6 +143,7 @@ def load_settings(env: Mapping[str, str] | None = None, check_catalog: bool = Tr
         max_loaded=_number(env, "HAT_MAX_LOADED", 3),
         guard=GuardConfig() if guard_flag in ("on", "1", "true") else None,
         thread_choices=thread_choices,
+        calibrate_always=calibrate == "always",
     )
     limits = Limits(_number(env, "HAT_MAX_CHARS", 5000), _number(env, "HAT_MAX_TEXTS", 128),
                     _number(env, "HAT_MAX_TOTAL_CHARS", 20_000))  # fmt: skip

@@ -2,7 +2,8 @@
 
 Startup (`ServingEngine.start`): load and validate the catalog, verify the tokenizer, on a host kind the catalog
 never saw time the candidate thread counts (`thread_choices`) and keep the fastest, pick the catalog profile
-for this host (exact match, else the nearest one plus a bounded calibration per artifact format), verify every
+for this host (exact match, else the nearest one plus a bounded calibration per artifact format, which
+`calibrate_always` runs on an exact match too), verify every
 candidate's artifact (a refused one is logged, reported to the listener and skipped), choose the highest-BLEU
 entry whose p95 meets the SLA (the fastest, flagged as a violation, when none does), load it and warm it up.
 Requests are then routed to the guard's active entry, or to the best entry meeting a per-request budget (loaded
@@ -63,6 +64,7 @@ class ServingSettings:
     calibration_budget_s: float = CALIBRATION_BUDGET_S
     guard: GuardConfig | None = field(default_factory=GuardConfig)  # None: no SLA guard
     thread_choices: tuple[int, ...] = ()  # 2+ counts: time them at startup and serve with the fastest
+    calibrate_always: bool = False  # calibrate on an exact profile match too (a VM whose speed drifts)
 
 
 @dataclass
@@ -115,7 +117,9 @@ class ServingEngine:
                 self._refuse(entry.id, str(outcomes[entry.id]), refused)
         verified = [e for e in entries if e.id not in refused]
         calibration = None
-        if profile != self.host.profile_id and verified:
+        if verified and (profile != self.host.profile_id or self.settings.calibrate_always):
+            if profile == self.host.profile_id:
+                log.info("calibrating the catalog's own profile %s on this host (calibrate_always)", profile)
             fmt = lambda e: artifact_format(e, self.settings.backend) or ""  # noqa: E731
             calibration = calibrate(verified, profile, self._time_entry, fmt, self.settings.calibration_budget_s)
         options = options_on_host(verified, calibration)

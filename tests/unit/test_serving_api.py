@@ -109,8 +109,10 @@ def test_settings_from_env(tmp_path):
                       check_catalog=False)  # fmt: skip
     assert (s.serving.sla_ms, s.threads, s.serving.backend, s.serving.cache_dir) == (40.0, 2, "onnxruntime",
                                                                                      tmp_path / "c")  # fmt: skip
+    assert not s.serving.calibrate_always
+    assert load_settings({**env, "HAT_CALIBRATE": "Always"}, check_catalog=False).serving.calibrate_always
     for name, value in (("HAT_SLA_MS", "-3"), ("HAT_SLA_MS", "abc"), ("HAT_THREADS", "0"), ("HAT_BACKEND", "tf"),
-                        ("HAT_SLA_MS", "nan"), ("HAT_SLA_GUARD", "maybe")):  # fmt: skip
+                        ("HAT_SLA_MS", "nan"), ("HAT_SLA_GUARD", "maybe"), ("HAT_CALIBRATE", "sometimes")):  # fmt: skip
         with pytest.raises(ConfigError, match=name):
             load_settings({**env, name: value}, check_catalog=False)
 

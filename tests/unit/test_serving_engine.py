@@ -88,6 +88,19 @@ def test_unseen_host_calibrates_and_maps_latencies(catalogs, host, monkeypatch):
     assert plan.selected.entry_id == "tiny-b"  # the catalog's 30 ms entry is 45.6 ms here
 
 
+def test_calibrate_always_times_the_catalogs_own_profile_too(catalogs, host, monkeypatch):
+    """A VM whose speed drifts: on an exact profile match the entries are timed too, and this sitting decides."""
+    eng = engine(catalogs[None], host, sla_ms=45.0, calibrate_always=True)
+    monkeypatch.setattr(eng, "_time_entry", lambda entry: [1.5 * entry.p95] * 5)  # 1.5x slower than the catalog
+    plan = eng.start()
+    assert plan.catalog_profile == plan.host_profile == host.profile_id and plan.calibration is not None
+    assert plan.calibration.scales == pytest.approx({"onnx": 1.5})
+    assert {o.entry_id: o.p95_ms for o in plan.options} == pytest.approx({"tiny-a": 15, "tiny-b": 30, "tiny-c": 45,
+                                                                          "tiny-d": 60})  # fmt: skip
+    assert plan.selected.entry_id == "tiny-c"  # the catalog's 30 ms entry is 45 ms in this sitting
+    assert engine(catalogs[None], host, sla_ms=45.0).start().selected.entry_id == "tiny-d"  # the catalog's figures
+
+
 def test_torch_backend_serves_the_torch_artifact(catalogs, host, monkeypatch):
     torch_host = detect("torch", 1, probe_cuda=False)  # the catalog only has onnxruntime profiles: calibrates
     eng = engine(catalogs[None], torch_host, backend="torch")
