@@ -68,7 +68,12 @@ def main() -> int:
     ap.add_argument("--source", action="append", help="catalog profile to calibrate from (repeatable)")
     ap.add_argument("--threads", action="append", type=int, help="threads to serve with, one per --source")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=6, help="interleaved rounds recorded per repeat (3+)")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=6,
+        help=f"interleaved rounds recorded per repeat ({CALIBRATION_ROUNDS}+: what a calibration replays)",
+    )
     ap.add_argument("--slas", type=int, default=12, help="SLAs spread over the true p95 range")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
@@ -77,12 +82,12 @@ def main() -> int:
     if not args.source:  # every profile with 3+ entries, served at the other thread count of the two
         args.source = profiles
         args.threads = [1 if int(catalog.profile(p).fingerprint["threads"]) > 1 else 2 for p in profiles]
-    if len(args.threads or ()) != len(args.source):
-        raise SystemExit("calibration_accuracy.py: give one --threads per --source")
+    if len(args.threads or ()) != len(args.source) or min(args.threads or [1]) < 1:
+        raise SystemExit("calibration_accuracy.py: give one --threads (1 or more) per --source")
     unknown = sorted(set(args.source) - set(profiles))
-    if unknown or args.repeats < 1 or args.rounds < 3:
+    if unknown or args.repeats < 1 or args.rounds < CALIBRATION_ROUNDS:
         raise SystemExit(f"calibration_accuracy.py: profiles with 3+ entries are {profiles} (got {unknown}); "
-                         "--repeats must be at least 1 and --rounds at least 3")  # fmt: skip
+                         f"--repeats must be at least 1 and --rounds at least {CALIBRATION_ROUNDS}")  # fmt: skip
     results = []
     rng = random.Random(0)
     for source, threads in zip(args.source, args.threads, strict=True):
