@@ -121,7 +121,8 @@ class ServingEngine:
             if profile == self.host.profile_id:
                 log.info("calibrating the catalog's own profile %s on this host (calibrate_always)", profile)
             fmt = lambda e: artifact_format(e, self.settings.backend) or ""  # noqa: E731
-            calibration = calibrate(verified, profile, self._time_entry, fmt, self.settings.calibration_budget_s)
+            time_entry = lambda e: self._time_entry(e, outcomes[e.id])  # noqa: E731  the folder verify_all checked
+            calibration = calibrate(verified, profile, time_entry, fmt, self.settings.calibration_budget_s)
         options = options_on_host(verified, calibration)
         selected, violation = pick(options, self.settings.sla_ms)
         while True:  # loading can still fail (e.g. a damaged cache whose source was altered since)
@@ -174,9 +175,13 @@ class ServingEngine:
         self.pool.threads = chosen
         return p50
 
-    def _time_entry(self, entry: CatalogEntry) -> list[float]:
-        """One calibration round of `entry`: milliseconds of 5 reference-workload decodes after one warm-up."""
-        return measure_samples(self.pool.load(entry), self.catalog.reference_workload, warmup=1, runs=5)
+    def _time_entry(self, entry: CatalogEntry, folder: Path) -> list[float]:
+        """One calibration round of `entry`: milliseconds of 5 reference-workload decodes after one warm-up, on a
+        session loaded for the round from `folder` (already verified) and dropped after it, as the catalog's own
+        rounds load theirs (`measure_interleaved`). Not through the pool: its LRU would evict and re-verify (hash)
+        every entry each round, and keep calibration's models loaded."""
+        model = load_runner(folder, artifact_format(entry, self.settings.backend), self.pool.threads)
+        return measure_samples(model, self.catalog.reference_workload, warmup=1, runs=5)
 
     def _warm(self, model) -> None:
         for _ in range(2):

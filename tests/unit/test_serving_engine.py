@@ -77,7 +77,7 @@ def test_altered_artifact_is_refused_and_the_next_entry_served(catalogs, host, v
 def test_unseen_host_calibrates_and_maps_latencies(catalogs, host, monkeypatch):
     other = dataclasses.replace(host, threads=host.threads + 2)  # a profile id the catalog never saw
     eng = engine(catalogs[None], other, sla_ms=45.0)
-    monkeypatch.setattr(eng, "_time_entry", lambda entry: [3.0 * entry.p95**0.8] * 5)  # this host
+    monkeypatch.setattr(eng, "_time_entry", lambda entry, folder: [3.0 * entry.p95**0.8] * 5)  # this host
     plan = eng.start()
     assert plan.catalog_profile == host.profile_id and plan.host_profile == other.profile_id
     assert plan.calibration is not None and plan.calibration.scales == pytest.approx({"onnx": 3.0})
@@ -91,7 +91,7 @@ def test_unseen_host_calibrates_and_maps_latencies(catalogs, host, monkeypatch):
 def test_calibrate_always_times_the_catalogs_own_profile_too(catalogs, host, monkeypatch):
     """A VM whose speed drifts: on an exact profile match the entries are timed too, and this sitting decides."""
     eng = engine(catalogs[None], host, sla_ms=45.0, calibrate_always=True)
-    monkeypatch.setattr(eng, "_time_entry", lambda entry: [1.5 * entry.p95] * 5)  # 1.5x slower than the catalog
+    monkeypatch.setattr(eng, "_time_entry", lambda entry, folder: [1.5 * entry.p95] * 5)  # 1.5x slower than the catalog
     plan = eng.start()
     assert plan.catalog_profile == plan.host_profile == host.profile_id and plan.calibration is not None
     assert plan.calibration.scales == pytest.approx({"onnx": 1.5})
@@ -101,10 +101,25 @@ def test_calibrate_always_times_the_catalogs_own_profile_too(catalogs, host, mon
     assert engine(catalogs[None], host, sla_ms=45.0).start().selected.entry_id == "tiny-d"  # the catalog's figures
 
 
+def test_calibration_times_the_verified_folders_without_the_pool(catalogs, host, monkeypatch):
+    """Real timing on the fixture's tiny models: each entry is verified (its files hashed) once, at startup, and the
+    calibration rounds neither re-verify through the pool's LRU nor leave their models loaded."""
+    eng = engine(catalogs[None], host, calibrate_always=True)
+    verified = []
+    real_verify_all = eng.pool.verify_all
+    monkeypatch.setattr(eng.pool, "verify_all", lambda entries: verified.extend(e.id for e in entries)
+                        or real_verify_all(entries))  # fmt: skip
+    plan = eng.start()
+    assert plan.calibration.rounds == 3 and len(plan.calibration.measured_p50_ms) == 4
+    # startup's check of every entry, then the served entry's load through the pool; none by the calibration
+    assert sorted(verified) == sorted(["tiny-a", "tiny-b", "tiny-c", "tiny-d", plan.selected.entry_id])
+    assert eng.pool.loaded_ids() == [plan.selected.entry_id]
+
+
 def test_torch_backend_serves_the_torch_artifact(catalogs, host, monkeypatch):
     torch_host = detect("torch", 1, probe_cuda=False)  # the catalog only has onnxruntime profiles: calibrates
     eng = engine(catalogs[None], torch_host, backend="torch")
-    monkeypatch.setattr(eng, "_time_entry", lambda entry: [entry.p95] * 5)
+    monkeypatch.setattr(eng, "_time_entry", lambda entry, folder: [entry.p95] * 5)
     plan = eng.start()
     assert plan.selected.entry_id == "tiny-d" and plan.calibration is not None
     used, out = eng.translate(eng.route(), ["The house is small."])
