@@ -59,6 +59,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     help_pool = ("build every profile from every search's archs, not only its own search's (their budget: the "
                  "profile's predicted latency); the entries timed dominated are dropped as ever")  # fmt: skip
     b.add_argument("--pool", action=argparse.BooleanOptionalAction, default=False, help=help_pool)
+    help_pool_from = ("another `hat search` output whose archs join every profile's candidates, as --pool's do, "
+                      "though its own profile is not built (one this host cannot time); repeatable")  # fmt: skip
+    b.add_argument("--pool-from", type=Path, action="append", default=[], metavar="RESULTS", help=help_pool_from)
+    help_tuned_from = ("an earlier catalog of the same supernet: a fine-tune pick whose fine-tuned weights it ships "
+                       "takes that file as it is instead of being fine-tuned again (repeatable)")  # fmt: skip
+    b.add_argument("--finetuned-from", type=Path, action="append", default=[], metavar="CATALOG",
+                   help=help_tuned_from)  # fmt: skip
     b.set_defaults(run=run_build)
     v = cat.add_parser("validate", help="check schema, files and checksums")
     v.add_argument("dir", nargs="?", type=Path, default=Path("catalog"))
@@ -91,7 +98,8 @@ def run_build(args: argparse.Namespace) -> int:
                          delta_max_bleu_drop=args.delta_max_bleu_drop,
                          finetune_baselines=args.finetune_baselines, retest_dir=args.retest,
                          score_workers=args.score_workers, scores_from=tuple(args.scores_from),
-                         pool=args.pool)  # fmt: skip
+                         pool=args.pool, pool_from=tuple(args.pool_from),
+                         finetuned_from=tuple(args.finetuned_from))  # fmt: skip
     searches = [SearchResults.load(path) for path in args.results]
     tokenizer = args.tokenizer or args.supernet.parent / "spm.model"
     builder = EntryBuilder(args.out, args.supernet, tokenizer, args.data, runs=args.runs, rounds=args.rounds,
@@ -149,20 +157,27 @@ def run_merge(args: argparse.Namespace) -> int:
 
     from hat_engine.catalog.report import write_merged_report
     from hat_engine.catalog.schema import load_catalog, merge, save_catalog
+    from hat_engine.checksums import sha256_file
 
     catalogs = [load_catalog(d) for d in args.dirs]
     merged = merge(catalogs)
     args.out.mkdir(parents=True, exist_ok=True)
+    copies: dict[Path, Path] = {}  # target -> source: each file an entry or profile refers to, checked before copying
     for folder, catalog in zip(args.dirs, catalogs, strict=True):
         refs = [catalog.tokenizer.path, catalog.supernet.path]
         refs += [p.predictor.path for p in catalog.hardware_profiles if p.predictor]
         refs += [a.materialize["source"] for e in catalog.entries for a in e.artifacts  # fine-tuned weights
                  if a.materialize and a.materialize.get("source") not in (None, catalog.supernet.path)]  # fmt: skip
         for ref in dict.fromkeys(refs):
-            target = args.out / ref
-            if (folder / ref).resolve() != target.resolve():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(folder / ref, target)
+            source, target = folder / ref, args.out / ref
+            earlier = copies.get(target)
+            if earlier and earlier.resolve() != source.resolve() and sha256_file(earlier) != sha256_file(source):
+                raise SystemExit(f"hat: error: {source} and {earlier} differ and would both be {target}; rename one")
+            copies.setdefault(target, source)
+    for target, source in copies.items():
+        if source.resolve() != target.resolve():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
     save_catalog(merged, args.out)
     profiles = [{p.id for p in c.hardware_profiles} for c in catalogs]
     missing = write_merged_report(args.out, merged, list(zip(args.dirs, profiles, strict=True)))

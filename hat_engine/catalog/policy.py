@@ -9,6 +9,7 @@ The job (`hat catalog build`) parses arguments and prints; `say` carries the pro
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,8 @@ class BuildPolicy:
     score_workers: int = 1  # > 1: score the searched archs (and their int8 twins) and baselines ahead in processes
     scores_from: tuple[Path, ...] = ()  # earlier catalogs whose recorded scores are taken under the same key
     pool: bool = False  # every profile gets every search's archs as candidates, not only its own search's
+    pool_from: tuple[Path, ...] = ()  # searches whose archs join the pool; their own profiles are not built
+    finetuned_from: tuple[Path, ...] = ()  # earlier catalogs whose shipped fine-tuned weights a pick takes as they are
 
     def __post_init__(self) -> None:
         if self.finetune < 0 or (self.finetune_steps is not None and self.finetune_steps < 1):
@@ -136,7 +139,8 @@ def build_catalog(builder: EntryBuilder, searches: list[SearchResults], policy: 
     """Build, time, prune and save the catalog into `builder.dir`, with report.json and REPORT.md beside it."""
     out = builder.dir
     profiles, jobs, costs, targets = [], [], {}, {}
-    pool = [r.arch for results in searches for r in results.results] if policy.pool else None
+    pooled = searches + [SearchResults.load(path) for path in policy.pool_from]
+    pool = [r.arch for results in pooled for r in results.results] if policy.pool or policy.pool_from else None
     for results in searches:
         target, profile_jobs = jobs_for(results, builder, policy.baselines, pool)
         targets[target.profile_id] = target
@@ -144,6 +148,7 @@ def build_catalog(builder: EntryBuilder, searches: list[SearchResults], policy: 
         costs[target.profile_id] = results.search
         jobs += profile_jobs
     require_archs(policy.finetune_archs, {j.arch.arch_id() for j in jobs if j.baseline is None})  # before scoring
+    shipped = shipped_finetunes(policy.finetuned_from, builder.file_ref(SUPERNET_FILE).sha256)
     for earlier in policy.scores_from:
         say(f"took {builder.seed_scores(earlier)} recorded scores from {earlier}")
     if policy.score_workers > 1:
@@ -156,7 +161,7 @@ def build_catalog(builder: EntryBuilder, searches: list[SearchResults], policy: 
         entry = builder.prepare(job.entry_id, job.arch, job.target, job.budget_ms, job.predicted_ms)
         (built.baselines.append((job.baseline, entry)) if job.baseline else built.entries.append(entry))
         say(f"[{n}/{len(jobs)}] {entry.id}: BLEU {entry.bleu}")
-    built.entries, finetuned = finetune_entries(builder, built.entries, targets, policy, say)
+    built.entries, finetuned = finetune_entries(builder, built.entries, targets, policy, say, shipped)
     tuned_baselines = (finetune_baselines(builder, built.baselines, targets, policy, say)
                        if policy.fine_tunes and policy.finetune_baselines else {})  # fmt: skip
     int8 = {"max_bleu_drop": policy.int8_max_bleu_drop, "kept": [], "rejected_bleu_drop": {}}
@@ -263,35 +268,80 @@ def _as_delta(
     return tuned, name, {"storage": "fp16", "delta_rejected_bleu_drop": round(drop, 2), **record}
 
 
+def shipped_finetunes(catalogs: tuple[Path, ...], supernet_sha256: str) -> dict[str, dict]:
+    """The fine-tuned weights earlier `catalogs` ship, by arch id: each kept `finetune` record, with `file` (the
+    weights' path, checked against the sha256 its entries' materialisation records) and `catalog`. Fine-tuning
+    does not depend on the hardware, so a build for another host takes these as they are, rather than
+    fine-tuning the same arch again into other weights. A catalog of another supernet is refused."""
+    from hat_engine.catalog.schema import load_catalog
+    from hat_engine.checksums import sha256_file
+
+    found: dict[str, dict] = {}
+    for folder in catalogs:
+        catalog = load_catalog(folder)
+        if catalog.supernet.sha256 != supernet_sha256:
+            raise ConfigError(f"--finetuned-from {folder}: its supernet is another (sha256 "
+                              f"{catalog.supernet.sha256[:12]}, this build's {supernet_sha256[:12]})")  # fmt: skip
+        stamps = {a.materialize["source"]: a.materialize.get("source_sha256") for e in catalog.entries
+                  for a in e.artifacts if a.materialize}  # fmt: skip
+        for record in catalog.extra.get("finetune") or []:
+            name = record.get("weights")
+            if not record.get("kept") or name not in stamps or record["arch_id"] in found:
+                continue
+            if sha256_file(Path(folder) / name) != stamps[name]:
+                raise ConfigError(f"--finetuned-from {folder}: {name} does not match the sha256 its entries record")
+            found[record["arch_id"]] = {**record, "file": Path(folder) / name, "catalog": str(folder)}
+    return found
+
+
+def _reused(builder: EntryBuilder, earlier: dict) -> tuple[str, dict, dict]:
+    """An earlier catalog's fine-tuned weights (`shipped_finetunes`) copied into this build: their name, what the
+    fine-tune did, and how they are stored (as that catalog decided and measured it)."""
+    name = earlier["weights"]
+    (builder.dir / name).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(earlier["file"], builder.dir / name)
+    info = {k: earlier[k] for k in ("steps", "target_tokens", "minutes", "valid_loss") if k in earlier}
+    kept = ("storage", "fp16_bytes", "delta_bytes", "changed_tensors", "unchanged_tensors", "bleu_fp16", "bleu_delta")
+    return name, info, {**{k: earlier[k] for k in kept if k in earlier}, "taken_from": earlier["catalog"]}
+
+
 def finetune_entries(
     builder: EntryBuilder,
     entries: list[CatalogEntry],
     targets: dict[str, ProfileTarget],
     policy: BuildPolicy,
     say: Callable[[str], None],
+    shipped: dict[str, dict] | None = None,
 ) -> tuple[list[CatalogEntry], list[dict]]:
     """HAT Table 5 on our catalog: fine-tune `finetune_picks` (the `policy.finetune` largest-budget archs of each
     profile) for a fixed number of steps (or minutes); where the mean BLEU rises, every entry of that arch (on any
-    profile) is rebuilt from the fine-tuned weights. Returns the entries and what was done, kept or not."""
+    profile) is rebuilt from the fine-tuned weights. A pick whose fine-tuned weights an earlier catalog ships
+    (`shipped`, by arch id) takes them instead of fine-tuning again. Returns the entries and what was done, kept
+    or not."""
     from hat_engine.train.finetune import finetune
 
     settings, limit = _finetune_settings(policy)
     records = []
     for e in finetune_picks(entries, policy.finetune, policy.finetune_archs):
         arch_id = e.arch.arch_id()
-        name = f"finetuned/{arch_id}.pt"
-        say(f"fine-tuning {arch_id} ({e.id}) for {limit}")
-        info = finetune(builder.dir / SUPERNET_FILE, e.arch, builder.data_dir, policy.finetune_work / arch_id,
-                        builder.dir / name, settings)  # fmt: skip
 
         def rebuilt(x: CatalogEntry, weights: str) -> CatalogEntry:  # no default: `name` changes below
             target = targets[x.hardware_profile]
             return builder.prepare(x.id, x.arch, target, x.latency_budget_ms, x.predicted_latency_ms, source=weights)
 
-        tuned = rebuilt(e, name)
-        storage = {"storage": "fp16", "fp16_bytes": (builder.dir / name).stat().st_size}
-        if policy.finetune_delta:
-            tuned, name, storage = _as_delta(builder, tuned, name, policy.delta_max_bleu_drop, rebuilt, say)
+        if arch_id in (shipped or {}):
+            name, info, storage = _reused(builder, shipped[arch_id])
+            say(f"{arch_id}: fine-tuned weights {name} taken from {storage['taken_from']}, not fine-tuned again")
+            tuned = rebuilt(e, name)
+        else:
+            name = f"finetuned/{arch_id}.pt"
+            say(f"fine-tuning {arch_id} ({e.id}) for {limit}")
+            info = finetune(builder.dir / SUPERNET_FILE, e.arch, builder.data_dir, policy.finetune_work / arch_id,
+                            builder.dir / name, settings)  # fmt: skip
+            tuned = rebuilt(e, name)
+            storage = {"storage": "fp16", "fp16_bytes": (builder.dir / name).stat().st_size}
+            if policy.finetune_delta:
+                tuned, name, storage = _as_delta(builder, tuned, name, policy.delta_max_bleu_drop, rebuilt, say)
         kept = tuned.mean_bleu > e.mean_bleu
         say(f"{arch_id}: BLEU inherited {e.bleu} -> fine-tuned {tuned.bleu}: {'kept' if kept else 'not kept'}")
         records.append({"arch_id": arch_id, "entry": e.id, **info, "bleu_inherited": e.bleu,

@@ -145,3 +145,31 @@ def test_merged_catalogs_keep_both_reports_build_records_and_finetuned_weights(t
     assert extra["int8"]["kept"] == ["p2@e1-int8", "p1@e1-int8"]
     assert [r["entry"] for r in extra["finetune"]] == ["p2@e1", "p1@e1"]
     assert extra["onnx_format"] == {"p1": "format-of-again", "p2": "format-of-two"}
+
+
+def test_merge_refuses_two_different_files_at_one_path_and_copies_nothing(tmp_path, tiny_space):
+    """Two builds can ship fine-tuned weights under the same name: the same file (taken with --finetuned-from)
+    merges; different weights would silently break the other catalog's checksums, so the merge is refused."""
+    import argparse
+
+    from search_jobs.catalog_cmd import run_merge
+
+    def built(name: str, profile: str, weights: bytes):
+        folder = tmp_path / name
+        folder.mkdir()
+        d = _catalog_dict(folder, profile, tiny_space)
+        for e in d["entries"]:
+            e["id"] = f"{profile}@{e['id']}"
+        (folder / "finetuned").mkdir()
+        (folder / "finetuned" / "abc.delta.pt").write_bytes(weights)
+        d["entries"][0]["artifacts"][0]["materialize"] = {"source": "finetuned/abc.delta.pt", "builder": "onnx-graph"}
+        save_catalog(parse_catalog(d), folder)
+        return folder
+
+    one, same, other = built("one", "p1", b"tuned"), built("same", "p2", b"tuned"), built("other", "p3", b"else")
+    out = tmp_path / "merged"
+    with pytest.raises(SystemExit, match=r"other/finetuned/abc.delta.pt and .*one/finetuned/abc.delta.pt differ"):
+        run_merge(argparse.Namespace(dirs=[one, other], out=out))
+    assert not out.exists() or not any(out.rglob("*.pt"))  # refused before anything was copied
+    assert run_merge(argparse.Namespace(dirs=[one, same], out=out)) == 0
+    assert (out / "finetuned/abc.delta.pt").read_bytes() == b"tuned" and len(load_catalog(out).entries) == 6

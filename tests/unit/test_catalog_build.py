@@ -102,3 +102,60 @@ def test_a_kept_delta_rebuilds_the_archs_entries_on_every_profile_from_the_delta
     delta = f"finetuned/{a.arch_id()}.delta.pt"
     assert records[0]["kept"] and records[0]["weights"] == delta
     assert built[-1] == ("2t@70ms", delta) and [e.bleu["bible_test"] for e in out] == [12.0, 12.0]
+
+
+def test_a_pick_an_earlier_catalog_ships_takes_those_weights_as_they_are(tiny_space, tmp_path, monkeypatch):
+    """`--finetuned-from`: fine-tuning does not depend on the host, so a build for another host takes the weights
+    an earlier catalog of the same supernet ships (checked against its sha256) and does not fine-tune again."""
+    import hat_engine.train.finetune as finetune_module
+    from hat_engine.catalog.build import ProfileTarget
+    from hat_engine.catalog.policy import BuildPolicy, finetune_entries, shipped_finetunes
+    from hat_engine.catalog.schema import parse_catalog, save_catalog
+    from hat_engine.checksums import sha256_file
+    from tests.unit.test_catalog import _catalog_dict
+
+    a = tiny_space.largest()
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    d = _catalog_dict(earlier, "cpu-x", tiny_space)
+    (earlier / "finetuned").mkdir()
+    weights = f"finetuned/{a.arch_id()}.delta.pt"
+    (earlier / weights).write_bytes(b"the delta")
+    stamp = {"source": weights, "source_sha256": sha256_file(earlier / weights), "builder": "onnx-graph"}
+    d["entries"][0]["artifacts"][0]["materialize"] = stamp
+    d["extra"] = {"finetune": [{"arch_id": a.arch_id(), "entry": "cpu-x@e1", "steps": 110, "kept": True,
+                                "weights": weights, "storage": "int8-delta", "delta_bytes": 9},
+                               {"arch_id": "dropped", "kept": False, "weights": None}]}  # fmt: skip
+    save_catalog(parse_catalog(d), earlier)
+    supernet = sha256_file(earlier / "supernet.pt")
+    shipped = shipped_finetunes((earlier,), supernet)
+    assert list(shipped) == [a.arch_id()] and shipped[a.arch_id()]["file"] == earlier / weights
+    with pytest.raises(ConfigError, match="its supernet is another"):
+        shipped_finetunes((earlier,), "f" * 64)
+
+    out = tmp_path / "out"
+    entries = [_entry("1t", 80, a), _entry("2t", 70, a)]
+    targets = {p: ProfileTarget(p, "onnxruntime", 1, {}) for p in ("1t", "2t")}
+    built = []
+
+    class Builder:
+        dir, data_dir = out, tmp_path
+
+        def prepare(self, entry_id, arch, target, budget_ms, predicted_ms, fmt="onnx", source=None):
+            assert (out / source).read_bytes() == b"the delta"
+            built.append((entry_id, source))
+            return replace(next(x for x in entries if x.id == entry_id), bleu={"bible_test": 12.0})
+
+    def no_finetune(*args, **kwargs):
+        raise AssertionError("fine-tuned again")
+
+    monkeypatch.setattr(finetune_module, "finetune", no_finetune)
+    policy = BuildPolicy(finetune=0, finetune_archs=(a.arch_id(),), finetune_steps=1, finetune_work=tmp_path / "w")
+    tuned, records = finetune_entries(Builder(), entries, targets, policy, lambda _: None, shipped)
+    assert built == [("1t@80ms", weights), ("2t@70ms", weights)] and [e.bleu["bible_test"] for e in tuned] == [12, 12]
+    assert records[0]["kept"] and records[0]["weights"] == weights and records[0]["steps"] == 110
+    assert records[0]["storage"] == "int8-delta" and records[0]["taken_from"] == str(earlier)
+
+    (earlier / weights).write_bytes(b"altered")
+    with pytest.raises(ConfigError, match="does not match the sha256"):
+        shipped_finetunes((earlier,), supernet)
