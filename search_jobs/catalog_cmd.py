@@ -162,19 +162,21 @@ def run_merge(args: argparse.Namespace) -> int:
     catalogs = [load_catalog(d) for d in args.dirs]
     merged = merge(catalogs)
     args.out.mkdir(parents=True, exist_ok=True)
-    copies: dict[Path, Path] = {}  # target -> source: each file an entry or profile refers to, checked before copying
+    copies: dict[Path, tuple[Path, str]] = {}  # target -> (source, its sha256): checked before anything is copied
     for folder, catalog in zip(args.dirs, catalogs, strict=True):
-        refs = [catalog.tokenizer.path, catalog.supernet.path]
-        refs += [p.predictor.path for p in catalog.hardware_profiles if p.predictor]
-        refs += [a.materialize["source"] for e in catalog.entries for a in e.artifacts  # fine-tuned weights
-                 if a.materialize and a.materialize.get("source") not in (None, catalog.supernet.path)]  # fmt: skip
-        for ref in dict.fromkeys(refs):
+        refs = {catalog.tokenizer.path: catalog.tokenizer.sha256, catalog.supernet.path: catalog.supernet.sha256}
+        refs |= {p.predictor.path: p.predictor.sha256 for p in catalog.hardware_profiles if p.predictor}
+        stamps = [a.materialize for e in catalog.entries for a in e.artifacts if a.materialize]
+        refs |= {m["source"]: m.get("source_sha256") for m in stamps  # fine-tuned weights
+                 if m.get("source") not in (None, catalog.supernet.path)}  # fmt: skip
+        for ref, sha in refs.items():  # the sha256 the catalog records (hashed only where it records none)
             source, target = folder / ref, args.out / ref
-            earlier = copies.get(target)
-            if earlier and earlier.resolve() != source.resolve() and sha256_file(earlier) != sha256_file(source):
-                raise SystemExit(f"hat: error: {source} and {earlier} differ and would both be {target}; rename one")
-            copies.setdefault(target, source)
-    for target, source in copies.items():
+            sha = sha or sha256_file(source)
+            if target in copies and copies[target][1] != sha:
+                raise SystemExit(f"hat: error: {source} and {copies[target][0]} differ and would both be {target}; "
+                                 "rename one")  # fmt: skip
+            copies.setdefault(target, (source, sha))
+    for target, (source, _) in copies.items():
         if source.resolve() != target.resolve():
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
