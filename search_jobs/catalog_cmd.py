@@ -66,6 +66,14 @@ def register(commands: argparse._SubParsersAction) -> None:
                        "takes that file as it is instead of being fine-tuned again (repeatable)")  # fmt: skip
     b.add_argument("--finetuned-from", type=Path, action="append", default=[], metavar="CATALOG",
                    help=help_tuned_from)  # fmt: skip
+    help_latency_from = ("an earlier build of the same profiles (a catalog folder): an entry it timed (same profile, "
+                         "arch and format; its candidates and baselines included) takes that latency instead of being "
+                         "timed again, since weights do not change it; the rest are timed (repeatable)")  # fmt: skip
+    b.add_argument("--latency-from", type=Path, action="append", default=[], metavar="CATALOG",
+                   help=help_latency_from)  # fmt: skip
+    help_max_mb = ("ship at most this many MB of fine-tuned weights in all (picks in order); a pick past it is still "
+                   "fine-tuned and scored for the report, not shipped (default: no limit)")  # fmt: skip
+    b.add_argument("--finetune-max-mb", type=float, help=help_max_mb)
     b.set_defaults(run=run_build)
     v = cat.add_parser("validate", help="check schema, files and checksums")
     v.add_argument("dir", nargs="?", type=Path, default=Path("catalog"))
@@ -99,7 +107,8 @@ def run_build(args: argparse.Namespace) -> int:
                          finetune_baselines=args.finetune_baselines, retest_dir=args.retest,
                          score_workers=args.score_workers, scores_from=tuple(args.scores_from),
                          pool=args.pool, pool_from=tuple(args.pool_from),
-                         finetuned_from=tuple(args.finetuned_from))  # fmt: skip
+                         finetuned_from=tuple(args.finetuned_from), latency_from=tuple(args.latency_from),
+                         finetune_max_mb=args.finetune_max_mb)  # fmt: skip
     searches = [SearchResults.load(path) for path in args.results]
     tokenizer = args.tokenizer or args.supernet.parent / "spm.model"
     builder = EntryBuilder(args.out, args.supernet, tokenizer, args.data, runs=args.runs, rounds=args.rounds,

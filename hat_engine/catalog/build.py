@@ -176,6 +176,7 @@ class EntryBuilder:
         # kept on disk so an interrupted build resumes cheaply
         self._scores_file = self.dir / CACHE_DIR / SCORES_FILE
         self._scores: dict[str, dict] = read_scores(self._scores_file)
+        self._latency: dict[str, dict] = {}  # by entry id: what an earlier build timed (`seed_latency`)
 
     def file_ref(self, name: str) -> FileRef:
         return FileRef(name, sha256_file(self.dir / name))
@@ -196,6 +197,13 @@ class EntryBuilder:
         self._scores.update(found)
         if found:
             self._save_scores()
+        return len(found)
+
+    def seed_latency(self, earlier: Path) -> int:
+        """Take the latencies an earlier build in `earlier` timed (`recorded_latencies`) for `measure_all`, where
+        none was taken yet for that entry id; returns how many it took."""
+        found = {k: v for k, v in recorded_latencies(earlier, self.workload).items() if k not in self._latency}
+        self._latency.update(found)
         return len(found)
 
     def _same_tier(self, key: str) -> bool:
@@ -261,13 +269,15 @@ class EntryBuilder:
 
     def measure_all(self, entries: list[CatalogEntry], targets: dict[str, ProfileTarget],
                     on_round: Callable[[str, int, int], None] = lambda *_: None) -> list[CatalogEntry]:  # fmt: skip
-        """The entries with their latency measured: each profile's entries timed together, interleaved."""
-        measured: dict[str, dict] = {}
-        for profile_id in dict.fromkeys(e.hardware_profile for e in entries):
+        """The entries with their latency measured: each profile's entries timed together, interleaved. An entry
+        whose latency an earlier build timed (`seed_latency`) takes it; the others of its profile are timed (with a
+        warning where the two mix: figures from two sittings of a drifting host)."""
+        measured: dict[str, dict] = {e.id: self._latency[e.id] for e in entries if e.id in self._latency}
+        for profile_id in dict.fromkeys(e.hardware_profile for e in entries if e.id not in measured):
             target = targets[profile_id]
             loaders = {}
             for e in entries:
-                if e.hardware_profile == profile_id:
+                if e.hardware_profile == profile_id and e.id not in measured:
                     fmt = e.artifacts[0].format
                     folder = materialize(self.dir, self.stub, e, fmt, self.dir / CACHE_DIR)  # the cache may be stale
                     loaders[e.id] = lambda f=folder, fmt=fmt, n=target.threads: load_runner(f, fmt, n)
@@ -275,6 +285,10 @@ class EntryBuilder:
             found = measure_interleaved(loaders, self.workload, self.rounds, self.runs, self.warmup,
                                         on_round=lambda r, n, p=profile_id: on_round(p, r, n))  # fmt: skip
             torch.set_num_threads(threads)
+            taken = sum(e.id in measured for e in entries if e.hardware_profile == profile_id)
+            if taken:
+                log.warning("%s: %d entries timed now, %d with the latency an earlier build timed: two sittings",
+                            profile_id, len(loaders), taken)  # fmt: skip
             measured.update({k: {"p50": round(v.p50, 3), "p95": round(v.p95, 3)} for k, v in found.items()})
         return [replace(e, latency_ms=measured[e.id]) for e in entries]
 
@@ -307,6 +321,24 @@ def score_artifact(folder: Path, fmt: str, tokenizer: Path, data_dir: Path, beam
                         beam=beam, limit=limit)  # fmt: skip
     finally:
         torch.set_num_threads(before)
+
+
+def recorded_latencies(folder: Path, workload: Workload) -> dict[str, dict]:
+    """The latency a catalog build recorded in `folder`, by entry id (its profile, arch and format): every entry of
+    catalog.json and every candidate and baseline of report.json, all timed in that build's interleaved rounds.
+    Latency depends on the arch, the format and the host, not on the weights, so a rebuild on the same profiles
+    (one that fine-tunes more archs, say) can take these rather than time again. ConfigError where that build
+    timed another workload."""
+    if not (Path(folder) / CATALOG_FILE).is_file():
+        raise CatalogError(f"{folder} holds no {CATALOG_FILE}: give a folder `hat catalog build` wrote")
+    catalog, report = load_catalog(folder), read_report(folder)
+    if catalog.reference_workload != workload:
+        raise ConfigError(f"{folder} timed the workload {catalog.reference_workload.to_dict()}, this build "
+                          f"{workload.to_dict()}: its latencies do not apply")  # fmt: skip
+    entries = list(catalog.entries)
+    if report is not None:
+        entries += report.candidates + [b for _, b in report.baselines]
+    return {e.id: dict(e.latency_ms) for e in entries if e.latency_ms}
 
 
 def recorded_scores(folder: Path, isa_tier: str | None = None) -> dict[str, dict]:

@@ -54,10 +54,14 @@ class BuildPolicy:
     pool: bool = False  # every profile gets every search's archs as candidates, not only its own search's
     pool_from: tuple[Path, ...] = ()  # searches whose archs join the pool; their own profiles are not built
     finetuned_from: tuple[Path, ...] = ()  # earlier catalogs whose shipped fine-tuned weights a pick takes as they are
+    latency_from: tuple[Path, ...] = ()  # earlier builds of the same profiles whose timings entries take, untimed
+    finetune_max_mb: float | None = None  # fine-tuned weights shipped, in all; a pick past it is scored, not shipped
 
     def __post_init__(self) -> None:
         if self.finetune < 0 or (self.finetune_steps is not None and self.finetune_steps < 1):
             raise ConfigError("finetune must be >= 0 archs and finetune_steps >= 1 step")
+        if self.finetune_max_mb is not None and self.finetune_max_mb < 0:
+            raise ConfigError(f"finetune_max_mb {self.finetune_max_mb}: give 0 MB or more")
         if self.score_workers < 1:
             raise ConfigError(f"score_workers {self.score_workers}: give at least 1 process")
 
@@ -151,6 +155,8 @@ def build_catalog(builder: EntryBuilder, searches: list[SearchResults], policy: 
     shipped = shipped_finetunes(policy.finetuned_from, builder.file_ref(SUPERNET_FILE).sha256)
     for earlier in policy.scores_from:
         say(f"took {builder.seed_scores(earlier)} recorded scores from {earlier}")
+    for earlier in policy.latency_from:
+        say(f"took {builder.seed_latency(earlier)} recorded latencies from {earlier}")
     if policy.score_workers > 1:
         formats = ("onnx", "onnx-int8") if policy.int8 else ("onnx",)
         ahead = [(j.entry_id + ("-int8" if f == "onnx-int8" else ""), j.arch, j.target, f)
@@ -192,6 +198,8 @@ def build_catalog(builder: EntryBuilder, searches: list[SearchResults], policy: 
             record.update(weights=None, note="its entries were dropped as dominated")
     extra = {"built_with": "hat catalog build", "dropped_dominated": sorted(dropped), "int8": int8,
              "finetune": finetuned}  # fmt: skip
+    if policy.latency_from:
+        extra["latency_from"] = [str(p) for p in policy.latency_from]
     catalog = builder.catalog(profiles, entries, extra)
     save_catalog(catalog, out)
     for name in unreferenced_weights(out, catalog):
@@ -322,6 +330,7 @@ def finetune_entries(
 
     settings, limit = _finetune_settings(policy)
     records = []
+    shipped_bytes = 0  # of the fine-tuned weights kept so far (`policy.finetune_max_mb`)
     for e in finetune_picks(entries, policy.finetune, policy.finetune_archs):
         arch_id = e.arch.arch_id()
 
@@ -342,11 +351,17 @@ def finetune_entries(
             storage = {"storage": "fp16", "fp16_bytes": (builder.dir / name).stat().st_size}
             if policy.finetune_delta:
                 tuned, name, storage = _as_delta(builder, tuned, name, policy.delta_max_bleu_drop, rebuilt, say)
-        kept = tuned.mean_bleu > e.mean_bleu
-        say(f"{arch_id}: BLEU inherited {e.bleu} -> fine-tuned {tuned.bleu}: {'kept' if kept else 'not kept'}")
+        kept, size = tuned.mean_bleu > e.mean_bleu, (builder.dir / name).stat().st_size
+        over = kept and policy.finetune_max_mb is not None and shipped_bytes + size > policy.finetune_max_mb * 2**20
+        kept = kept and not over
+        shipped_bytes += size if kept else 0
+        verdict = "kept" if kept else f"not kept ({size / 2**20:.1f} MB past --finetune-max-mb)" if over else "not kept"
+        say(f"{arch_id}: BLEU inherited {e.bleu} -> fine-tuned {tuned.bleu}: {verdict}")
         records.append({"arch_id": arch_id, "entry": e.id, **info, "bleu_inherited": e.bleu,
                         "bleu_finetuned": tuned.bleu, "chrf_inherited": e.chrf, "chrf_finetuned": tuned.chrf,
                         "kept": kept, "weights": name if kept else None, **storage})  # fmt: skip
+        if over:
+            records[-1]["note"] = f"BLEU rose, but past the {policy.finetune_max_mb:g} MB the build may ship"
         if not kept:
             (builder.dir / name).unlink()
             continue

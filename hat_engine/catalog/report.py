@@ -96,7 +96,8 @@ def finetune_section(records: list[dict]) -> list[str]:
         inherited = " / ".join(f"{v:.2f}" for v in r["bleu_inherited"].values())
         tuned = " / ".join(f"{v:.2f}" for v in r["bleu_finetuned"].values())
         cost = f"{r['minutes']:g} min, {r['steps']} steps, {r['target_tokens']:,} tokens"
-        lines.append(f"| {r['arch_id']} | {r['entry']} | {cost} | {inherited} | {tuned} | {r['kept']} |")
+        kept = f"{r['kept']} ({r['note']})" if r.get("note") else str(r["kept"])
+        lines.append(f"| {r['arch_id']} | {r['entry']} | {cost} | {inherited} | {tuned} | {kept} |")
     return lines + [""]
 
 

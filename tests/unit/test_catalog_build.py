@@ -159,3 +159,40 @@ def test_a_pick_an_earlier_catalog_ships_takes_those_weights_as_they_are(tiny_sp
     (earlier / weights).write_bytes(b"altered")
     with pytest.raises(ConfigError, match="does not match the sha256"):
         shipped_finetunes((earlier,), supernet)
+
+
+def test_a_fine_tune_past_the_size_budget_is_scored_for_the_report_but_not_shipped(tiny_space, tmp_path, monkeypatch):
+    """`--finetune-max-mb`: picks are shipped in order while their weights fit; one past the budget still has its
+    fine-tuned BLEU recorded (the fine-tuned vs fine-tuned comparison counts it), but its entries keep the
+    inherited weights and its file is removed."""
+    import hat_engine.train.finetune as finetune_module
+    from hat_engine.catalog.build import ProfileTarget
+    from hat_engine.catalog.policy import BuildPolicy, finetune_entries
+
+    a, b = tiny_space.largest(), tiny_space.smallest()
+    entries = [_entry("1t", 80, a), _entry("1t", 40, b)]
+    targets = {"1t": ProfileTarget("1t", "onnxruntime", 1, {})}
+
+    class Builder:
+        dir, data_dir = tmp_path, tmp_path
+
+        def prepare(self, entry_id, arch, target, budget_ms, predicted_ms, fmt="onnx", source=None):
+            return replace(next(x for x in entries if x.id == entry_id), bleu={"bible_test": 12.0})
+
+    def finetune(supernet, arch, data_dir, work_dir, out, settings):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(b"w" * 1024)
+        return {"steps": 1}
+
+    monkeypatch.setattr(finetune_module, "finetune", finetune)
+    policy = BuildPolicy(finetune=0, finetune_archs=(a.arch_id(), b.arch_id()), finetune_steps=1,
+                         finetune_work=tmp_path / "work", finetune_delta=False, finetune_max_mb=1.5 / 1024)  # fmt: skip
+    out, records = finetune_entries(Builder(), entries, targets, policy, lambda _: None)
+    assert [r["kept"] for r in records] == [True, False] and "past the" in records[1]["note"]
+    assert records[1]["bleu_finetuned"] == {"bible_test": 12.0} and records[1]["weights"] is None
+    assert [e.bleu["bible_test"] for e in out] == [12.0, 10.0]  # the second keeps its inherited weights' BLEU
+    assert (tmp_path / f"finetuned/{a.arch_id()}.pt").is_file() and not (
+        tmp_path / f"finetuned/{b.arch_id()}.pt"
+    ).exists()
+    with pytest.raises(ConfigError, match="finetune_max_mb"):
+        BuildPolicy(finetune_max_mb=-1)

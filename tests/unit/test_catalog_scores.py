@@ -186,3 +186,48 @@ def test_a_build_takes_what_an_earlier_build_scored_but_no_entry_records(tiny_sp
         other_tier.prepare(unshipped[1].id, archs[1], target, 10.0, 9.0, "onnx-int8")
     (first.dir / CACHE_DIR / SCORES_FILE).write_text("{")  # unreadable: only what the catalog records
     assert builder("fourth").seed_scores(first.dir) == 1
+
+
+def test_a_rebuild_takes_the_latency_an_earlier_build_timed(tiny_space, tiny_model_config, tmp_path, monkeypatch):
+    """`--latency-from`: an entry an earlier build timed (an entry, a dominated candidate, a baseline: same id, so
+    the same profile, arch and format) keeps that latency whatever its weights; only the others are timed."""
+    import hat_engine.catalog.build as build_module
+    from hat_engine.catalog.build import recorded_latencies
+    from hat_engine.errors import ConfigError
+
+    builder, archs = _builder_and_archs(tiny_space, tiny_model_config, tmp_path)
+    target = ProfileTarget("p", "onnxruntime", 1, {"isa_tier": "avx2"})
+    first = builder("first")
+    shipped = replace(first.prepare("p@a", archs[0], target, 10.0, 9.0), latency_ms={"p50": 5.0, "p95": 6.0})
+    baseline = replace(first.prepare("p@baseline-b", archs[1], target, 0.0, 9.0), latency_ms={"p50": 7.0, "p95": 8.0})
+    save_catalog(first.catalog([HardwareProfileRecord("p", {})], [shipped], {}), first.dir)
+    (first.dir / "report.json").write_text(json.dumps({"baselines": [{**baseline.to_dict(), "baseline": "b"}]}))
+    assert recorded_latencies(first.dir, Workload(beam=2)) == {
+        "p@a": shipped.latency_ms,
+        "p@baseline-b": baseline.latency_ms,
+    }
+    with pytest.raises(ConfigError, match="timed the workload"):
+        recorded_latencies(first.dir, Workload(beam=4))
+
+    timed: list[set[str]] = []
+    real = build_module.measure_interleaved
+
+    def spy(loaders, *args, **kwargs):
+        timed.append(set(loaders))
+        return real(loaders, *args, **kwargs)
+
+    monkeypatch.setattr(build_module, "measure_interleaved", spy)
+    second = builder("second")
+    assert second.seed_latency(first.dir) == 2 and second.seed_latency(first.dir) == 0
+    again = [second.prepare("p@a", archs[0], target, 10.0, 9.0), second.prepare("p@baseline-b", archs[1], target, 0, 9),
+             second.prepare("p@new", archs[1], target, 10.0, 9.0)]  # fmt: skip
+    second.rounds = second.runs = 1
+    found = {e.id: e.latency_ms for e in second.measure_all(again, {"p": target})}
+    assert timed == [{"p@new"}] and found["p@a"] == shipped.latency_ms and found["p@baseline-b"] == baseline.latency_ms
+    assert found["p@new"]["p50"] > 0
+    timed.clear()
+    assert [e.latency_ms for e in second.measure_all(again[:2], {"p": target})] == [
+        shipped.latency_ms,
+        baseline.latency_ms,
+    ]
+    assert timed == []  # all recorded: nothing is timed
