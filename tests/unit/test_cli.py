@@ -164,9 +164,14 @@ def test_translate_from_a_catalog_by_sla_or_entry(tmp_path):
     assert wrong.returncode != 0 and wrong.stderr.strip().splitlines()[-1].startswith("hat: error: no entry 'nope'")
     both = translate("--entry", ids[0], "--sla-ms", "5")
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
-    # Timed in this sitting, every fixture entry (tiny models) meets 1 s: the best one is served.
-    calibrated = translate("--sla-ms", "1000", "--calibrate", "always")
-    assert calibrated.returncode == 0 and f"with catalog entry {ids[3]} (SLA 1000 ms)" in calibrated.stderr
-    assert "calibrating the catalog's own profile" in calibrated.stderr
     misplaced = translate("--entry", ids[0], "--calibrate", "always")
     assert misplaced.returncode != 0 and "--calibrate always goes with a catalog choice" in misplaced.stderr
+
+    # A catalog whose figures are far off this host (5-8 s): by them no entry meets 1 s, so the fastest is served;
+    # timed in this sitting (`--calibrate always`), every entry (tiny models) does, and the best one is served.
+    build_fixture_catalog(tmp_path / "slow", fake_p95_ms=[5000.0, 6000.0, 7000.0, 8000.0], host_profile=host)
+    as_recorded = translate("--sla-ms", "1000", "--catalog", str(tmp_path / "slow"))
+    assert as_recorded.returncode == 0 and f"with catalog entry {ids[0]} (SLA 1000 ms (not met))" in as_recorded.stderr
+    calibrated = translate("--sla-ms", "1000", "--calibrate", "always", "--catalog", str(tmp_path / "slow"))
+    assert calibrated.returncode == 0 and f"with catalog entry {ids[3]} (SLA 1000 ms)" in calibrated.stderr
+    assert "calibrating the catalog's own profile" in calibrated.stderr
