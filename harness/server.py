@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -35,6 +36,23 @@ def server_env(catalog: Path, home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def wait_http_ready(url: str, proc: subprocess.Popen, log_tail: Callable[[], str], what: str,
+                    timeout: float = 90.0) -> None:  # fmt: skip
+    """Until `url` answers 200, while `proc` (what serves it) runs: RuntimeError with the log's tail when it exits
+    first or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log_tail()}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{what} not ready after {timeout}s:\n{log_tail()}")
+
+
 class Server:
     def __init__(self, env: dict[str, str], log_path: Path, workers: int = 1):
         self.port, self.log_path = free_port(), log_path
@@ -47,18 +65,12 @@ class Server:
         return self.log_path.read_text(errors="replace")[-n:]
 
     def wait_ready(self, timeout: float = 90.0) -> Server:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(self.url + "/readyz", timeout=2).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"server not ready after {timeout}s:\n{self.log_tail()}")
+        try:
+            wait_http_ready(self.url + "/readyz", self.proc, self.log_tail, "server", timeout)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         if self.proc.poll() is None:

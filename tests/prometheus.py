@@ -6,15 +6,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
-from harness.server import free_port
+from harness.server import free_port, wait_http_ready
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hat-serving-tests" / "prometheus"
 
@@ -47,22 +45,10 @@ def running_prometheus(config_yaml: str, folder: Path) -> Iterator[str]:
         proc = subprocess.Popen([str(binary), *args], stdout=log, stderr=subprocess.STDOUT)
         try:
             url = f"http://127.0.0.1:{port}"
-            _wait_ready(url, proc, folder / "prometheus.log")
+            # before it is ready its query API answers 503 (a slow host's first query met that)
+            wait_http_ready(url + "/-/ready", proc, lambda: (folder / "prometheus.log").read_text()[-2000:],
+                            "Prometheus", timeout=60)  # fmt: skip
             yield url
         finally:
             proc.terminate()
             proc.wait(timeout=20)
-
-
-def _wait_ready(url: str, proc: subprocess.Popen, log: Path, seconds: float = 60) -> None:
-    """Until Prometheus answers `/-/ready` with 200: before that its query API answers 503 (on a slow host it
-    took long enough for a test's first query to hit it)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(url + "/-/ready", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"Prometheus was not ready within {seconds:.0f} s:\n{log.read_text()[-2000:]}")

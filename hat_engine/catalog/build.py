@@ -329,16 +329,23 @@ def recorded_latencies(folder: Path, workload: Workload) -> dict[str, dict]:
     Latency depends on the arch, the format and the host, not on the weights, so a rebuild on the same profiles
     (one that fine-tunes more archs, say) can take these rather than time again. ConfigError where that build
     timed another workload."""
-    if not (Path(folder) / CATALOG_FILE).is_file():
-        raise CatalogError(f"{folder} holds no {CATALOG_FILE}: give a folder `hat catalog build` wrote")
-    catalog, report = load_catalog(folder), read_report(folder)
+    catalog, entries = recorded_entries(folder)
     if catalog.reference_workload != workload:
         raise ConfigError(f"{folder} timed the workload {catalog.reference_workload.to_dict()}, this build "
                           f"{workload.to_dict()}: its latencies do not apply")  # fmt: skip
+    return {e.id: dict(e.latency_ms) for e in entries if e.latency_ms}
+
+
+def recorded_entries(folder: Path) -> tuple[Catalog, list[CatalogEntry]]:
+    """The catalog a build wrote in `folder` and every entry it built and measured: catalog.json's entries, and
+    report.json's candidates (dominated ones included) and baselines where there is a report."""
+    if not (Path(folder) / CATALOG_FILE).is_file():
+        raise CatalogError(f"{folder} holds no {CATALOG_FILE}: give a folder `hat catalog build` wrote")
+    catalog, report = load_catalog(folder), read_report(folder)
     entries = list(catalog.entries)
     if report is not None:
         entries += report.candidates + [b for _, b in report.baselines]
-    return {e.id: dict(e.latency_ms) for e in entries if e.latency_ms}
+    return catalog, entries
 
 
 def recorded_scores(folder: Path, isa_tier: str | None = None) -> dict[str, dict]:
@@ -347,16 +354,11 @@ def recorded_scores(folder: Path, isa_tier: str | None = None) -> dict[str, dict
     int8 one under its profile's ISA tier (from the profile's fingerprint; without one, or of another tier than
     `isa_tier` where given, it is left out). A catalog records full-set scores only (each signature names its
     sentence count), so the keys are full-set keys."""
-    if not (Path(folder) / CATALOG_FILE).is_file():
-        raise CatalogError(f"{folder} holds no {CATALOG_FILE}: give a folder `hat catalog build` wrote")
-    catalog, report = load_catalog(folder), read_report(folder)
+    catalog, entries = recorded_entries(folder)
     signatures = catalog.extra.get("sacrebleu") or {}
     tiers = {p.id: p.fingerprint.get("isa_tier") for p in catalog.hardware_profiles}
     formats = catalog.extra.get("onnx_format") or {}  # none recorded: scored by graphs of a format before 4
     no_repeat_ngram = int(catalog.extra.get("no_repeat_ngram", 0))  # none recorded: decoded without the ban
-    entries = list(catalog.entries)
-    if report is not None:
-        entries += report.candidates + [b for _, b in report.baselines]
     found: dict[str, dict] = {}
     for e in entries:
         artifact, tier = e.artifacts[0], tiers.get(e.hardware_profile)
