@@ -355,12 +355,13 @@ def finetune_entries(
         over = kept and policy.finetune_max_mb is not None and shipped_bytes + size > policy.finetune_max_mb * 2**20
         kept = kept and not over
         shipped_bytes += size if kept else 0
-        note = {"note": f"BLEU rose, but past the {policy.finetune_max_mb:g} MB the build may ship"} if over else {}
-        say(f"{arch_id}: BLEU inherited {e.bleu} -> fine-tuned {tuned.bleu}: {'kept' if kept else 'not kept'}"
-            + (f" ({size / 2**20:.1f} MB more: {note['note']})" if over else ""))  # fmt: skip
+        note = f"BLEU rose, but past the {policy.finetune_max_mb:g} MB the build may ship" if over else None
+        verdict = "kept" if kept else f"not kept ({size / 2**20:.1f} MB more: {note})" if over else "not kept"
+        say(f"{arch_id}: BLEU inherited {e.bleu} -> fine-tuned {tuned.bleu}: {verdict}")
         records.append({"arch_id": arch_id, "entry": e.id, **info, "bleu_inherited": e.bleu,
                         "bleu_finetuned": tuned.bleu, "chrf_inherited": e.chrf, "chrf_finetuned": tuned.chrf,
-                        "kept": kept, "weights": name if kept else None, **storage, **note})  # fmt: skip
+                        "kept": kept, "weights": name if kept else None, **storage,
+                        **({"note": note} if note else {})})  # fmt: skip
         if not kept:
             (builder.dir / name).unlink()
             continue
